@@ -1,0 +1,3 @@
+from donkey.cli.app import main
+
+main()

@@ -1,0 +1,123 @@
+"""`donkey animate`: move a source image the way a driving video moves."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+from donkey.cli.common import MODEL_HELP, console, handles_errors, out
+from donkey.data.frames import FIT_MODES, parse_colour
+from donkey.data.writers import check_output_suffix
+from donkey.model.errors import DonkeyError
+from donkey.runtime.animator import Animator
+from donkey.runtime.loader import load_model
+from donkey.runtime.pipeline import AnimateOptions, animate_file
+
+
+def _options(fit: str, background: str, side: bool) -> AnimateOptions:
+    if fit not in FIT_MODES:
+        raise DonkeyError(f"--fit must be one of {', '.join(FIT_MODES)}, got {fit!r}")
+    try:
+        colour = parse_colour(background)
+    except ValueError as exc:
+        raise DonkeyError(f"--background: {exc}") from None
+    return AnimateOptions(fit=fit, background=colour, side_by_side=side)
+
+
+@handles_errors
+def animate(
+    source: Path = typer.Argument(
+        ..., help="Source image (PNG/JPG/GIF first frame) or a folder of them."
+    ),
+    driving: Path = typer.Argument(
+        ..., help="Driving video (GIF, MP4, PNG strip, frame folder) or a folder of them."
+    ),
+    output: Path = typer.Option(
+        ..., "-o", "--output", help="Output file (.gif, .mp4, .png strip) or folder for batches."
+    ),
+    model: str | None = typer.Option(None, "--model", "-m", help=MODEL_HELP),
+    engine: str | None = typer.Option(None, help="torch, ort or trt. Default: what --model is."),
+    device: str = typer.Option("auto", help="cpu, cuda or auto (cuda when available)."),
+    precision: str = typer.Option("fp32", help="fp32 or fp16 (torch on CUDA: autocast)."),
+    mode: str = typer.Option(
+        "relative",
+        help="absolute: copy driving keypoints; relative: apply their motion since frame 0 to the source's keypoints.",
+    ),
+    adapt_scale: bool = typer.Option(
+        False,
+        "--adapt-scale",
+        help="Relative mode: scale movement by the keypoint-hull size ratio of source and first driving frame.",
+    ),
+    batch_size: int = typer.Option(
+        8, "--batch-size", "-b", help="Driving frames per inference batch."
+    ),
+    fit: str = typer.Option(
+        "pad",
+        help="Non-square input: pad (to square, background colour), crop (centre) or stretch.",
+    ),
+    background: str = typer.Option(
+        "white", help="Colour behind alpha and padding: white, black, gray or #rrggbb."
+    ),
+    side_by_side: bool = typer.Option(
+        False, "--side-by-side", help="Write source | driving | result side by side."
+    ),
+) -> None:
+    """Animate SOURCE with the motion of DRIVING and write OUTPUT.
+
+    The output has as many frames as the driving video, at its frame rate, at the model's
+    image size.
+    """
+    options = _options(fit, background, side_by_side)
+    if source.is_dir() or driving.is_dir() and not _is_frame_folder(driving):
+        from donkey.cli.animate_batch import animate_batch
+
+        animate_batch(
+            source,
+            driving,
+            output,
+            model,
+            engine,
+            device,
+            precision,
+            mode,
+            adapt_scale,
+            batch_size,
+            options,
+        )
+        return
+    check_output_suffix(output)
+    loaded = load_model(model, engine, device, precision)
+    animator = Animator(loaded, batch_size=batch_size, mode=mode, adapt_scale=adapt_scale)
+    with Progress(
+        TextColumn("animating"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeRemainingColumn(),
+        console=console,
+        transient=True,
+    ) as progress:
+        task = progress.add_task("frames", total=None)
+        result = animate_file(
+            animator,
+            source,
+            driving,
+            output,
+            options,
+            on_frames=lambda n: progress.advance(task, n),
+        )
+    t = result.timings
+    out.print(
+        f"wrote {result.output} ({result.frames} frames, engine {loaded.engine} on {loaded.device}; "
+        f"read {t['read']:.2f}s, model {t['model']:.2f}s, write {t['write']:.2f}s)"
+    )
+
+
+def _is_frame_folder(path: Path) -> bool:
+    """A folder of still frames is one driving video; a folder of videos is a batch."""
+    from donkey.data.media import VIDEO_SUFFIXES
+
+    files = [p for p in path.iterdir() if p.is_file()]
+    has_videos = any(p.suffix.lower() in VIDEO_SUFFIXES | {".gif"} for p in files)
+    return bool(files) and not has_videos

@@ -1,0 +1,60 @@
+"""Shared CLI plumbing: one-line errors instead of tracebacks, the console, shared options."""
+
+from __future__ import annotations
+
+import functools
+import sys
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+import typer
+from rich.console import Console
+
+from donkey.model.errors import DonkeyError
+
+console = Console(stderr=True)
+out = Console()
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def fail(message: str, code: int = 1) -> None:
+    console.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
+    raise typer.Exit(code)
+
+
+def handles_errors(fn: F) -> F:
+    """Turns DonkeyError (and Ctrl-C) into a one-line message and a non-zero exit."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except DonkeyError as exc:
+            fail(str(exc))
+        except KeyboardInterrupt:
+            console.print("interrupted")
+            raise typer.Exit(130) from None
+        except MemoryError:
+            fail("out of memory; try a smaller --batch-size")
+
+    return wrapper  # type: ignore[return-value]
+
+
+def parse_int_list(text: str, option: str) -> list[int]:
+    try:
+        values = [int(v) for v in text.split(",") if v.strip()]
+    except ValueError:
+        raise DonkeyError(f"{option} expects comma-separated integers, got {text!r}") from None
+    if not values or min(values) < 1:
+        raise DonkeyError(f"{option} expects positive integers, got {text!r}")
+    return values
+
+
+def is_tty() -> bool:
+    return sys.stderr.isatty()
+
+
+MODEL_HELP = (
+    "Checkpoint (.ckpt/.safetensors), ONNX export folder or TensorRT engine folder. "
+    "Default: the bundled model."
+)

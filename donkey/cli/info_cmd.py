@@ -1,0 +1,62 @@
+"""`donkey info`: parameters and GMAC per frame for each network."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import typer
+from rich.table import Table
+
+from donkey.cli.common import MODEL_HELP, handles_errors, out
+from donkey.model.checkpoint import load_checkpoint
+from donkey.model.complexity import model_complexity
+from donkey.model.config import load_config, model_config_from_dict
+from donkey.model.errors import DonkeyError
+from donkey.runtime.loader import model_kind, read_manifest, resolve_model
+
+
+def _model_config(config: Path | None, model: str | None):
+    if config is not None and model is not None:
+        raise DonkeyError("give either CONFIG or --model, not both")
+    if config is not None:
+        return load_config(config).model, str(config)
+    path = resolve_model(model)
+    if model_kind(path) == "checkpoint":
+        return load_checkpoint(path).model_config, str(path)
+    return model_config_from_dict(read_manifest(path)["model_config"]), str(path)
+
+
+@handles_errors
+def info(
+    config: Path | None = typer.Argument(None, help="YAML config to describe instead of a model."),
+    model: str | None = typer.Option(None, "--model", "-m", help=MODEL_HELP),
+    as_json: bool = typer.Option(False, "--json", help="Print JSON instead of a table."),
+) -> None:
+    """Parameters and multiply-accumulates per output frame of each network.
+
+    GMAC counts convolutions for one frame at the model's image size. `generator` excludes
+    the dense motion module; inference per frame is kp_detector + dense_motion + generator.
+    """
+    cfg, label = _model_config(config, model)
+    stats = model_complexity(cfg)
+    if as_json:
+        payload = {
+            k: {"params": int(v["params"]), "gmac": round(v["gmac"], 4)} for k, v in stats.items()
+        }
+        payload["image_size"] = cfg.image_size
+        payload["num_kp"] = cfg.num_kp
+        payload["inference_gmac_per_frame"] = round(
+            sum(stats[k]["gmac"] for k in ("kp_detector", "dense_motion", "generator")), 4
+        )
+        out.print_json(json.dumps(payload))
+        return
+    table = Table(title=f"{label}: {cfg.image_size}x{cfg.image_size}, {cfg.num_kp} keypoints")
+    table.add_column("network")
+    table.add_column("parameters", justify="right")
+    table.add_column("GMAC / frame", justify="right")
+    for name, v in stats.items():
+        table.add_row(name, f"{v['params'] / 1e6:.3f} M", f"{v['gmac']:.3f}")
+    total = sum(stats[k]["gmac"] for k in ("kp_detector", "dense_motion", "generator"))
+    table.add_row("inference total", "", f"{total:.3f}", style="bold")
+    out.print(table)

@@ -1,0 +1,29 @@
+"""`donkey init`: random weights from a config."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+import typer
+
+from donkey.cli.common import handles_errors, out
+from donkey.model.checkpoint import save_checkpoint
+from donkey.model.config import config_to_dict, load_config
+from donkey.model.networks import Networks
+
+
+@handles_errors
+def init(
+    config: Path = typer.Argument(..., help="YAML config (model + training sections)."),
+    output: Path = typer.Option(
+        ..., "-o", "--output", help="Checkpoint to write (.ckpt or .safetensors)."
+    ),
+    seed: int = typer.Option(0, help="Seed for the random initialisation."),
+) -> None:
+    """Write a checkpoint with freshly initialised weights for CONFIG."""
+    cfg = load_config(config)
+    torch.manual_seed(seed)
+    networks = Networks(cfg.model)
+    save_checkpoint(output, networks, train_config=config_to_dict(cfg.train))
+    out.print(f"wrote {output} (random weights, seed {seed}, config {config})")

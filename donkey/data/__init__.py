@@ -1,0 +1,1 @@
+"""Media I/O, datasets, augmentation, synthetic creatures and GIF pairing."""

@@ -1,0 +1,104 @@
+"""Frame arrays: mode conversion to 8-bit RGB, fitting to a square, tensors.
+
+Frames are numpy uint8 arrays (T, H, W, 3); tensors are float (T, 3, H, W) in [0, 1].
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from PIL import Image
+from torch import Tensor
+
+FIT_MODES = ("pad", "crop", "stretch")
+WHITE = (255, 255, 255)
+
+
+def parse_colour(text: str) -> tuple[int, int, int]:
+    """'white', 'black' or '#rrggbb' / 'rrggbb' -> (r, g, b)."""
+    named = {"white": WHITE, "black": (0, 0, 0), "gray": (128, 128, 128), "grey": (128, 128, 128)}
+    value = text.strip().lower()
+    if value in named:
+        return named[value]
+    digits = value.lstrip("#")
+    if len(digits) != 6 or any(ch not in "0123456789abcdef" for ch in digits):
+        raise ValueError(f"colour must be white, black, gray or #rrggbb, got {text!r}")
+    return tuple(int(digits[i : i + 2], 16) for i in (0, 2, 4))  # type: ignore[return-value]
+
+
+def to_rgb8(image: Image.Image, background: tuple[int, int, int] = WHITE) -> np.ndarray:
+    """Any PIL mode (palette, gray, 16-bit, alpha, CMYK) -> (H, W, 3) uint8.
+
+    Alpha is composited on `background`; 16-bit data keeps its top 8 bits.
+    """
+    if image.mode in ("I;16", "I;16B", "I;16L", "I", "F"):
+        data = np.asarray(image)
+        if image.mode == "F":
+            gray = np.clip(data, 0.0, 1.0 if data.max() <= 1.0 else 255.0)
+            scale = 255.0 if data.max() <= 1.0 else 1.0
+            gray = (gray * scale).round().astype(np.uint8)
+        else:
+            top = 65535 if image.mode != "I" or data.max() > 255 else 255
+            gray = np.round(data.astype(np.float64) * 255.0 / top).astype(np.uint8)
+        return np.repeat(gray[..., None], 3, axis=2)
+    has_alpha = image.mode in ("RGBA", "LA", "PA", "RGBa", "La") or (
+        image.mode == "P" and "transparency" in image.info
+    )
+    if not has_alpha:
+        return np.asarray(image.convert("RGB"), dtype=np.uint8).copy()
+    rgba = np.asarray(image.convert("RGBA"), dtype=np.float32)
+    alpha = rgba[..., 3:4] / 255.0
+    bg = np.asarray(background, dtype=np.float32)
+    out = rgba[..., :3] * alpha + bg * (1.0 - alpha)
+    return np.clip(np.round(out), 0, 255).astype(np.uint8)
+
+
+def fit_square(
+    frames: np.ndarray, fit: str, background: tuple[int, int, int] = WHITE
+) -> np.ndarray:
+    """(T, H, W, 3) -> (T, S, S, 3): pad (centred, background colour), centre crop, or as is."""
+    if fit not in FIT_MODES:
+        raise ValueError(f"fit must be one of {', '.join(FIT_MODES)}, got {fit!r}")
+    t, h, w, _ = frames.shape
+    if h == w or fit == "stretch":
+        return frames
+    side = max(h, w) if fit == "pad" else min(h, w)
+    if fit == "pad":
+        out = np.empty((t, side, side, 3), dtype=np.uint8)
+        out[:] = np.asarray(background, dtype=np.uint8)
+        top, left = (side - h) // 2, (side - w) // 2
+        out[:, top : top + h, left : left + w] = frames
+        return out
+    top, left = (h - side) // 2, (w - side) // 2
+    return frames[:, top : top + side, left : left + side].copy()
+
+
+def resize_frames(frames: np.ndarray, size: int) -> np.ndarray:
+    """(T, H, W, 3) -> (T, size, size, 3) with antialiasing (Lanczos); no-op at the right size."""
+    t, h, w, _ = frames.shape
+    if h == size and w == size:
+        return frames
+    out = np.empty((t, size, size, 3), dtype=np.uint8)
+    for i in range(t):
+        out[i] = np.asarray(
+            Image.fromarray(frames[i]).resize((size, size), Image.Resampling.LANCZOS)
+        )
+    return out
+
+
+def prepare_frames(
+    frames: np.ndarray, size: int, fit: str = "pad", background: tuple[int, int, int] = WHITE
+) -> np.ndarray:
+    """Fits to a square, then resizes to the model size."""
+    return resize_frames(fit_square(frames, fit, background), size)
+
+
+def frames_to_tensor(frames: np.ndarray) -> Tensor:
+    """uint8 (T, H, W, 3) -> float32 (T, 3, H, W) in [0, 1]."""
+    return torch.from_numpy(np.ascontiguousarray(frames)).permute(0, 3, 1, 2).float().div_(255.0)
+
+
+def tensor_to_frames(tensor: Tensor) -> np.ndarray:
+    """float (T, 3, H, W) in [0, 1] -> uint8 (T, H, W, 3), rounded."""
+    data = tensor.detach().float().clamp(0, 1).mul(255.0).round().byte()
+    return data.permute(0, 2, 3, 1).cpu().numpy()

@@ -1,0 +1,1 @@
+"""Networks, attention, geometry, configs, graph specs and checkpoints. Imports nothing else of donkey."""

@@ -1,0 +1,170 @@
+"""Checkpoints: one file with the config and every weight, loaded without executing code.
+
+Two formats:
+- `.safetensors`: inference weights, config JSON in the metadata (the shipped default model).
+- anything else (`.ckpt`): a torch zip read with `weights_only=True`, which can also carry
+  training state (optimisers, step, RNG) for exact resume.
+"""
+
+from __future__ import annotations
+
+import json
+import pickle
+import zipfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from donkey.model.config import ModelConfig, config_to_dict, model_config_from_dict
+from donkey.model.errors import CheckpointError, ConfigError
+from donkey.model.files import atomic_output
+from donkey.model.networks import Networks
+
+FORMAT = "donkey"
+VERSION = 1
+
+
+@dataclass
+class Checkpoint:
+    path: Path
+    model_config: ModelConfig
+    state: dict[str, Tensor]
+    train_config: dict[str, Any] | None = None
+    training: dict[str, Any] | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def save_checkpoint(
+    path: str | Path,
+    networks: Networks,
+    train_config: dict[str, Any] | None = None,
+    training: dict[str, Any] | None = None,
+) -> Path:
+    """Writes atomically. `training` (optimiser states, step, RNG) only fits `.ckpt` files."""
+    path = Path(path)
+    state = {k: v.detach().cpu().contiguous() for k, v in networks.state_dict().items()}
+    config = config_to_dict(networks.config)
+    with atomic_output(path) as tmp:
+        if path.suffix == ".safetensors":
+            if training is not None:
+                raise CheckpointError(
+                    f"{path}: training state needs a .ckpt file, not .safetensors"
+                )
+            from safetensors.torch import save_file
+
+            meta = {"format": FORMAT, "version": str(VERSION), "config": json.dumps(config)}
+            if train_config is not None:
+                meta["train_config"] = json.dumps(train_config)
+            save_file(state, str(tmp), metadata=meta)
+        else:
+            payload = {
+                "format": FORMAT,
+                "version": VERSION,
+                "config": config,
+                "train_config": train_config,
+                "state": state,
+                "training": training,
+            }
+            torch.save(payload, tmp)
+    return path
+
+
+def _read_payload(path: Path) -> dict[str, Any]:
+    if not path.exists():
+        raise CheckpointError(f"{path}: no such checkpoint file")
+    if path.is_dir():
+        raise CheckpointError(f"{path}: is a folder, not a checkpoint file")
+    if path.stat().st_size == 0:
+        raise CheckpointError(f"{path}: empty file, not a checkpoint")
+    if path.suffix == ".safetensors":
+        return _read_safetensors(path)
+    try:
+        payload = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as exc:
+        text = str(exc)
+        detail = text.split("WeightsUnpickler error:")[-1].strip().splitlines()[0][:120]
+        if "global" in detail.lower():
+            raise CheckpointError(
+                f"{path}: refused to load, it would need to run code ({detail})"
+            ) from None
+        raise CheckpointError(f"{path}: corrupt or not a checkpoint ({detail})") from None
+    except (RuntimeError, EOFError, zipfile.BadZipFile, OSError, ValueError) as exc:
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise CheckpointError(f"{path}: corrupt or not a checkpoint ({reason[:160]})") from None
+    if not isinstance(payload, dict) or payload.get("format") != FORMAT:
+        hint = ""
+        if isinstance(payload, dict) and {"kp_detector", "generator"} <= set(payload):
+            hint = "; it looks like an official Monkey-Net checkpoint: run `donkey convert` first"
+        raise CheckpointError(f"{path}: not a Donkey checkpoint{hint}")
+    return payload
+
+
+def _read_safetensors(path: Path) -> dict[str, Any]:
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file, safe_open
+
+    try:
+        with safe_open(str(path), framework="pt") as handle:
+            meta = handle.metadata() or {}
+        state = load_file(str(path))
+    except (SafetensorError, OSError, ValueError) as exc:
+        raise CheckpointError(f"{path}: corrupt safetensors file ({exc})") from None
+    if meta.get("format") != FORMAT or "config" not in meta:
+        raise CheckpointError(f"{path}: safetensors file without a Donkey config in its metadata")
+    train = meta.get("train_config")
+    return {
+        "config": json.loads(meta["config"]),
+        "train_config": json.loads(train) if train else None,
+        "state": state,
+        "training": None,
+    }
+
+
+def load_checkpoint(path: str | Path) -> Checkpoint:
+    """Reads a checkpoint; raises CheckpointError with a one-line reason on any problem."""
+    path = Path(path)
+    payload = _read_payload(path)
+    try:
+        model_config = model_config_from_dict(payload["config"])
+    except (ConfigError, KeyError, TypeError) as exc:
+        raise CheckpointError(f"{path}: invalid model config inside ({exc})") from None
+    return Checkpoint(
+        path=path,
+        model_config=model_config,
+        state=payload["state"],
+        train_config=payload.get("train_config"),
+        training=payload.get("training"),
+    )
+
+
+def build_networks(checkpoint: Checkpoint, device: str | torch.device = "cpu") -> Networks:
+    """Rebuilds the networks from the checkpoint alone, in eval mode."""
+    networks = Networks(checkpoint.model_config)
+    load_state(networks, checkpoint.state, checkpoint.path)
+    return networks.to(device).eval()
+
+
+def load_state(networks: Networks, state: dict[str, Tensor], source: Path | str) -> None:
+    """Strict load that reports mismatches as one line naming a few keys."""
+    own = networks.state_dict()
+    missing = [k for k in own if k not in state]
+    unexpected = [k for k in state if k not in own]
+    shapes = [k for k in own if k in state and tuple(own[k].shape) != tuple(state[k].shape)]
+    if missing or unexpected or shapes:
+        parts = []
+        for label, keys in (
+            ("missing", missing),
+            ("unexpected", unexpected),
+            ("wrong shape", shapes),
+        ):
+            if keys:
+                parts.append(f"{len(keys)} {label} (e.g. {', '.join(keys[:2])})")
+        raise CheckpointError(f"{source}: weights do not fit the model config: {'; '.join(parts)}")
+    networks.load_state_dict(state)
+
+
+def load_networks(path: str | Path, device: str | torch.device = "cpu") -> Networks:
+    return build_networks(load_checkpoint(path), device)

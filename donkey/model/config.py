@@ -1,0 +1,220 @@
+"""Model and training configuration: one dataclass per network, YAML only as an input format."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from donkey.model.errors import ConfigError
+
+
+@dataclass
+class KeypointDetectorConfig:
+    block_expansion: int = 32
+    max_features: int = 1024
+    num_blocks: int = 5
+    temperature: float = 0.1
+    scale_factor: float = 0.5
+    clip_variance: float = 1e-3
+
+
+@dataclass
+class DenseMotionConfig:
+    block_expansion: int = 32
+    max_features: int = 1024
+    num_blocks: int = 5
+    num_group_blocks: int = 2
+    scale_factor: float = 0.5
+    bg_init: float = 2.0
+    attention: bool = False  # CBAM (with ECA) between the hourglass decoder's up blocks
+
+
+@dataclass
+class GeneratorConfig:
+    block_expansion: int = 32
+    max_features: int = 1024
+    num_blocks: int = 6
+    num_refinement_blocks: int = 4
+    embedding_scale: float = 0.5
+    attention: bool = False  # CBAM (with ECA) between the decoder's up blocks
+
+
+@dataclass
+class DiscriminatorConfig:
+    block_expansion: int = 32
+    max_features: int = 256
+    num_blocks: int = 4
+    attention: bool = False  # BAM (with ECA) between consecutive down blocks
+
+
+@dataclass
+class ModelConfig:
+    image_size: int = 128
+    num_channels: int = 3
+    num_kp: int = 10
+    heatmap_norm: float = 100.0  # gaussians are divided by this where they are network inputs
+    kp_detector: KeypointDetectorConfig = field(default_factory=KeypointDetectorConfig)
+    dense_motion: DenseMotionConfig = field(default_factory=DenseMotionConfig)
+    generator: GeneratorConfig = field(default_factory=GeneratorConfig)
+    discriminator: DiscriminatorConfig = field(default_factory=DiscriminatorConfig)
+
+    @property
+    def motion_size(self) -> int:
+        """Side of the dense-motion grid (pixels)."""
+        return round(self.image_size * self.dense_motion.scale_factor)
+
+
+@dataclass
+class LossConfig:
+    reconstruction: float = 10.0  # pixel L1
+    feature_matching: list[float] = field(default_factory=lambda: [10.0, 10.0, 10.0, 1.0])
+    feature_matching_scales: list[float] = field(default_factory=lambda: [1.0])
+    perceptual: float = 0.0  # multi-scale VGG-19; needs --vgg19-weights when non-zero
+    perceptual_scales: list[float] = field(default_factory=lambda: [1.0, 0.75, 0.5])
+    perceptual_layers: list[float] = field(default_factory=lambda: [1.0, 1.0, 1.0, 1.0, 1.0])
+    gan: float = 1.0
+
+
+@dataclass
+class AugmentConfig:
+    flip_time: float = 0.5
+    flip_horizontal: float = 0.5
+    scale_min: float = 0.9
+    scale_max: float = 1.1
+    hue: float = 0.1
+
+
+@dataclass
+class TrainConfig:
+    mode: str = "monkey"  # "monkey": self-reconstruction; "dual": Donkey-Net dual reconstruction
+    steps: int = 100_000
+    batch_size: int = 8
+    lr: float = 2e-4
+    betas: list[float] = field(default_factory=lambda: [0.5, 0.999])
+    lr_drop_at: float = 2 / 3  # fraction of `steps` after which every lr is multiplied by 0.1
+    disc_keypoints: str = "ground_truth"  # or "driving"
+    pair_repeats: int = 3  # times each pair is sampled per epoch (dual mode)
+    seed: int = 0
+    num_workers: int = 0
+    checkpoint_every: int = 500
+    log_every: int = 10
+    sample_every: int = 500
+    loss: LossConfig = field(default_factory=LossConfig)
+    augment: AugmentConfig = field(default_factory=AugmentConfig)
+
+    def __post_init__(self) -> None:
+        if self.mode not in ("monkey", "dual"):
+            raise ConfigError(f"train.mode must be 'monkey' or 'dual', got {self.mode!r}")
+        if self.disc_keypoints not in ("ground_truth", "driving"):
+            raise ConfigError(
+                f"train.disc_keypoints must be 'ground_truth' or 'driving', got {self.disc_keypoints!r}"
+            )
+
+
+@dataclass
+class Config:
+    model: ModelConfig = field(default_factory=ModelConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+
+
+def _build(cls: type, data: Any, prefix: str) -> Any:
+    if not isinstance(data, dict):
+        raise ConfigError(f"{prefix or 'config'}: expected a mapping, got {type(data).__name__}")
+    hints = typing.get_type_hints(cls)
+    names = {f.name for f in dataclasses.fields(cls)}
+    kwargs = {}
+    for key, value in data.items():
+        dotted = f"{prefix}.{key}" if prefix else str(key)
+        if key not in names:
+            raise ConfigError(f"unknown config key '{dotted}'")
+        hint = hints[key]
+        if dataclasses.is_dataclass(hint):
+            kwargs[key] = _build(hint, value, dotted)
+        else:
+            kwargs[key] = _coerce(hint, value, dotted)
+    return cls(**kwargs)
+
+
+def _coerce(hint: Any, value: Any, dotted: str) -> Any:
+    origin = typing.get_origin(hint)
+    if origin is list:
+        if not isinstance(value, list):
+            raise ConfigError(f"config key '{dotted}' must be a list, got {value!r}")
+        (item,) = typing.get_args(hint)
+        return [_coerce(item, v, dotted) for v in value]
+    if hint is bool:
+        if not isinstance(value, bool):
+            raise ConfigError(f"config key '{dotted}' must be true or false, got {value!r}")
+        return value
+    if hint is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ConfigError(f"config key '{dotted}' must be an integer, got {value!r}")
+        return value
+    if hint is float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ConfigError(f"config key '{dotted}' must be a number, got {value!r}")
+        return float(value)
+    if hint is str:
+        if not isinstance(value, str):
+            raise ConfigError(f"config key '{dotted}' must be a string, got {value!r}")
+        return value
+    return value
+
+
+def config_from_dict(data: dict[str, Any]) -> Config:
+    """Builds a Config; unknown keys raise ConfigError naming the dotted key."""
+    return _build(Config, data, "")
+
+
+def model_config_from_dict(data: dict[str, Any]) -> ModelConfig:
+    return _build(ModelConfig, data, "model")
+
+
+def config_to_dict(config: Any) -> dict[str, Any]:
+    return dataclasses.asdict(config)
+
+
+def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
+    """Applies `a.b.c=value` overrides (value parsed as YAML) to a nested dict, in place."""
+    for item in overrides:
+        if "=" not in item:
+            raise ConfigError(f"--set expects key=value, got {item!r}")
+        key, raw = item.split("=", 1)
+        parts = key.strip().split(".")
+        node = data
+        for part in parts[:-1]:
+            node = node.setdefault(part, {})
+            if not isinstance(node, dict):
+                raise ConfigError(f"--set {key}: '{part}' is not a section")
+        node[parts[-1]] = yaml.safe_load(raw)
+    return data
+
+
+def load_config(path: str | Path, overrides: list[str] | None = None) -> Config:
+    """Reads a YAML config; `overrides` are `key=value` strings applied before validation."""
+    path = Path(path)
+    try:
+        text = path.read_text()
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read config ({exc.strerror or exc})") from None
+    try:
+        data = yaml.safe_load(text) or {}
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: not valid YAML ({str(exc).splitlines()[0]})") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: expected a mapping at the top level")
+    apply_overrides(data, overrides or [])
+    try:
+        return config_from_dict(data)
+    except ConfigError as exc:
+        raise ConfigError(f"{path}: {exc}") from None
+
+
+def config_json(config: Any) -> str:
+    return json.dumps(config_to_dict(config), sort_keys=True)

@@ -1,0 +1,122 @@
+"""Motion transfer over batches on any backend; no file handling here.
+
+Per source: keypoints and encoder skips, computed once. Per driving video: keypoints for all
+frames, computed once in batches. Per output frame: dense motion + generator, in batches.
+Tensors stay on the backend's device between graphs.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor
+
+from donkey.model.errors import DonkeyError
+from donkey.model.spec import KP_DRIVING, KP_SOURCE, skip_names
+from donkey.runtime.loader import LoadedModel
+from donkey.runtime.motion import MOTION_MODES, relative_keypoints
+
+
+@dataclass
+class SourceState:
+    """Per-source work done once: the image (1, 3, H, W), its keypoints and encoder skips."""
+
+    image: Tensor
+    kp_mean: Tensor
+    kp_var: Tensor
+    skips: dict[str, Tensor]
+
+
+@dataclass
+class DrivingState:
+    """Keypoints of every driving frame: mean (T, K, 2), var (T, K, 2, 2)."""
+
+    kp_mean: Tensor
+    kp_var: Tensor
+
+    def __len__(self) -> int:
+        return self.kp_mean.shape[0]
+
+
+class Animator:
+    def __init__(
+        self,
+        model: LoadedModel,
+        batch_size: int = 8,
+        mode: str = "absolute",
+        adapt_scale: bool = False,
+    ) -> None:
+        if mode not in MOTION_MODES:
+            raise DonkeyError(f"--mode must be one of {', '.join(MOTION_MODES)}, got {mode!r}")
+        if batch_size < 1:
+            raise DonkeyError(f"--batch-size must be at least 1, got {batch_size}")
+        self.model = model
+        self.graphs = model.graphs
+        self.batch_size = batch_size
+        self.mode = mode
+        self.adapt_scale = adapt_scale
+        self.skip_names = skip_names(model.config)
+
+    @property
+    def device(self) -> torch.device:
+        return self.model.device
+
+    def _batches(self, total: int) -> Iterator[slice]:
+        for start in range(0, total, self.batch_size):
+            yield slice(start, min(start + self.batch_size, total))
+
+    def prepare_source(self, image: Tensor) -> SourceState:
+        """image (1, 3, H, W) in [0, 1]."""
+        image = image.to(self.device)
+        kp = self.graphs["kp_detector"].infer({"image": image})
+        skips = self.graphs["source_encoder"].infer({"source": image})
+        return SourceState(image, kp["kp_mean"], kp["kp_var"], skips)
+
+    def driving_keypoints(self, frames: Tensor) -> DrivingState:
+        """frames (T, 3, H, W) in [0, 1] -> keypoints of every frame."""
+        means, vars_ = [], []
+        for part in self._batches(frames.shape[0]):
+            kp = self.graphs["kp_detector"].infer({"image": frames[part].to(self.device)})
+            means.append(kp["kp_mean"])
+            vars_.append(kp["kp_var"])
+        return DrivingState(torch.cat(means), torch.cat(vars_))
+
+    def motion(self, source: SourceState, driving: DrivingState) -> tuple[Tensor, Tensor]:
+        """Driving keypoints as the generator should see them for this source."""
+        if self.mode == "absolute":
+            return driving.kp_mean, driving.kp_var
+        return relative_keypoints(
+            source.kp_mean,
+            source.kp_var,
+            driving.kp_mean,
+            driving.kp_var,
+            driving.kp_mean[:1],
+            driving.kp_var[:1],
+            adapt_scale=self.adapt_scale,
+        )
+
+    def render_batches(self, source: SourceState, driving: DrivingState) -> Iterator[Tensor]:
+        """Yields predicted frames (b, 3, H, W) batch by batch, on the device."""
+        drv_mean, drv_var = self.motion(source, driving)
+        for part in self._batches(len(driving)):
+            n = part.stop - part.start
+            feeds = {
+                "source": source.image.expand(n, -1, -1, -1),
+                KP_SOURCE[0]: source.kp_mean.expand(n, -1, -1),
+                KP_SOURCE[1]: source.kp_var.expand(n, -1, -1, -1),
+                KP_DRIVING[0]: drv_mean[part],
+                KP_DRIVING[1]: drv_var[part],
+            }
+            grid = self.graphs["dense_motion"].infer(feeds)["grid"]
+            feeds["grid"] = grid
+            for name in self.skip_names:
+                skip = source.skips[name]
+                feeds[name] = skip.expand(n, *skip.shape[1:])
+            yield self.graphs["generator"].infer(feeds)["prediction"]
+
+    def animate(self, source: Tensor, driving: Tensor) -> Tensor:
+        """source (1, 3, H, W), driving (T, 3, H, W) -> prediction (T, 3, H, W) on the device."""
+        state = self.prepare_source(source)
+        return torch.cat(list(self.render_batches(state, self.driving_keypoints(driving))))
