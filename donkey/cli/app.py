@@ -5,8 +5,12 @@ from __future__ import annotations
 import typer
 
 from donkey.cli.animate_cmd import animate
+from donkey.cli.convert_cmd import convert
+from donkey.cli.eval_cmd import evaluate
 from donkey.cli.info_cmd import info
 from donkey.cli.init_cmd import init
+from donkey.cli.synth_cmd import synth
+from donkey.cli.train_cmd import train
 
 app = typer.Typer(
     name="donkey",
@@ -20,6 +24,10 @@ app = typer.Typer(
 app.command(name="init")(init)
 app.command(name="info")(info)
 app.command(name="animate")(animate)
+app.command(name="train")(train)
+app.command(name="eval")(evaluate)
+app.command(name="convert")(convert)
+app.command(name="synth")(synth)
 
 
 def main() -> None:

@@ -1,0 +1,68 @@
+"""`donkey convert`: an official Monkey-Net checkpoint -> a Donkey checkpoint."""
+
+from __future__ import annotations
+
+import pickle
+from pathlib import Path
+
+import torch
+import typer
+
+from donkey.cli.common import console, handles_errors, out
+from donkey.model.checkpoint import save_checkpoint
+from donkey.model.config import config_to_dict, load_config
+from donkey.model.convert import convert_monkeynet_state
+from donkey.model.errors import CheckpointError
+from donkey.model.networks import Networks
+
+DEFAULT_CONFIG = Path(__file__).resolve().parents[2] / "configs" / "mgif.yaml"
+
+
+def _read_official(path: Path) -> dict:
+    if not path.is_file():
+        raise CheckpointError(f"{path}: no such checkpoint file")
+    try:
+        data = torch.load(path, map_location="cpu", weights_only=True)
+    except (pickle.UnpicklingError, RuntimeError, EOFError, OSError, ValueError) as exc:
+        first = str(exc).split("WeightsUnpickler error:")[-1].strip().splitlines()
+        raise CheckpointError(
+            f"{path}: cannot read safely ({(first[0] if first else type(exc).__name__)[:140]})"
+        ) from None
+    if not isinstance(data, dict) or "generator" not in data:
+        raise CheckpointError(f"{path}: not a Monkey-Net checkpoint (no 'generator' entry)")
+    return data
+
+
+@handles_errors
+def convert(
+    checkpoint: Path = typer.Argument(
+        ..., help="Official Monkey-Net checkpoint (e.g. moving-gif.pth.tar)."
+    ),
+    output: Path = typer.Option(
+        ..., "-o", "--output", help="Donkey checkpoint to write (.ckpt or .safetensors)."
+    ),
+    config: Path = typer.Option(
+        DEFAULT_CONFIG,
+        help="Config whose model the weights fill; configs/donkey.yaml adds attention (gates start at 0).",
+    ),
+    seed: int = typer.Option(0, help="Seed for modules the file lacks (attention)."),
+) -> None:
+    """Map Monkey-Net's 3-D (time kernel 1) weights onto our 2-D networks; report unmapped keys."""
+    cfg = load_config(config)
+    torch.manual_seed(seed)
+    networks = Networks(cfg.model)
+    state, report = convert_monkeynet_state(_read_official(checkpoint), networks)
+    if report.mapped == 0:
+        raise CheckpointError(f"{checkpoint}: no weights matched the model of {config}")
+    networks.load_state_dict(state)
+    save_checkpoint(output, networks, train_config=config_to_dict(cfg.train))
+    for key in report.unmapped:
+        console.print(f"[yellow]unmapped[/] {key}", highlight=False)
+    fresh = [k for k in report.kept_fresh if ".attention." not in k]
+    for key in fresh:
+        console.print(f"[yellow]not in file, left at initialisation[/] {key}", highlight=False)
+    attention = len(report.kept_fresh) - len(fresh)
+    out.print(
+        f"wrote {output}: {report.mapped} tensors mapped, {len(report.unmapped)} unmapped, "
+        f"{attention} attention tensors initialised (gates 0)"
+    )

@@ -1,0 +1,175 @@
+"""`donkey train`: Monkey-Net self-supervised training or Donkey-Net dual-reconstruction fine-tuning."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import typer
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
+
+from donkey.cli.common import console, handles_errors, out
+from donkey.data.datasets import list_videos, load_videos, select_split
+from donkey.data.manifest import load_manifest
+from donkey.model.config import load_config
+from donkey.model.errors import DonkeyError
+from donkey.train.trainer import TrainOptions
+from donkey.train.trainer import train as run_training
+
+
+def _progress() -> Progress:
+    return Progress(
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("{task.fields[info]}"),
+        TimeElapsedColumn(),
+        TimeRemainingColumn(),
+        console=console,
+        transient=False,
+        disable=not _rank0(),
+    )
+
+
+def _rank0() -> bool:
+    return int(os.environ.get("RANK", "0")) == 0
+
+
+def _load_training_videos(dirs: list[Path], size: int, val_fraction: float):
+    files = []
+    for folder in dirs:
+        files.extend(select_split(list_videos(folder), "train", val_fraction))
+    if not files:
+        raise DonkeyError("no training videos left after the validation split")
+    with _progress() as bar:
+        task = bar.add_task("reading videos", total=len(files), info="")
+        videos, skipped = load_videos(
+            files, size, progress=lambda i, n: bar.update(task, completed=i)
+        )
+    for note in skipped[:5]:
+        console.print(f"[yellow]skipped[/] {note}", highlight=False)
+    if len(skipped) > 5:
+        console.print(f"[yellow]skipped[/] {len(skipped) - 5} more files", highlight=False)
+    return videos
+
+
+@handles_errors
+def train(
+    config: Path = typer.Argument(..., help="YAML config: model + training settings."),
+    output: Path = typer.Option(
+        ..., "-o", "--output", help="Run folder: last.ckpt, log.jsonl, tensorboard/, samples/."
+    ),
+    data: list[Path] | None = typer.Option(
+        None, "--data", help="Folder of training videos (repeatable). Monkey mode."
+    ),
+    pairs: Path | None = typer.Option(
+        None, "--pairs", help="Pairs manifest (JSON) for dual reconstruction."
+    ),
+    steps: int | None = typer.Option(
+        None,
+        help="Total optimisation steps (a resumed run stops where an uninterrupted one would).",
+    ),
+    batch_size: int | None = typer.Option(
+        None, "--batch-size", "-b", help="Samples per step and process."
+    ),
+    until: int | None = typer.Option(
+        None,
+        help="Stop at this step and save (the schedule still follows --steps); continue later with --resume.",
+    ),
+    init: Path | None = typer.Option(
+        None, help="Start from these weights (step 0, fresh optimisers)."
+    ),
+    resume: str | None = typer.Option(
+        None,
+        help="Continue a run exactly: a checkpoint with training state, or 'auto' for OUTPUT/last.ckpt if it exists.",
+    ),
+    overrides: list[str] | None = typer.Option(
+        None, "--set", help="Override a config value: key.path=value (repeatable)."
+    ),
+    vgg19_weights: Path | None = typer.Option(
+        None, "--vgg19-weights", help="ImageNet VGG-19 state dict for the perceptual loss."
+    ),
+    val_fraction: float = typer.Option(
+        0.1, help="Fraction of --data videos held out by file-name hash (see donkey eval --split)."
+    ),
+    device: str = typer.Option(
+        "auto", help="cpu, cuda or auto. Under torchrun each process takes its LOCAL_RANK GPU."
+    ),
+    threads: int | None = typer.Option(
+        None, help="CPU threads for PyTorch (default: PyTorch's choice)."
+    ),
+    workers: int | None = typer.Option(
+        None, help="Data loader worker processes (config train.num_workers)."
+    ),
+) -> None:
+    """Train a model. Monkey mode learns from single videos (--data); dual mode from GIF pairs (--pairs).
+
+    Multi-GPU / multi-node: run the same command under `torchrun --nproc_per_node N`.
+    """
+    sets = list(overrides or [])
+    if steps is not None:
+        sets.append(f"train.steps={steps}")
+    if batch_size is not None:
+        sets.append(f"train.batch_size={batch_size}")
+    if workers is not None:
+        sets.append(f"train.num_workers={workers}")
+    cfg = load_config(config, sets)
+    resume_path = None
+    if resume == "auto":
+        candidate = output / "last.ckpt"
+        resume_path = candidate if candidate.exists() else None
+    elif resume:
+        resume_path = Path(resume)
+    if resume_path is not None and init is not None:
+        init = None  # resuming restores weights; --init only matters for a fresh start
+    videos = manifest = None
+    if cfg.train.mode == "dual":
+        if pairs is None:
+            raise DonkeyError(f"{config}: train.mode is dual, give --pairs MANIFEST")
+        manifest = load_manifest(pairs)
+    else:
+        if not data:
+            raise DonkeyError(f"{config}: train.mode is monkey, give --data DIR")
+        videos = _load_training_videos(data, cfg.model.image_size, val_fraction)
+    debug = os.environ.get("DONKEY_DEBUG_DIR")
+    start = {"step": 0}
+
+    with _progress() as bar:
+        task = bar.add_task("training", total=cfg.train.steps, info="")
+
+        def on_step(step: int, record: dict[str, float]) -> None:
+            if start["step"] == 0:
+                start["step"] = step
+            info = f"G {record['g_total']:.3f} rec {record['g_rec']:.3f} D {record['d_loss']:.3f}"
+            bar.update(task, completed=step, info=info)
+
+        result = run_training(
+            cfg,
+            videos,
+            manifest,
+            TrainOptions(
+                run_dir=output,
+                init=init,
+                resume=resume_path,
+                vgg19_weights=vgg19_weights,
+                device=device,
+                threads=threads,
+                until=until,
+                debug_dir=Path(debug) if debug else None,
+                on_step=on_step,
+            ),
+        )
+    if _rank0():
+        done = result.step - start["step"] + 1 if result.history else 0
+        rate = done / result.seconds if result.seconds > 0 else 0.0
+        out.print(
+            f"step {result.step}/{cfg.train.steps}; {done} steps in {result.seconds:.1f}s "
+            f"({rate:.2f} steps/s); checkpoint: {output / 'last.ckpt'}"
+        )

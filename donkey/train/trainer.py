@@ -1,0 +1,346 @@
+"""The training loop: Monkey-Net self-reconstruction or Donkey-Net dual reconstruction.
+
+One flat loop, top to bottom. The same command runs on one CPU, one GPU, or many processes
+under torchrun (DistributedDataParallel; SyncBatchNorm on CUDA). Only rank 0 writes.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import signal
+import time
+from collections.abc import Callable
+from contextlib import nullcontext
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.distributed as torch_dist
+from torch.nn.parallel import DistributedDataParallel
+from torch.utils.data import DataLoader
+
+from donkey.data.datasets import PairedVideoDataset, SingleVideoDataset, StepBatchSampler, Video
+from donkey.data.manifest import PairsManifest
+from donkey.model.checkpoint import load_checkpoint, save_checkpoint
+from donkey.model.config import Config, config_to_dict
+from donkey.model.errors import CheckpointError, DonkeyError
+from donkey.model.networks import Networks
+from donkey.train.losses import build_perceptual
+from donkey.train.steps import GENERATOR_STEPS, Models, discriminator_loss
+from donkey.train.visualize import save_sample_grid
+
+
+@dataclass
+class TrainOptions:
+    run_dir: Path
+    init: Path | None = None
+    resume: Path | None = None
+    vgg19_weights: Path | None = None
+    device: str = "auto"
+    threads: int | None = None
+    until: int | None = (
+        None  # stop at this step (an interruption); the lr schedule follows cfg steps
+    )
+    debug_dir: Path | None = None  # per-rank weights and sample ids, for the multi-process test
+    on_step: Callable[[int, dict[str, float]], None] | None = None
+
+
+@dataclass
+class TrainResult:
+    step: int
+    seconds: float
+    history: list[dict[str, float]] = field(default_factory=list)
+
+
+@dataclass
+class Dist:
+    rank: int = 0
+    world: int = 1
+    local_rank: int = 0
+
+    @property
+    def main(self) -> bool:
+        return self.rank == 0
+
+
+def setup_distributed(device: torch.device) -> Dist:
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world <= 1:
+        return Dist()
+    if not torch_dist.is_initialized():
+        torch_dist.init_process_group(backend="nccl" if device.type == "cuda" else "gloo")
+    return Dist(
+        torch_dist.get_rank(), torch_dist.get_world_size(), int(os.environ.get("LOCAL_RANK", "0"))
+    )
+
+
+def pick_device(name: str, dist_local_rank: int) -> torch.device:
+    if name == "auto":
+        name = "cuda" if torch.cuda.is_available() else "cpu"
+    if name == "cuda":
+        if not torch.cuda.is_available():
+            raise DonkeyError("--device cuda asked for, but PyTorch sees no CUDA GPU")
+        return torch.device("cuda", dist_local_rank)
+    if name != "cpu":
+        raise DonkeyError(f"--device must be cpu, cuda or auto, got {name!r}")
+    return torch.device("cpu")
+
+
+def rng_state() -> dict:
+    state = {
+        "torch": torch.get_rng_state(),
+        "numpy": list(np.random.get_state()[1].tolist()),
+        "python": list(random.getstate()[1]),
+    }
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def set_rng_state(state: dict) -> None:
+    torch.set_rng_state(state["torch"])
+    np.random.set_state(("MT19937", np.array(state["numpy"], dtype=np.uint32), 624, 0, 0.0))
+    random.setstate((3, tuple(state["python"]), None))
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def load_init_weights(networks: Networks, path: Path) -> list[str]:
+    """--init: weights only. Attention modules absent from the file keep their fresh (gate 0)
+    initialisation, so a Monkey-Net checkpoint starts a Donkey-Net fine-tune."""
+    ckpt = load_checkpoint(path)
+    own = networks.state_dict()
+    fresh = [k for k in own if k not in ckpt.state]
+    bad = [k for k in fresh if ".attention." not in k]
+    unexpected = [k for k in ckpt.state if k not in own]
+    shapes = [k for k in ckpt.state if k in own and own[k].shape != ckpt.state[k].shape]
+    if bad or unexpected or shapes:
+        keys = (bad or unexpected or shapes)[:2]
+        raise CheckpointError(
+            f"{path}: weights do not fit this config's model (e.g. {', '.join(keys)})"
+        )
+    networks.load_state_dict(ckpt.state, strict=False)
+    return fresh
+
+
+def _optimizers(networks: Networks, cfg: Config) -> dict[str, torch.optim.Optimizer]:
+    t = cfg.train
+    betas = (t.betas[0], t.betas[1])
+    return {
+        name: torch.optim.Adam(getattr(networks, name).parameters(), lr=t.lr, betas=betas)
+        for name in ("kp_detector", "generator", "discriminator")
+    }
+
+
+def _dataset(cfg: Config, videos: list[Video] | None, manifest: PairsManifest | None):
+    augment = cfg.train.augment
+    if cfg.train.mode == "dual":
+        if manifest is None:
+            raise DonkeyError("train.mode is dual: give a pairs manifest with --pairs")
+        return PairedVideoDataset(manifest, cfg.model.image_size, augment, cfg.train.pair_repeats)
+    if videos is None:
+        raise DonkeyError("train.mode is monkey: give training videos with --data")
+    return SingleVideoDataset(videos, augment)
+
+
+def _save(path: Path, networks: Networks, cfg: Config, optimizers: dict, step: int) -> Path:
+    training = {
+        "step": step,
+        "optimizers": {k: v.state_dict() for k, v in optimizers.items()},
+        "rng": rng_state(),
+    }
+    return save_checkpoint(
+        path, networks, train_config=config_to_dict(cfg.train), training=training
+    )
+
+
+def train(
+    cfg: Config, videos: list[Video] | None, manifest: PairsManifest | None, options: TrainOptions
+) -> TrainResult:
+    """Trains until cfg.train.steps total steps; RUN_DIR/last.ckpt always holds the newest state."""
+    t_cfg = cfg.train
+    if len(t_cfg.loss.feature_matching) != cfg.model.discriminator.num_blocks:
+        raise DonkeyError(
+            f"train.loss.feature_matching needs {cfg.model.discriminator.num_blocks} weights "
+            f"(one per discriminator block), got {len(t_cfg.loss.feature_matching)}"
+        )
+    if options.threads:
+        torch.set_num_threads(options.threads)
+    env_rank = int(os.environ.get("LOCAL_RANK", "0"))
+    device = pick_device(options.device, env_rank)
+    dist = setup_distributed(device)
+    run_dir = options.run_dir
+    last = run_dir / "last.ckpt"
+
+    torch.manual_seed(t_cfg.seed)
+    networks = Networks(cfg.model)
+    perceptual = build_perceptual(
+        t_cfg.loss.perceptual,
+        options.vgg19_weights,
+        t_cfg.loss.perceptual_layers,
+        t_cfg.loss.perceptual_scales,
+    )
+    step = 0
+    resume_state = None
+    if options.resume is not None:
+        ckpt = load_checkpoint(options.resume)
+        if ckpt.training is None:
+            raise CheckpointError(
+                f"{options.resume}: holds no training state; use --init for weights only"
+            )
+        if ckpt.model_config != cfg.model:
+            raise CheckpointError(f"{options.resume}: its model config differs from the one given")
+        networks.load_state_dict(ckpt.state)
+        resume_state = ckpt.training
+        step = int(resume_state["step"])
+    elif options.init is not None:
+        load_init_weights(networks, options.init)
+
+    if dist.world > 1 and device.type == "cuda":
+        networks = torch.nn.SyncBatchNorm.convert_sync_batchnorm(networks)
+    networks.to(device).train()
+    if perceptual is not None:
+        perceptual.to(device)
+    optimizers = _optimizers(networks, cfg)
+    if resume_state is not None:
+        for name, opt in optimizers.items():
+            opt.load_state_dict(resume_state["optimizers"][name])
+        set_rng_state(resume_state["rng"])
+    if dist.world > 1:
+        ids = [device.index] if device.type == "cuda" else None
+        models = Models(
+            *(
+                DistributedDataParallel(getattr(networks, n), device_ids=ids)
+                for n in ("kp_detector", "generator", "discriminator")
+            )
+        )
+    else:
+        models = Models(networks.kp_detector, networks.generator, networks.discriminator)
+
+    dataset = _dataset(cfg, videos, manifest)
+    sampler = StepBatchSampler(
+        len(dataset),
+        t_cfg.batch_size,
+        dist.world,
+        dist.rank,
+        t_cfg.seed,
+        start=step,
+        stop=min(t_cfg.steps, options.until or t_cfg.steps),
+    )
+    loader = DataLoader(
+        dataset,
+        batch_sampler=sampler,
+        num_workers=t_cfg.num_workers,
+        persistent_workers=t_cfg.num_workers > 0,
+        pin_memory=device.type == "cuda",
+    )
+    generator_step = GENERATOR_STEPS[t_cfg.mode]
+    amp = torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda" else nullcontext()
+    drop_step = int(round(t_cfg.lr_drop_at * t_cfg.steps))
+
+    writer = None
+    if dist.main:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        (run_dir / "config.json").write_text(json.dumps(config_to_dict(cfg), indent=1))
+        writer = _tensorboard(run_dir)
+    log_file = (run_dir / "log.jsonl").open("a") if dist.main else None
+    seen: list[list[int]] = []
+    written: list[str] = []
+    history: list[dict[str, float]] = []
+    stop_requested = {"flag": False}
+    previous = (
+        signal.signal(signal.SIGTERM, lambda *_: stop_requested.update(flag=True))
+        if dist.main and _in_main_thread()
+        else None
+    )
+    t_start = time.perf_counter()
+    try:
+        for batch in loader:
+            lr = t_cfg.lr * (0.1 if step >= drop_step else 1.0)
+            for opt in optimizers.values():
+                for group in opt.param_groups:
+                    group["lr"] = lr
+            batch = {k: v.to(device, non_blocking=True) for k, v in batch.items()}
+            if options.debug_dir is not None:
+                seen.append(batch["index"].tolist())
+
+            for opt in optimizers.values():
+                opt.zero_grad(set_to_none=True)
+            with amp:
+                out = generator_step(models, batch, t_cfg, perceptual)
+            out.losses["total"].backward()
+            optimizers["generator"].step()
+            optimizers["kp_detector"].step()
+
+            optimizers["discriminator"].zero_grad(set_to_none=True)
+            with amp:
+                loss_d = discriminator_loss(models, out)
+            loss_d.backward()
+            optimizers["discriminator"].step()
+            step += 1
+
+            record = {f"g_{k}": float(v.detach()) for k, v in out.losses.items()}
+            record.update(step=step, d_loss=float(loss_d.detach()), lr=lr)
+            history.append(record)
+            if dist.main:
+                log_file.write(json.dumps(record) + "\n")
+                if step % t_cfg.log_every == 0 or step == t_cfg.steps:
+                    log_file.flush()
+                    for k, v in record.items():
+                        if k != "step":
+                            writer.add_scalar(f"train/{k}", v, step)
+                if step % t_cfg.sample_every == 0:
+                    save_sample_grid(run_dir / "samples" / f"step_{step:07d}.png", out.visuals)
+                if step % t_cfg.checkpoint_every == 0:
+                    written.append(str(_save(last, networks, cfg, optimizers, step)))
+            if options.on_step is not None:
+                options.on_step(step, record)
+            if stop_requested["flag"]:
+                break
+    finally:
+        if dist.main and step > 0:
+            written.append(str(_save(last, networks, cfg, optimizers, step)))
+        if log_file is not None:
+            log_file.close()
+        if writer is not None:
+            writer.close()
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
+        if options.debug_dir is not None:
+            _debug_dump(options.debug_dir, dist, networks, {"samples": seen, "written": written})
+        if dist.world > 1 and torch_dist.is_initialized():
+            torch_dist.barrier()
+            torch_dist.destroy_process_group()
+    return TrainResult(step=step, seconds=time.perf_counter() - t_start, history=history)
+
+
+def _in_main_thread() -> bool:
+    import threading
+
+    return threading.current_thread() is threading.main_thread()
+
+
+def _tensorboard(run_dir: Path):
+    try:
+        from torch.utils.tensorboard import SummaryWriter
+    except ImportError:
+        return _NullWriter()
+    return SummaryWriter(log_dir=str(run_dir / "tensorboard"))
+
+
+class _NullWriter:
+    def add_scalar(self, *args, **kwargs) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+
+def _debug_dump(folder: Path, dist: Dist, networks: Networks, record: dict) -> None:
+    folder.mkdir(parents=True, exist_ok=True)
+    state = {k: v.detach().cpu() for k, v in networks.state_dict().items()}
+    torch.save(state, folder / f"rank{dist.rank}_weights.pt")
+    (folder / f"rank{dist.rank}.json").write_text(json.dumps(record))

@@ -1,0 +1,207 @@
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+
+from donkey.cli.app import app
+from donkey.data.datasets import list_videos, load_videos
+from donkey.data.manifest import load_manifest
+from donkey.data.synthetic import synthesize
+from donkey.model.checkpoint import load_checkpoint
+from donkey.model.config import apply_overrides, config_from_dict, config_to_dict, load_config
+from donkey.train.trainer import TrainOptions, train
+from tests.conftest import CONFIGS, MGIF_TRAIN, ROOT, needs_shared_data
+
+
+@pytest.fixture(scope="module")
+def synth_videos(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("synth videos") / "creatures"
+    synthesize(folder, 16, size=32, seed=11, frames=(4, 8))
+    return folder
+
+
+@pytest.fixture(scope="module")
+def synth_pairs(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("synth pairs") / "pairs"
+    synthesize(folder, 4, size=32, seed=12, pairs=True, frames=(5, 8))
+    return folder / "pairs.json"
+
+
+def _cfg(**overrides):
+    data = config_to_dict(load_config(CONFIGS / "tiny.yaml"))
+    apply_overrides(data, [f"{k}={v}" for k, v in overrides.items()])
+    return config_from_dict(data)
+
+
+def _mean(history, key, part):
+    values = [h[key] for h in history]
+    return statistics.mean(values[:20] if part == "first" else values[-20:])
+
+
+@needs_shared_data()
+def test_tiny_config_loss_falls_on_mgif(tmp_path):
+    files = list_videos(MGIF_TRAIN)[:8]
+    videos, _ = load_videos(files, 32)
+    result = train(
+        _cfg(**{"train.steps": 200}),
+        videos,
+        None,
+        TrainOptions(run_dir=tmp_path / "run", device="cpu"),
+    )
+    first, last = (
+        _mean(result.history, "g_total", "first"),
+        _mean(result.history, "g_total", "last"),
+    )
+    print(f"mgif tiny 200 steps: first-20 mean {first:.3f}, last-20 mean {last:.3f}")
+    assert last <= 0.7 * first
+    assert result.step == 200 and (tmp_path / "run" / "last.ckpt").exists()
+
+
+def test_tiny_config_loss_falls_on_synthetic(tmp_path, synth_videos):
+    videos, _ = load_videos(list_videos(synth_videos), 32)
+    result = train(
+        _cfg(**{"train.steps": 120}),
+        videos,
+        None,
+        TrainOptions(run_dir=tmp_path / "run", device="cpu"),
+    )
+    first, last = _mean(result.history, "g_rec", "first"), _mean(result.history, "g_rec", "last")
+    assert last <= 0.7 * first
+    log = [json.loads(line) for line in (tmp_path / "run" / "log.jsonl").read_text().splitlines()]
+    assert len(log) == 120 and log[-1]["step"] == 120
+    assert (tmp_path / "run" / "samples" / "step_0000100.png").exists()
+    assert any((tmp_path / "run" / "tensorboard").iterdir())
+
+
+def test_resume_is_bit_identical_to_an_uninterrupted_run(tmp_path, synth_videos):
+    videos, _ = load_videos(list_videos(synth_videos), 32)
+    cfg = _cfg(**{"train.steps": 24, "train.checkpoint_every": 5})
+    straight = train(cfg, videos, None, TrainOptions(run_dir=tmp_path / "straight", device="cpu"))
+    half = train(
+        cfg, videos, None, TrainOptions(run_dir=tmp_path / "split", device="cpu", until=12)
+    )
+    assert half.step == 12
+    resumed = train(
+        cfg,
+        videos,
+        None,
+        TrainOptions(
+            run_dir=tmp_path / "split", device="cpu", resume=tmp_path / "split" / "last.ckpt"
+        ),
+    )
+    assert straight.step == resumed.step == 24 and len(resumed.history) == 12
+    a = load_checkpoint(tmp_path / "straight" / "last.ckpt")
+    b = load_checkpoint(tmp_path / "split" / "last.ckpt")
+    assert a.training["step"] == b.training["step"] == 24
+    for key, value in a.state.items():
+        assert torch.equal(value, b.state[key]), key
+    assert straight.history[-1] == resumed.history[-1]
+
+
+def test_init_loads_weights_and_starts_at_step_zero(tmp_path, synth_videos):
+    videos, _ = load_videos(list_videos(synth_videos), 32)
+    first = train(
+        _cfg(**{"train.steps": 3}), videos, None, TrainOptions(run_dir=tmp_path / "a", device="cpu")
+    )
+    assert first.step == 3
+    second = train(
+        _cfg(**{"train.steps": 2}),
+        videos,
+        None,
+        TrainOptions(run_dir=tmp_path / "b", device="cpu", init=tmp_path / "a" / "last.ckpt"),
+    )
+    assert second.history[0]["step"] == 1 and second.step == 2
+
+
+def test_dual_mode_trains_from_a_pairs_manifest(tmp_path, synth_pairs):
+    manifest = load_manifest(synth_pairs)
+    cfg = _cfg(**{"train.steps": 6, "train.mode": "dual", "train.disc_keypoints": "driving"})
+    result = train(cfg, None, manifest, TrainOptions(run_dir=tmp_path / "dual", device="cpu"))
+    assert result.step == 6 and all(np.isfinite(h["g_total"]) for h in result.history)
+
+
+def test_cli_train_resume_auto_and_errors(runner, tmp_path, synth_videos):
+    run = tmp_path / "cli run"
+    args = [
+        "train",
+        str(CONFIGS / "tiny.yaml"),
+        "--data",
+        str(synth_videos),
+        "-o",
+        str(run),
+        "--device",
+        "cpu",
+        "--val-fraction",
+        "0",
+    ]
+    result = runner.invoke(app, [*args, "--steps", "4"])
+    assert result.exit_code == 0, result.output
+    result = runner.invoke(app, [*args, "--steps", "6", "--resume", "auto"])
+    assert result.exit_code == 0, result.output
+    assert "step 6/6; 2 steps" in result.output
+    result = runner.invoke(app, [*args, "--set", "train.stepz=3"])
+    assert result.exit_code == 1 and "unknown config key 'train.stepz'" in result.output
+    result = runner.invoke(app, [*args, "--set", "train.loss.perceptual=1.0"])
+    assert result.exit_code == 1 and "--vgg19-weights" in result.output
+    result = runner.invoke(app, ["train", str(CONFIGS / "tiny.yaml"), "-o", str(run)])
+    assert result.exit_code == 1 and "give --data DIR" in result.output
+
+
+@pytest.mark.slow
+def test_torchrun_two_processes_on_cpu(tmp_path, synth_videos):
+    if shutil.which("torchrun", path=os.path.dirname(sys.executable)) is None:
+        pytest.skip("torchrun not installed beside this Python")
+    debug = tmp_path / "debug"
+    env = dict(os.environ, DONKEY_DEBUG_DIR=str(debug), OMP_NUM_THREADS="1")
+    cmd = [
+        os.path.join(os.path.dirname(sys.executable), "torchrun"),
+        "--nproc_per_node",
+        "2",
+        "--master_port",
+        str(29500 + os.getpid() % 1000),
+        "-m",
+        "donkey",
+        "train",
+        str(CONFIGS / "tiny.yaml"),
+        "--data",
+        str(synth_videos),
+        "-o",
+        str(tmp_path / "ddp run"),
+        "--steps",
+        "3",
+        "--batch-size",
+        "2",
+        "--val-fraction",
+        "0",
+        "--device",
+        "cpu",
+        "--set",
+        "train.checkpoint_every=1",
+    ]
+    proc = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=240)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    w0 = torch.load(debug / "rank0_weights.pt", weights_only=True)
+    w1 = torch.load(debug / "rank1_weights.pt", weights_only=True)
+    params = [
+        k for k in w0 if not k.endswith(("running_mean", "running_var", "num_batches_tracked"))
+    ]
+    for net in ("kp_detector.", "generator.", "discriminator."):
+        assert any(k.startswith(net) for k in params)
+    for key in params:
+        assert torch.equal(w0[key], w1[key]), key
+    r0 = json.loads((debug / "rank0.json").read_text())
+    r1 = json.loads((debug / "rank1.json").read_text())
+    seen0 = {i for batch in r0["samples"] for i in batch}
+    seen1 = {i for batch in r1["samples"] for i in batch}
+    assert len(seen0) == len(seen1) == 6 and not seen0 & seen1
+    assert r1["written"] == [] and len(r0["written"]) == 4  # 3 periodic + 1 at exit
+    ckpt = load_checkpoint(tmp_path / "ddp run" / "last.ckpt")
+    assert ckpt.training["step"] == 3
+    for key in params:
+        assert torch.equal(ckpt.state[key], w0[key])
