@@ -9,6 +9,7 @@ from donkey.cli.convert_cmd import convert
 from donkey.cli.eval_cmd import evaluate
 from donkey.cli.info_cmd import info
 from donkey.cli.init_cmd import init
+from donkey.cli.pairs_cmd import pairs
 from donkey.cli.synth_cmd import synth
 from donkey.cli.train_cmd import train
 
@@ -28,6 +29,7 @@ app.command(name="train")(train)
 app.command(name="eval")(evaluate)
 app.command(name="convert")(convert)
 app.command(name="synth")(synth)
+app.command(name="pairs")(pairs)
 
 
 def main() -> None:

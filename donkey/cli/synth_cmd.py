@@ -8,7 +8,7 @@ import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
 from donkey.cli.common import console, handles_errors, out
-from donkey.data.synthetic import synthesize
+from donkey.data.synthetic import GAITS, synthesize
 from donkey.model.errors import DonkeyError
 
 
@@ -28,11 +28,19 @@ def synth(
     min_frames: int = typer.Option(16, help="Shortest video."),
     max_frames: int = typer.Option(32, help="Longest video."),
     fmt: str = typer.Option("gif", "--format", help="gif or png (lossless PNG strip)."),
+    gaits: str = typer.Option(
+        ",".join(GAITS), help="Comma-separated gaits to draw from: walk, gallop, hop, flap."
+    ),
 ) -> None:
     """Render animal-like creatures (body, head, ears, tail, wings, 2-4 legs) walking, galloping,
     hopping or flapping, with their joint positions per frame."""
     if count < 1 or size < 16 or min_frames < 2 or max_frames < min_frames:
         raise DonkeyError("need --count >= 1, --size >= 16 and 2 <= --min-frames <= --max-frames")
+    chosen = tuple(g.strip() for g in gaits.split(",") if g.strip())
+    if not chosen or any(g not in GAITS for g in chosen):
+        raise DonkeyError(
+            f"--gaits takes a comma-separated subset of {', '.join(GAITS)}, got {gaits!r}"
+        )
     if fmt not in ("gif", "png"):
         raise DonkeyError(f"--format must be gif or png, got {fmt!r}")
     with Progress(

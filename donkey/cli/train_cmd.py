@@ -149,6 +149,11 @@ def train(
                 start["step"] = step
             info = f"G {record['g_total']:.3f} rec {record['g_rec']:.3f} D {record['d_loss']:.3f}"
             bar.update(task, completed=step, info=info)
+            if not console.is_terminal and _rank0() and step % cfg.train.log_every == 0:
+                rate = (step - start["step"] + 1) / max(record["seconds"], 1e-9)
+                console.print(
+                    f"step {step}/{cfg.train.steps} {info} ({rate:.2f} steps/s)", highlight=False
+                )
 
         result = run_training(
             cfg,

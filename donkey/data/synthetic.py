@@ -34,10 +34,10 @@ GAITS = ("walk", "gallop", "hop", "flap")
 _LEG_PHASES = {
     "walk": (0.0, 0.5, 0.25, 0.75),
     "gallop": (0.0, 0.1, 0.5, 0.6),
-    "hop": (0.0, 0.0, 0.0, 0.0),
+    "hop": (0.0, 0.15, 0.35, 0.5),
     "flap": (0.0, 0.5, 0.0, 0.5),
 }
-_HIP_AMPLITUDE = {"walk": 0.45, "gallop": 0.75, "hop": 0.5, "flap": 0.15}
+_HIP_AMPLITUDE = {"walk": 0.45, "gallop": 0.75, "hop": 0.6, "flap": 0.25}
 
 
 @dataclass
@@ -54,8 +54,8 @@ class Motion:
     start_y: float
 
 
-def random_motion(rng: np.random.Generator, frames: int, gait: str | None = None) -> Motion:
-    gait = gait or str(rng.choice(GAITS))
+def random_motion(rng: np.random.Generator, frames: int, gaits: tuple[str, ...] = GAITS) -> Motion:
+    gait = str(rng.choice(list(gaits)))
     legs = 2 if gait == "hop" and rng.random() < 0.5 else int(rng.choice([2, 4], p=[0.25, 0.75]))
     facing = int(rng.choice([-1, 1]))
     drift = float(rng.uniform(0.0, 0.012))
@@ -151,8 +151,11 @@ def synthesize(
     frames: tuple[int, int] = (16, 32),
     fmt: str = ".gif",
     progress: Callable[[int, int], None] | None = None,
+    gaits: tuple[str, ...] = GAITS,
 ) -> list[Path]:
     """Writes `count` videos (or `count` pairs) with pose JSON beside each; returns the videos.
+
+    `gaits` limits the motions drawn (walk, gallop, hop, flap).
 
     With `pairs`, also writes OUT_DIR/pairs.json (identity frame mappings).
     """
@@ -163,7 +166,7 @@ def synthesize(
     for i in range(count):
         rng = np.random.default_rng([seed, i])
         length = int(rng.integers(frames[0], frames[1] + 1))
-        motion = random_motion(rng, length)
+        motion = random_motion(rng, length, gaits)
         members = ("a", "b") if pairs else ("",)
         names = []
         for member in members:

@@ -283,7 +283,12 @@ def train(
             step += 1
 
             record = {f"g_{k}": float(v.detach()) for k, v in out.losses.items()}
-            record.update(step=step, d_loss=float(loss_d.detach()), lr=lr)
+            record.update(
+                step=step,
+                d_loss=float(loss_d.detach()),
+                lr=lr,
+                seconds=round(time.perf_counter() - t_start, 3),
+            )
             history.append(record)
             if dist.main:
                 log_file.write(json.dumps(record) + "\n")

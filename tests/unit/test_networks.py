@@ -44,7 +44,7 @@ def test_identical_keypoints_give_identity_grid_at_init(tiny_config):
     torch.testing.assert_close(out["deformed"], src, atol=1e-5, rtol=0)
 
 
-@pytest.mark.parametrize("name", ["tiny"])
+@pytest.mark.parametrize("name", ["tiny", "small"])
 def test_attention_with_zero_gates_equals_no_attention(name):
     cfg = load_config(CONFIGS / f"{name}.yaml").model
     on = copy.deepcopy(cfg)

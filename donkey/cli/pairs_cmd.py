@@ -1,0 +1,179 @@
+"""`donkey pairs`: pair GIFs by movement and resample their frames (Donkey-Net paper, 4.2)."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import numpy as np
+import typer
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+from rich.table import Table
+
+from donkey.cli.common import MODEL_HELP, console, handles_errors, out
+from donkey.data.contact_sheets import write_sheets
+from donkey.data.datasets import list_videos, load_videos
+from donkey.data.manifest import save_manifest
+from donkey.data.pair_builder import (
+    ClusterParams,
+    VideoKeypoints,
+    auto_clusters,
+    build_pairs,
+    group_clusters,
+    read_clusters_csv,
+)
+from donkey.data.pairing import PairingParams, appearance_similarity
+from donkey.data.synthetic import read_sidecar
+from donkey.model.errors import DonkeyError
+from donkey.runtime.features import encoder_features, vgg11_features, video_keypoints
+from donkey.runtime.loader import DEFAULT_MODEL, load_model
+
+
+def _synth_keypoints(files: list[Path]) -> list[np.ndarray]:
+    out = []
+    for f in files:
+        try:
+            side = read_sidecar(f)
+        except (OSError, ValueError) as exc:
+            raise DonkeyError(
+                f"{f}: no readable pose JSON beside it for --keypoints synth ({exc})"
+            ) from None
+        out.append(np.array([frame["keypoints"] for frame in side["frames"]], dtype=np.float64))
+    return out
+
+
+@handles_errors
+def pairs(
+    folder: Path = typer.Argument(..., help="Folder of GIFs / videos / PNG strips to pair."),
+    output: Path = typer.Option(..., "-o", "--output", help="Pairs manifest to write (JSON)."),
+    model: str | None = typer.Option(None, "--model", "-m", help=MODEL_HELP),
+    keypoints: str = typer.Option(
+        "model",
+        help="model: the detector of --model; synth: the pose JSON beside each synthetic video.",
+    ),
+    clusters: Path | None = typer.Option(
+        None, help="Manual cluster CSV (file,cluster); default: automatic clustering."
+    ),
+    vgg11_weights: Path | None = typer.Option(
+        None,
+        "--vgg11-weights",
+        help="ImageNet VGG-11 state dict for appearance similarity (else the model's encoder features).",
+    ),
+    sheets: Path | None = typer.Option(
+        None, help="Write contact sheets (PNG per cluster, index.html, clusters_template.csv) here."
+    ),
+    alpha: float = typer.Option(0.8, help="Weight of the unique-frame fraction in the score."),
+    threshold: float = typer.Option(
+        0.14, help="Keep a pair when mean residual - alpha * unique <= threshold."
+    ),
+    max_repeated: float = typer.Option(
+        0.25, help="Keep a pair when its repeated-frame fraction <= this."
+    ),
+    appearance_min: float = typer.Option(
+        0.8, help="Automatic clusters: minimum first-frame cosine similarity."
+    ),
+    motion_max: float | None = typer.Option(
+        None, help="Automatic clusters: maximum coarse pairing score (default: --threshold)."
+    ),
+    device: str = typer.Option("auto", help="cpu, cuda or auto (for the keypoint detector)."),
+    batch_size: int = typer.Option(64, "--batch-size", "-b", help="Frames per detector batch."),
+) -> None:
+    """Cluster videos by movement, resample each pair's frames to matching poses (least-squares
+    affine fit of keypoints, both directions), filter, and write a pairs manifest."""
+    if keypoints not in ("model", "synth"):
+        raise DonkeyError(f"--keypoints must be model or synth, got {keypoints!r}")
+    started = time.perf_counter()
+    files = list_videos(folder)
+    params = PairingParams(max_repeated=max_repeated, alpha=alpha, threshold=threshold)
+    loaded = None
+    if (
+        keypoints == "model"
+        or model is not None
+        or (vgg11_weights is None and DEFAULT_MODEL.exists())
+    ):
+        loaded = load_model(model, device=device)
+    size = loaded.config.image_size if loaded is not None else 128
+    with Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeRemainingColumn(),
+        console=console,
+        transient=True,
+    ) as bar:
+        task = bar.add_task("reading", total=len(files))
+        videos, skipped = load_videos(
+            files, size, progress=lambda i, n: bar.update(task, completed=i)
+        )
+        for note in skipped:
+            console.print(f"[yellow]skipped[/] {note}", highlight=False)
+        kept_files = [folder / v.name for v in videos]
+        if keypoints == "synth":
+            kps = _synth_keypoints(kept_files)
+        else:
+            task = bar.add_task("keypoints", total=sum(len(v.frames) for v in videos))
+            kps = video_keypoints(
+                loaded,
+                [v.frames for v in videos],
+                batch_size,
+                lambda i, n: bar.update(task, completed=i),
+            )
+        entries = [VideoKeypoints(v.name, k) for v, k in zip(videos, kps)]
+        if clusters is not None:
+            assignment = read_clusters_csv(clusters)
+        else:
+            first = np.stack([v.frames[0] for v in videos])
+            if vgg11_weights is not None:
+                features = vgg11_features(vgg11_weights, first)
+            elif loaded is not None:
+                features = encoder_features(loaded, first)
+            else:
+                features = None
+                console.print("[yellow]no --model or --vgg11-weights: clustering by motion only[/]")
+            similarity = appearance_similarity(features) if features is not None else None
+            task = bar.add_task("clustering", total=None)
+            cluster_params = ClusterParams(
+                appearance_min=appearance_min,
+                motion_max=threshold if motion_max is None else motion_max,
+            )
+            assignment = auto_clusters(
+                entries,
+                similarity,
+                params,
+                cluster_params,
+                lambda i, n: bar.update(task, completed=i, total=n),
+            )
+        task = bar.add_task("pairing", total=None)
+        manifest, report = build_pairs(
+            entries,
+            assignment,
+            params,
+            folder.resolve(),
+            lambda i, n: bar.update(task, completed=i, total=n),
+        )
+    save_manifest(output, manifest)
+    directions = {e.name: e.direction for e in entries}
+    if sheets is not None:
+        frames = {v.name: v.frames for v in videos}
+        index = write_sheets(
+            sheets, report.clusters or group_clusters(assignment), lambda n: frames[n], directions
+        )
+        out.print(f"contact sheets: {index}")
+    _summary(report, directions, time.perf_counter() - started, output)
+
+
+def _summary(report, directions: dict[str, str], seconds: float, output: Path) -> None:
+    counts = {d: sum(1 for v in directions.values() if v == d) for d in ("left", "right", "still")}
+    table = Table(title=f"donkey pairs: {len(directions)} videos in {seconds:.1f}s")
+    table.add_column("what")
+    table.add_column("count", justify="right")
+    table.add_row(
+        "moving left / right / still", f"{counts['left']} / {counts['right']} / {counts['still']}"
+    )
+    table.add_row("clusters", str(len(report.clusters)))
+    table.add_row("candidate pairs", str(report.candidates))
+    table.add_row("kept pairs", str(report.kept), style="bold green")
+    for reason, n in sorted(report.rejected_by.items()):
+        table.add_row(f"rejected: {reason}", str(n))
+    out.print(table)
+    out.print(f"wrote {output}")
