@@ -7,6 +7,7 @@ import typer
 from donkey.cli.animate_cmd import animate
 from donkey.cli.convert_cmd import convert
 from donkey.cli.eval_cmd import evaluate
+from donkey.cli.export_cmd import export, lint
 from donkey.cli.info_cmd import info
 from donkey.cli.init_cmd import init
 from donkey.cli.pairs_cmd import pairs
@@ -30,6 +31,8 @@ app.command(name="eval")(evaluate)
 app.command(name="convert")(convert)
 app.command(name="synth")(synth)
 app.command(name="pairs")(pairs)
+app.command(name="export")(export)
+app.command(name="lint")(lint)
 
 
 def main() -> None:

@@ -12,8 +12,10 @@ from rich.console import Console
 
 from donkey.model.errors import DonkeyError
 
-console = Console(stderr=True)
-out = Console()
+# Tables stay readable in logs and pipes, where rich would otherwise assume 80 columns.
+_WIDTH = None if sys.stdout.isatty() else 140
+console = Console(stderr=True, width=None if sys.stderr.isatty() else 140)
+out = Console(width=_WIDTH)
 F = TypeVar("F", bound=Callable[..., Any])
 
 

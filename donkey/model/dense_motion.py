@@ -54,5 +54,5 @@ class DenseMotion(nn.Module):
         residual = prediction[:, slots:].permute(0, 2, 3, 1)  # (B, h, w, 2)
         offsets = keypoint_offsets(src_mean, drv_mean)  # (B, K+1, 2)
         flow = (mask.unsqueeze(-1) * offsets[:, :, None, None, :]).sum(dim=1)  # (B, h, w, 2)
-        h, w = small.shape[2:]
+        h, w = int(small.shape[2]), int(small.shape[3])
         return make_coordinate_grid(h, w, flow) + flow + residual

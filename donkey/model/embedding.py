@@ -36,11 +36,12 @@ def movement_embedding(
     source: (B, C, h, w) already at the motion resolution.
     Returns (B, (K + 1) * (1 + 2 + C), h, w), slot-major so grouped convs see one slot each.
     """
-    b, c, h, w = source.shape
+    b = source.shape[0]
+    c, h, w = (int(s) for s in source.shape[1:])  # static sizes: constant grids in ONNX
     heat = gaussian_difference(src_mean, src_var, drv_mean, drv_var, h, norm)  # (B, K, h, w)
     heat = torch.cat([torch.zeros_like(heat[:, :1]), heat], dim=1)  # (B, K+1, h, w)
     offsets = keypoint_offsets(src_mean, drv_mean)  # (B, K+1, 2)
-    slots = offsets.shape[1]
+    slots = int(offsets.shape[1])
     offset_maps = offsets[..., None, None].expand(b, slots, 2, h, w)  # (B, K+1, 2, h, w)
     grid = make_coordinate_grid(h, w, source)  # (h, w, 2)
     shifted = grid + offsets[:, :, None, None, :]  # (B, K+1, h, w, 2)

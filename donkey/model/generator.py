@@ -62,7 +62,7 @@ class Generator(nn.Module):
         heat = gaussian_difference(src_mean, src_var, drv_mean, drv_var, size, norm)  # (B, K, e, e)
         joined = []
         for skip in [source, *skips]:
-            side = skip.shape[-1]
+            side = int(skip.shape[-1])
             warped = warp(skip, resize_grid(grid, side))
             joined.append(torch.cat([warped, resize_image(heat, side / size)], dim=1))
         out = self.refinement_module(self.video_decoder(joined))
@@ -76,5 +76,5 @@ class Generator(nn.Module):
         prediction = self.decode(
             source, self.encode(source), grid, src_mean, src_var, drv_mean, drv_var
         )
-        deformed = warp(source, resize_grid(grid, source.shape[-1]))
+        deformed = warp(source, resize_grid(grid, int(source.shape[-1])))
         return {"prediction": prediction, "deformed": deformed, "grid": grid}

@@ -51,7 +51,7 @@ def heatmap_to_keypoints(heatmap: Tensor, clip_variance: float) -> tuple[Tensor,
     Returns mean (B, K, 2) and covariance (B, K, 2, 2); the covariance is rescaled so its
     smallest singular value is at least `clip_variance`.
     """
-    _, _, h, w = heatmap.shape
+    h, w = int(heatmap.shape[2]), int(heatmap.shape[3])  # static: a constant grid in ONNX
     grid = make_coordinate_grid(h, w, heatmap)  # (H, W, 2)
     p = heatmap.unsqueeze(-1)  # (B, K, H, W, 1)
     mean = (p * grid).sum(dim=(2, 3))  # (B, K, 2)
@@ -81,7 +81,8 @@ def keypoints_to_gaussians(mean: Tensor, var: Tensor, height: int, width: int) -
 
 def spatial_softmax(logits: Tensor, temperature: float) -> Tensor:
     """Softmax over H*W of (B, K, H, W) logits, plus 1e-7 as in Monkey-Net."""
-    b, k, h, w = logits.shape
+    b, k = logits.shape[:2]
+    h, w = int(logits.shape[2]), int(logits.shape[3])
     flat = F.softmax(logits.flatten(2) / temperature, dim=-1)
     return flat.view(b, k, h, w) + 1e-7
 
@@ -98,7 +99,7 @@ def resize_grid(grid: Tensor, size: int) -> Tensor:
     the identity of the target size added back: resizing the grid itself would turn an
     identity warp into a blocky, half-pixel-shifted one at every other resolution.
     """
-    src = grid.shape[1]
+    src = int(grid.shape[1])
     if src == size:
         return grid
     displacement = grid - make_coordinate_grid(src, src, grid)

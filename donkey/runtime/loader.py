@@ -88,7 +88,8 @@ def _load_torch(path: Path, kind: str, device: torch.device, precision: str, opt
         name: TorchBackend(module, spec, device, precision)
         for name, (module, spec) in build_graphs(networks).items()
     }
-    return checkpoint.model_config, graphs
+    info = {"precision": {name: precision for name in graphs}}
+    return checkpoint.model_config, graphs, info
 
 
 def _load_ort(path: Path, kind: str, device: torch.device, precision: str, options: dict):
@@ -122,5 +123,5 @@ def load_model(
     if precision not in ("fp32", "fp16"):
         raise DonkeyError(f"precision must be fp32 or fp16, got {precision!r}")
     dev = resolve_device(device)
-    config, graphs = _LOADERS[engine](path, kind, dev, precision, options or {})
-    return LoadedModel(config=config, graphs=graphs, engine=engine, device=dev, path=path)
+    config, graphs, info = _LOADERS[engine](path, kind, dev, precision, options or {})
+    return LoadedModel(config=config, graphs=graphs, engine=engine, device=dev, path=path, info=info)

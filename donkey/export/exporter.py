@@ -1,0 +1,78 @@
+"""`donkey export`: checkpoint -> ONNX folder (fp32 or fp16) -> optionally TensorRT engines.
+
+Every export is linted; a graph that breaks a TensorRT rule fails the export.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from donkey.export.fp16 import FP32_GRAPHS, convert_to_fp16
+from donkey.export.lint import Violation, lint_model
+from donkey.export.manifest import graph_entry, write_manifest
+from donkey.export.onnx_export import DEFAULT_OPSET, export_all, save_model, set_metadata
+from donkey.model.checkpoint import build_networks, load_checkpoint
+from donkey.model.errors import DonkeyError
+from donkey.model.files import sha256_file
+from donkey.model.spec import graph_specs
+
+Log = Callable[[str], None]
+
+
+@dataclass
+class BatchRange:
+    min: int = 1
+    opt: int = 8
+    max: int = 64
+
+    def __post_init__(self) -> None:
+        if not 1 <= self.min <= self.opt <= self.max:
+            raise DonkeyError(f"batch sizes need 1 <= min <= opt <= max, got {self.min}/{self.opt}/{self.max}")
+
+
+@dataclass
+class ExportResult:
+    folder: Path
+    files: dict[str, Path] = field(default_factory=dict)
+    seconds: dict[str, float] = field(default_factory=dict)
+
+
+class LintFailure(DonkeyError):
+    def __init__(self, violations: list[Violation]) -> None:
+        self.violations = violations
+        first = violations[0]
+        more = f" (+{len(violations) - 1} more)" if len(violations) > 1 else ""
+        super().__init__(f"exported graph breaks a TensorRT rule: {first}{more}")
+
+
+def export_onnx(checkpoint: Path, out_dir: Path, fp16: bool = False, opset: int = DEFAULT_OPSET,
+                log: Log = lambda _: None) -> ExportResult:
+    """Writes `<graph>.onnx` for the four graphs plus manifest.json into out_dir."""
+    import time
+
+    started = time.perf_counter()
+    ckpt = load_checkpoint(checkpoint)
+    digest = sha256_file(checkpoint)
+    networks = build_networks(ckpt)
+    specs = graph_specs(ckpt.model_config)
+    models = export_all(networks, out_dir, opset, digest)
+    result = ExportResult(out_dir)
+    entries = {}
+    for name, model in models.items():
+        precision = "fp16" if fp16 and name not in FP32_GRAPHS else "fp32"
+        if precision == "fp16":
+            model = convert_to_fp16(model)
+            set_metadata(model, {"donkey.precision": "fp16"})
+        violations = lint_model(model, name)
+        if violations:
+            raise LintFailure(violations)
+        path = save_model(model, out_dir / f"{name}.onnx")
+        entries[name] = graph_entry(path, specs[name], precision)
+        result.files[name] = path
+        log(f"{name}: {precision}, {path.stat().st_size / 1e6:.1f} MB, lint clean")
+    write_manifest(out_dir, "onnx", ckpt.model_config, entries, checkpoint, digest, opset=opset,
+                   flags={"fp16": fp16})
+    result.seconds["onnx"] = time.perf_counter() - started
+    return result

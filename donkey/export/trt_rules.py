@@ -1,0 +1,51 @@
+"""What TensorRT's ONNX parser accepts, and the project's stricter rules for its graphs.
+
+The operator list follows onnx-tensorrt's docs/operators.md for TensorRT 10 (standard ONNX
+domain only; ops it marks unsupported are left out). The project rules add what DESIGN.md
+section 5 forbids even where TensorRT would parse it.
+"""
+
+from __future__ import annotations
+
+TRT_SUPPORTED_OPS = frozenset("""
+Abs Acos Acosh Add AffineGrid And ArgMax ArgMin Asin Asinh Atan Atanh AveragePool
+BatchNormalization BlackmanWindow Cast CastLike Ceil Celu Clip Concat Constant ConstantOfShape
+Conv ConvTranspose Cos Cosh CumSum DeformConv DepthToSpace DequantizeLinear Div Dropout
+DynamicQuantizeLinear Einsum Elu Equal Erf Exp Expand EyeLike Flatten Floor GRU Gather
+GatherElements GatherND Gelu Gemm GlobalAveragePool GlobalLpPool GlobalMaxPool Greater
+GreaterOrEqual GridSample GroupNormalization HammingWindow HannWindow HardSigmoid HardSwish
+Hardmax Identity If ImageScaler InstanceNormalization IsInf IsNaN LRN LSTM LayerNormalization
+LeakyRelu Less LessOrEqual Log LogSoftmax Loop LpNormalization LpPool MatMul Max MaxPool Mean
+MeanVarianceNormalization Min Mish Mod Mul Neg NonMaxSuppression NonZero Not OneHot Or PRelu
+Pad ParametricSoftplus Pow QuantizeLinear RNN RandomNormal RandomNormalLike RandomUniform
+RandomUniformLike Range Reciprocal ReduceL1 ReduceL2 ReduceLogSum ReduceLogSumExp ReduceMax
+ReduceMean ReduceMin ReduceProd ReduceSum ReduceSumSquare Relu Reshape Resize ReverseSequence
+RoiAlign Round ScaledTanh Scan Scatter ScatterElements ScatterND Selu Shape Shrink Sigmoid Sign
+Sin Sinh Size Slice Softmax Softplus Softsign SpaceToDepth Split Sqrt Squeeze Sub Sum Tan Tanh
+ThresholdedRelu Tile TopK Transpose Trilu Unsqueeze Upsample Where Xor
+""".split())
+
+# Parsed by TensorRT, but not allowed in our graphs (DESIGN.md section 5).
+FORBIDDEN_OPS = {
+    "Inverse": "matrix inverse: use the closed-form 2x2 inverse",
+    "ScatterND": "in-place slice assignment: build tensors with cat/stack instead",
+    "ScatterElements": "in-place index assignment: build tensors with cat/stack instead",
+    "Scatter": "in-place index assignment: build tensors with cat/stack instead",
+    "Loop": "a loop in the graph: vectorise over keypoints and batch",
+    "If": "data-dependent control flow",
+    "Scan": "a loop in the graph",
+    "NonZero": "data-dependent output shape",
+    "Unique": "data-dependent output shape",
+    "NonMaxSuppression": "data-dependent output shape",
+}
+
+# TensorRT's Resize support; our graphs only use nearest, asymmetric, floor (PyTorch nearest).
+TRT_RESIZE_COORDINATE_MODES = {"half_pixel", "pytorch_half_pixel", "tf_half_pixel_for_nn",
+                               "asymmetric", "align_corners"}
+TRT_RESIZE_NEAREST_MODES = {"floor", "ceil", "round_prefer_floor", "round_prefer_ceil"}
+INTENDED_RESIZE = {"mode": "nearest", "coordinate_transformation_mode": "asymmetric",
+                   "nearest_mode": "floor"}
+# GridSample as opset 16-19 spell it; opset 20 renamed bilinear -> linear, and a parser that
+# reads the old attribute under the new opset samples nearest without complaint.
+INTENDED_GRID_SAMPLE = {"mode": "bilinear", "padding_mode": "zeros", "align_corners": 1}
+MAX_GRID_SAMPLE_OPSET = 19

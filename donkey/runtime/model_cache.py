@@ -1,0 +1,78 @@
+"""Build-once caches: ONNX exports of checkpoints, and TensorRT engines of ONNX folders.
+
+Keys: the checkpoint's sha256 (+ opset, precision) for ONNX; for engines the ONNX hashes,
+TensorRT version, GPU compute capability, precision and batch range. A cache entry is
+complete once its manifest.json exists (written last, atomically).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+from donkey.model.files import sha256_file
+
+MANIFEST = "manifest.json"
+
+
+def cache_root() -> Path:
+    base = os.environ.get("DONKEY_CACHE") or os.path.join(
+        os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "donkey")
+    return Path(base)
+
+
+def _key(parts: dict) -> str:
+    return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()[:20]
+
+
+def _build_into(target: Path, build) -> Path:
+    """Runs build(tmp_dir) and moves the finished folder into place (atomic for readers)."""
+    if (target / MANIFEST).is_file():
+        return target
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
+    try:
+        build(tmp)
+        if (target / MANIFEST).is_file():  # another process won the race
+            shutil.rmtree(tmp, ignore_errors=True)
+            return target
+        if target.exists():
+            shutil.rmtree(target)
+        os.replace(tmp, target)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return target
+
+
+def cached_onnx(checkpoint: Path, fp16: bool = False, opset: int | None = None) -> Path:
+    from donkey.export.exporter import export_onnx
+    from donkey.export.onnx_export import DEFAULT_OPSET
+
+    opset = opset or DEFAULT_OPSET
+    key = _key({"sha256": sha256_file(checkpoint), "fp16": fp16, "opset": opset, "v": 1})
+    return _build_into(cache_root() / "onnx" / key,
+                       lambda tmp: export_onnx(checkpoint, tmp, fp16=fp16, opset=opset))
+
+
+def engine_key(onnx_dir: Path, trt_version: str, compute_capability: str, batch: tuple[int, int, int]) -> str:
+    manifest = json.loads((onnx_dir / MANIFEST).read_text())
+    return _key({"onnx": {n: g["sha256"] for n, g in manifest["graphs"].items()},
+                 "precision": manifest["precision"], "trt": trt_version,
+                 "sm": compute_capability, "batch": list(batch)})
+
+
+def cached_engines(onnx_dir: Path, settings) -> Path:
+    """Engines for an ONNX folder, built once per (ONNX, TensorRT, GPU, precision, batches)."""
+    from donkey.export.tensorrt_build import build_engines, gpu_identity, import_tensorrt
+
+    trt = import_tensorrt()
+    gpu = gpu_identity()
+    batch = (settings.batch.min, settings.batch.opt, settings.batch.max)
+    key = engine_key(onnx_dir, trt.__version__, gpu["compute_capability"], batch)
+    settings.timing_cache = cache_root() / "trt" / "timing.cache"
+    return _build_into(cache_root() / "trt" / key, lambda tmp: build_engines(onnx_dir, tmp, settings))

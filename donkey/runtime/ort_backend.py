@@ -1,0 +1,123 @@
+"""ONNX Runtime backend: providers chosen, then verified; IO binding with device tensors on GPU."""
+
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+from types import ModuleType
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from donkey.model.config import model_config_from_dict
+from donkey.model.errors import DonkeyError
+from donkey.model.spec import graph_specs, GraphSpec
+from donkey.runtime.backend import BaseBackend
+from donkey.runtime.loader import read_manifest
+
+ORT_HINT = "pip install onnxruntime-gpu (or onnxruntime for CPU only)"
+PROVIDER_NAMES = {"trt": "TensorrtExecutionProvider", "cuda": "CUDAExecutionProvider",
+                  "cpu": "CPUExecutionProvider"}
+
+
+def import_onnxruntime() -> ModuleType:
+    try:
+        import onnxruntime
+    except ImportError:
+        raise DonkeyError(f"ONNX Runtime is not installed: {ORT_HINT}") from None
+    return onnxruntime
+
+
+def default_providers(device: torch.device) -> list[str]:
+    if device.type == "cuda":
+        return ["cuda", "cpu"]
+    return ["cpu"]
+
+
+class OrtBackend(BaseBackend):
+    engine = "ort"
+
+    def __init__(self, path: Path, spec: GraphSpec, device: torch.device,
+                 providers: list[str] | None = None, threads: int | None = None) -> None:
+        super().__init__(spec)
+        self.path = Path(path)
+        self.device = device
+        self.requested = providers or default_providers(device)
+        self.threads = threads
+        self.session = None
+        self.providers: list[str] = []
+
+    def _activate(self) -> None:
+        ort = import_onnxruntime()
+        options = ort.SessionOptions()
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        if self.threads:
+            options.intra_op_num_threads = self.threads
+            options.inter_op_num_threads = 1
+        available = set(ort.get_available_providers())
+        wanted = []
+        for short in self.requested:
+            name = PROVIDER_NAMES.get(short, short)
+            if name not in available:
+                continue
+            if name == "CUDAExecutionProvider":
+                wanted.append((name, {"device_id": self.device.index or 0}))
+            else:
+                wanted.append(name)
+        if not wanted:
+            raise DonkeyError(f"ONNX Runtime offers none of the providers {self.requested} here")
+        self.session = ort.InferenceSession(str(self.path), options, providers=wanted)
+        # A CUDA/TensorRT provider that fails to load falls back to CPU silently: check.
+        self.providers = self.session.get_providers()
+        first = wanted[0][0] if isinstance(wanted[0], tuple) else wanted[0]
+        if self.providers[0] != first:
+            warnings.warn(f"{self.path.name}: ONNX Runtime asked for {first} but runs on "
+                          f"{self.providers[0]}", RuntimeWarning, stacklevel=2)
+        self.on_gpu = self.providers[0] in ("CUDAExecutionProvider", "TensorrtExecutionProvider")
+
+    def _infer(self, inputs: dict[str, Tensor]) -> dict[str, Tensor]:
+        if self.on_gpu and self.device.type == "cuda":
+            return self._infer_bound(inputs)
+        feeds = {n: inputs[n].detach().float().cpu().contiguous().numpy() for n in self.spec.input_names}
+        outputs = self.session.run(self.spec.output_names, feeds)
+        return {n: torch.from_numpy(np.asarray(o, dtype=np.float32)) for n, o in zip(self.spec.output_names, outputs)}
+
+    def _infer_bound(self, inputs: dict[str, Tensor]) -> dict[str, Tensor]:
+        """IO binding: ONNX Runtime reads and writes the torch CUDA tensors in place."""
+        binding = self.session.io_binding()
+        index = self.device.index or 0
+        kept = []
+        for name in self.spec.input_names:
+            t = inputs[name].to(self.device, torch.float32).contiguous()
+            kept.append(t)
+            binding.bind_input(name, "cuda", index, np.float32, tuple(t.shape), t.data_ptr())
+        batch = kept[0].shape[0]
+        outputs = {}
+        for t in self.spec.outputs:
+            out = torch.empty((batch, *t.shape[1:]), dtype=torch.float32, device=self.device)
+            binding.bind_output(t.name, "cuda", index, np.float32, tuple(out.shape), out.data_ptr())
+            outputs[t.name] = out
+        torch.cuda.current_stream(self.device).synchronize()
+        self.session.run_with_iobinding(binding)
+        return outputs
+
+
+def load_ort_graphs(path: Path, kind: str, device: torch.device, precision: str, options: dict):
+    """Backends for an ONNX folder, or for a checkpoint exported into the cache first."""
+    if kind == "trt":
+        raise DonkeyError(f"{path}: --engine ort needs an ONNX folder or a checkpoint, not engines")
+    if kind == "checkpoint":
+        from donkey.runtime.model_cache import cached_onnx
+
+        path = cached_onnx(path, fp16=precision == "fp16")
+    manifest = read_manifest(path)
+    config = model_config_from_dict(manifest["model_config"])
+    specs = graph_specs(config)
+    providers = options.get("ort_providers")
+    threads = options.get("threads")
+    graphs = {
+        name: OrtBackend(path / entry["file"], specs[name], device, providers, threads)
+        for name, entry in manifest["graphs"].items()
+    }
+    return config, graphs, {"precision": manifest["precision"], "folder": str(path)}
