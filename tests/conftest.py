@@ -90,3 +90,13 @@ def run_cli(*args: str, cwd: Path | None = None, timeout: int = 300) -> subproce
         cwd=cwd or ROOT,
         timeout=timeout,
     )
+
+
+def pytest_collection_modifyitems(config, items):
+    """`gpu` tests skip themselves without CUDA, with the reason shown."""
+    if torch.cuda.is_available():
+        return
+    skip = pytest.mark.skip(reason="needs an NVIDIA GPU (CUDA not available)")
+    for item in items:
+        if "gpu" in item.keywords:
+            item.add_marker(skip)

@@ -14,8 +14,8 @@ from donkey.model.errors import DonkeyError
 
 # Tables stay readable in logs and pipes, where rich would otherwise assume 80 columns.
 _WIDTH = None if sys.stdout.isatty() else 140
-console = Console(stderr=True, width=None if sys.stderr.isatty() else 140)
-out = Console(width=_WIDTH)
+console = Console(stderr=True, width=None if sys.stderr.isatty() else 140, soft_wrap=True)
+out = Console(width=_WIDTH, soft_wrap=True)
 F = TypeVar("F", bound=Callable[..., Any])
 
 

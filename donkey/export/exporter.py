@@ -29,7 +29,9 @@ class BatchRange:
 
     def __post_init__(self) -> None:
         if not 1 <= self.min <= self.opt <= self.max:
-            raise DonkeyError(f"batch sizes need 1 <= min <= opt <= max, got {self.min}/{self.opt}/{self.max}")
+            raise DonkeyError(
+                f"batch sizes need 1 <= min <= opt <= max, got {self.min}/{self.opt}/{self.max}"
+            )
 
 
 @dataclass
@@ -47,8 +49,13 @@ class LintFailure(DonkeyError):
         super().__init__(f"exported graph breaks a TensorRT rule: {first}{more}")
 
 
-def export_onnx(checkpoint: Path, out_dir: Path, fp16: bool = False, opset: int = DEFAULT_OPSET,
-                log: Log = lambda _: None) -> ExportResult:
+def export_onnx(
+    checkpoint: Path,
+    out_dir: Path,
+    fp16: bool = False,
+    opset: int = DEFAULT_OPSET,
+    log: Log = lambda _: None,
+) -> ExportResult:
     """Writes `<graph>.onnx` for the four graphs plus manifest.json into out_dir."""
     import time
 
@@ -72,7 +79,15 @@ def export_onnx(checkpoint: Path, out_dir: Path, fp16: bool = False, opset: int 
         entries[name] = graph_entry(path, specs[name], precision)
         result.files[name] = path
         log(f"{name}: {precision}, {path.stat().st_size / 1e6:.1f} MB, lint clean")
-    write_manifest(out_dir, "onnx", ckpt.model_config, entries, checkpoint, digest, opset=opset,
-                   flags={"fp16": fp16})
+    write_manifest(
+        out_dir,
+        "onnx",
+        ckpt.model_config,
+        entries,
+        checkpoint,
+        digest,
+        opset=opset,
+        flags={"fp16": fp16},
+    )
     result.seconds["onnx"] = time.perf_counter() - started
     return result

@@ -58,7 +58,9 @@ def _isolate_outputs(model: onnx.ModelProto) -> onnx.ModelProto:
         for node in graph.node:
             node.output[:] = [internal if o == out.name else o for o in node.output]
             node.input[:] = [internal if i == out.name else i for i in node.input]
-        graph.node.append(helper.make_node("Identity", [internal], [out.name], name=f"{out.name}__output"))
+        graph.node.append(
+            helper.make_node("Identity", [internal], [out.name], name=f"{out.name}__output")
+        )
     return model
 
 
@@ -72,8 +74,11 @@ def _fp32_outputs(model: onnx.ModelProto) -> None:
         for node in graph.node:
             node.output[:] = [half if o == out.name else o for o in node.output]
             node.input[:] = [half if i == out.name else i for i in node.input]
-        graph.node.append(helper.make_node("Cast", [half], [out.name], name=f"{out.name}__to_fp32",
-                                           to=TensorProto.FLOAT))
+        graph.node.append(
+            helper.make_node(
+                "Cast", [half], [out.name], name=f"{out.name}__to_fp32", to=TensorProto.FLOAT
+            )
+        )
         out.type.tensor_type.elem_type = TensorProto.FLOAT
 
 
@@ -85,7 +90,10 @@ def convert_to_fp16(model: onnx.ModelProto) -> onnx.ModelProto:
     casts = {n.name for n in model.graph.node if n.op_type == "Cast"}
     island = sorted(fp32_island(model) | casts)
     converted = float16.convert_float_to_float16(
-        model, keep_io_types=True, op_block_list=BLOCKED_OPS, node_block_list=island,
+        model,
+        keep_io_types=True,
+        op_block_list=BLOCKED_OPS,
+        node_block_list=island,
         disable_shape_infer=False,
     )
     _fp32_outputs(converted)

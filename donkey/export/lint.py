@@ -52,7 +52,9 @@ def _ranks(model: onnx.ModelProto) -> dict[str, int]:
     except Exception:  # noqa: BLE001 - shape inference is a best effort here
         inferred = model
     ranks = {}
-    for info in list(inferred.graph.value_info) + list(inferred.graph.input) + list(inferred.graph.output):
+    for info in (
+        list(inferred.graph.value_info) + list(inferred.graph.input) + list(inferred.graph.output)
+    ):
         if info.type.tensor_type.HasField("shape"):
             ranks[info.name] = len(info.type.tensor_type.shape.dim)
     return ranks
@@ -69,7 +71,11 @@ def lint_model(model: onnx.ModelProto, graph: str = "model") -> list[Violation]:
         op = node.op_type
         where = node.name or (node.output[0] if node.output else "")
         if node.domain not in ("", "ai.onnx"):
-            found.append(Violation(graph, where, op, f"custom-domain op '{node.domain}' is not parsed by TensorRT"))
+            found.append(
+                Violation(
+                    graph, where, op, f"custom-domain op '{node.domain}' is not parsed by TensorRT"
+                )
+            )
             continue
         if op in FORBIDDEN_OPS:
             found.append(Violation(graph, where, op, f"forbidden: {FORBIDDEN_OPS[op]}"))
@@ -80,29 +86,62 @@ def lint_model(model: onnx.ModelProto, graph: str = "model") -> list[Violation]:
         attrs = {k: _text(v) for k, v in _attrs(node).items()}
         if op == "GridSample":
             if opset > MAX_GRID_SAMPLE_OPSET:
-                found.append(Violation(graph, where, op, f"opset {opset} GridSample renames its modes; export with opset <= {MAX_GRID_SAMPLE_OPSET}"))
-            got = {"mode": attrs.get("mode", "bilinear"), "padding_mode": attrs.get("padding_mode", "zeros"),
-                   "align_corners": attrs.get("align_corners", 0)}
+                found.append(
+                    Violation(
+                        graph,
+                        where,
+                        op,
+                        f"opset {opset} GridSample renames its modes; export with opset <= {MAX_GRID_SAMPLE_OPSET}",
+                    )
+                )
+            got = {
+                "mode": attrs.get("mode", "bilinear"),
+                "padding_mode": attrs.get("padding_mode", "zeros"),
+                "align_corners": attrs.get("align_corners", 0),
+            }
             for key, want in INTENDED_GRID_SAMPLE.items():
                 if got[key] != want:
-                    found.append(Violation(graph, where, op, f"{key}={got[key]!r}, expected {want!r}"))
+                    found.append(
+                        Violation(graph, where, op, f"{key}={got[key]!r}, expected {want!r}")
+                    )
             rank = ranks.get(node.input[0])
             if rank is not None and rank != 4:
-                found.append(Violation(graph, where, op, f"input rank {rank}: TensorRT samples 4-D only"))
+                found.append(
+                    Violation(graph, where, op, f"input rank {rank}: TensorRT samples 4-D only")
+                )
         elif op == "Resize":
             mode = attrs.get("mode", "nearest")
             coord = attrs.get("coordinate_transformation_mode", "half_pixel")
             nearest = attrs.get("nearest_mode", "round_prefer_floor")
             if coord not in TRT_RESIZE_COORDINATE_MODES:
-                found.append(Violation(graph, where, op, f"coordinate_transformation_mode {coord!r} unsupported by TensorRT"))
+                found.append(
+                    Violation(
+                        graph,
+                        where,
+                        op,
+                        f"coordinate_transformation_mode {coord!r} unsupported by TensorRT",
+                    )
+                )
             if mode == "nearest" and nearest not in TRT_RESIZE_NEAREST_MODES:
-                found.append(Violation(graph, where, op, f"nearest_mode {nearest!r} unsupported by TensorRT"))
+                found.append(
+                    Violation(graph, where, op, f"nearest_mode {nearest!r} unsupported by TensorRT")
+                )
             got = {"mode": mode, "coordinate_transformation_mode": coord, "nearest_mode": nearest}
             for key, want in INTENDED_RESIZE.items():
                 if got[key] != want:
-                    found.append(Violation(graph, where, op, f"{key}={got[key]!r}, intended {want!r}"))
-        elif op in ("Conv", "ConvTranspose") and len(node.input) > 1 and node.input[1] not in constants:
-            found.append(Violation(graph, where, op, "weights are not an initializer (TensorRT needs constant W)"))
+                    found.append(
+                        Violation(graph, where, op, f"{key}={got[key]!r}, intended {want!r}")
+                    )
+        elif (
+            op in ("Conv", "ConvTranspose")
+            and len(node.input) > 1
+            and node.input[1] not in constants
+        ):
+            found.append(
+                Violation(
+                    graph, where, op, "weights are not an initializer (TensorRT needs constant W)"
+                )
+            )
     for value in list(model.graph.input) + list(model.graph.output):
         dims = value.type.tensor_type.shape.dim
         for axis, dim in enumerate(dims):
@@ -110,7 +149,14 @@ def lint_model(model: onnx.ModelProto, graph: str = "model") -> list[Violation]:
                 continue
             if not dim.HasField("dim_value") or dim.dim_value <= 0:
                 label = dim.dim_param or "?"
-                found.append(Violation(graph, value.name, "io", f"axis {axis} is dynamic ({label}); only the batch axis may be"))
+                found.append(
+                    Violation(
+                        graph,
+                        value.name,
+                        "io",
+                        f"axis {axis} is dynamic ({label}); only the batch axis may be",
+                    )
+                )
     return found
 
 
@@ -125,6 +171,8 @@ def lint_folder(folder: str | Path) -> dict[str, list[Violation]]:
         try:
             model = onnx.load(str(path))
         except Exception as exc:  # noqa: BLE001 - a broken file is a finding, named
-            raise DonkeyError(f"{path}: cannot read ONNX ({str(exc).splitlines()[0][:120]})") from None
+            raise DonkeyError(
+                f"{path}: cannot read ONNX ({str(exc).splitlines()[0][:120]})"
+            ) from None
         report[path.name] = lint_model(model, path.stem)
     return report

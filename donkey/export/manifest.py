@@ -29,16 +29,31 @@ def tool_versions() -> dict[str, str]:
 
 
 def io_specs(spec: GraphSpec) -> dict[str, list[dict[str, Any]]]:
-    return {"inputs": [asdict(t) for t in spec.inputs], "outputs": [asdict(t) for t in spec.outputs]}
+    return {
+        "inputs": [asdict(t) for t in spec.inputs],
+        "outputs": [asdict(t) for t in spec.outputs],
+    }
 
 
 def graph_entry(path: Path, spec: GraphSpec, precision: str, **extra: Any) -> dict[str, Any]:
-    return {"file": path.name, "sha256": sha256_file(path), "precision": precision,
-            **io_specs(spec), **extra}
+    return {
+        "file": path.name,
+        "sha256": sha256_file(path),
+        "precision": precision,
+        **io_specs(spec),
+        **extra,
+    }
 
 
-def write_manifest(folder: Path, fmt: str, model_config, graphs: dict[str, dict],
-                   checkpoint: Path | None, checkpoint_sha256: str, **fields: Any) -> Path:
+def write_manifest(
+    folder: Path,
+    fmt: str,
+    model_config,
+    graphs: dict[str, dict],
+    checkpoint: Path | None,
+    checkpoint_sha256: str,
+    **fields: Any,
+) -> Path:
     payload = {
         "format": fmt,
         "version": 1,

@@ -18,15 +18,17 @@ from torch import nn
 from donkey.model.config import config_json
 from donkey.model.errors import DonkeyError
 from donkey.model.files import atomic_output
+from donkey.model.graphs import build_graphs
 from donkey.model.networks import Networks
 from donkey.model.spec import GRAPH_NAMES, GraphSpec
-from donkey.model.graphs import build_graphs
 
 DEFAULT_OPSET = 18
 TRACE_BATCH = 2
 
 
-def example_inputs(spec: GraphSpec, batch: int = TRACE_BATCH, seed: int = 0) -> dict[str, torch.Tensor]:
+def example_inputs(
+    spec: GraphSpec, batch: int = TRACE_BATCH, seed: int = 0
+) -> dict[str, torch.Tensor]:
     """Valid inputs for a graph: images in [0, 1], keypoints in [-1, 1], SPD covariances."""
     gen = torch.Generator().manual_seed(seed)
     out = {}
@@ -52,8 +54,15 @@ def export_graph(module: nn.Module, spec: GraphSpec, opset: int = DEFAULT_OPSET)
     with torch.no_grad(), warnings.catch_warnings():
         warnings.simplefilter("ignore")  # tracer warnings about Python ints are expected here
         torch.onnx.export(
-            module, args, buffer, input_names=spec.input_names, output_names=spec.output_names,
-            dynamic_axes=dynamic, opset_version=opset, do_constant_folding=True, dynamo=False,
+            module,
+            args,
+            buffer,
+            input_names=spec.input_names,
+            output_names=spec.output_names,
+            dynamic_axes=dynamic,
+            opset_version=opset,
+            do_constant_folding=True,
+            dynamo=False,
         )
     model = onnx.load_from_string(buffer.getvalue())
     onnx.checker.check_model(model)
@@ -76,8 +85,9 @@ def save_model(model: onnx.ModelProto, path: Path) -> Path:
     return path
 
 
-def export_all(networks: Networks, out_dir: Path, opset: int = DEFAULT_OPSET,
-               checkpoint_sha256: str = "") -> dict[str, onnx.ModelProto]:
+def export_all(
+    networks: Networks, out_dir: Path, opset: int = DEFAULT_OPSET, checkpoint_sha256: str = ""
+) -> dict[str, onnx.ModelProto]:
     """Exports every graph (fp32), writes `<graph>.onnx` into out_dir, returns the models."""
     if opset < 16:
         raise DonkeyError(f"--opset must be at least 16 (GridSample), got {opset}")
@@ -85,12 +95,17 @@ def export_all(networks: Networks, out_dir: Path, opset: int = DEFAULT_OPSET,
     models = {}
     for name, (module, spec) in build_graphs(networks.eval()).items():
         model = export_graph(module, spec, opset)
-        set_metadata(model, {
-            "donkey.graph": name,
-            "donkey.model_config": config_json(networks.config),
-            "donkey.checkpoint_sha256": checkpoint_sha256,
-            "donkey.spec": json.dumps({"inputs": spec.input_names, "outputs": spec.output_names}),
-        })
+        set_metadata(
+            model,
+            {
+                "donkey.graph": name,
+                "donkey.model_config": config_json(networks.config),
+                "donkey.checkpoint_sha256": checkpoint_sha256,
+                "donkey.spec": json.dumps(
+                    {"inputs": spec.input_names, "outputs": spec.output_names}
+                ),
+            },
+        )
         models[name] = model
     assert set(models) == set(GRAPH_NAMES)
     return models

@@ -44,7 +44,9 @@ def compare(graph: str, name: str, reference: Tensor, other: Tensor, precision: 
     """One row with the tolerance that applies to this tensor at this precision."""
     ref, got = reference.detach().float().cpu(), other.detach().float().cpu()
     if ref.shape != got.shape:
-        return ParityRow(graph, name, ref.shape[0], math.inf, math.inf, 0.0, f"shape {tuple(ref.shape)}", False)
+        return ParityRow(
+            graph, name, ref.shape[0], math.inf, math.inf, 0.0, f"shape {tuple(ref.shape)}", False
+        )
     diff = (ref - got).abs()
     max_abs, mean_abs = float(diff.max()), float(diff.mean())
     is_image = name in IMAGE_OUTPUTS
@@ -61,8 +63,9 @@ def compare(graph: str, name: str, reference: Tensor, other: Tensor, precision: 
     return ParityRow(graph, name, int(ref.shape[0]), max_abs, mean_abs, value_psnr, limit, ok)
 
 
-def graph_parity(reference: LoadedModel, other: LoadedModel, batches: tuple[int, ...] = (1, 3, 8),
-                 seed: int = 0) -> list[ParityRow]:
+def graph_parity(
+    reference: LoadedModel, other: LoadedModel, batches: tuple[int, ...] = (1, 3, 8), seed: int = 0
+) -> list[ParityRow]:
     """Every graph on the same random inputs, at several batch sizes (dynamic batch)."""
     rows = []
     for name, backend in reference.graphs.items():
@@ -71,12 +74,19 @@ def graph_parity(reference: LoadedModel, other: LoadedModel, batches: tuple[int,
             feeds = example_inputs(backend.spec, batch=batch, seed=seed + batch)
             ref = backend.infer(feeds)
             got = other.graphs[name].infer(feeds)
-            rows.extend(compare(name, t, ref[t], got[t], precision) for t in backend.spec.output_names)
+            rows.extend(
+                compare(name, t, ref[t], got[t], precision) for t in backend.spec.output_names
+            )
     return rows
 
 
-def clip_parity(reference: LoadedModel, other: LoadedModel, source: np.ndarray, driving: np.ndarray,
-                batch_size: int = 4) -> list[ParityRow]:
+def clip_parity(
+    reference: LoadedModel,
+    other: LoadedModel,
+    source: np.ndarray,
+    driving: np.ndarray,
+    batch_size: int = 4,
+) -> list[ParityRow]:
     """A whole animated clip through the Animator on both engines."""
     from donkey.data.frames import frames_to_tensor
 
@@ -106,7 +116,8 @@ def assert_parity(rows: list[ParityRow]) -> None:
     failed = [r for r in rows if not r.ok]
     if failed:
         worst = max(failed, key=lambda r: r.max_abs)
-        raise ParityError(f"{len(failed)} of {len(rows)} parity checks failed; worst: {worst.graph}/"
-                          f"{worst.tensor} batch {worst.batch}: max abs {worst.max_abs:.3g}, "
-                          f"mean abs {worst.mean_abs:.3g} (limit {worst.limit})")
-
+        raise ParityError(
+            f"{len(failed)} of {len(rows)} parity checks failed; worst: {worst.graph}/"
+            f"{worst.tensor} batch {worst.batch}: max abs {worst.max_abs:.3g}, "
+            f"mean abs {worst.mean_abs:.3g} (limit {worst.limit})"
+        )

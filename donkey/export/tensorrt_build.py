@@ -40,7 +40,10 @@ def gpu_identity(device_index: int = 0) -> dict[str, str]:
     if not torch.cuda.is_available():
         raise DonkeyError("TensorRT needs an NVIDIA GPU, and PyTorch sees none")
     major, minor = torch.cuda.get_device_capability(device_index)
-    return {"name": torch.cuda.get_device_name(device_index), "compute_capability": f"{major}.{minor}"}
+    return {
+        "name": torch.cuda.get_device_name(device_index),
+        "compute_capability": f"{major}.{minor}",
+    }
 
 
 @dataclass
@@ -67,8 +70,9 @@ def profile_shapes(spec: GraphSpec, batch: BatchRange) -> dict[str, tuple[tuple[
     return shapes
 
 
-def build_engine(trt: ModuleType, onnx_path: Path, engine_path: Path, spec: GraphSpec,
-                 settings: EngineSettings) -> Path:
+def build_engine(
+    trt: ModuleType, onnx_path: Path, engine_path: Path, spec: GraphSpec, settings: EngineSettings
+) -> Path:
     logger = trt.Logger(trt.Logger.WARNING)
     builder = trt.Builder(logger)
     network = builder.create_network(network_flags(trt))
@@ -77,7 +81,9 @@ def build_engine(trt: ModuleType, onnx_path: Path, engine_path: Path, spec: Grap
         errors = "; ".join(str(parser.get_error(i).desc()) for i in range(parser.num_errors))
         raise DonkeyError(f"{onnx_path}: TensorRT could not parse it ({errors[:300]})")
     config = builder.create_builder_config()
-    config.set_memory_pool_limit(trt.MemoryPoolType.WORKSPACE, int(settings.workspace_gb * (1 << 30)))
+    config.set_memory_pool_limit(
+        trt.MemoryPoolType.WORKSPACE, int(settings.workspace_gb * (1 << 30))
+    )
     if not settings.allow_tf32 and hasattr(trt.BuilderFlag, "TF32"):
         config.clear_flag(trt.BuilderFlag.TF32)
     profile = builder.create_optimization_profile()
@@ -100,8 +106,9 @@ def build_engine(trt: ModuleType, onnx_path: Path, engine_path: Path, spec: Grap
     return engine_path
 
 
-def build_engines(onnx_dir: Path, out_dir: Path, settings: EngineSettings,
-                  log: Log = lambda _: None) -> dict[str, float]:
+def build_engines(
+    onnx_dir: Path, out_dir: Path, settings: EngineSettings, log: Log = lambda _: None
+) -> dict[str, float]:
     """Engines for every graph of an ONNX export folder, plus the engine manifest."""
     trt = import_tensorrt()
     gpu = gpu_identity()
@@ -117,14 +124,31 @@ def build_engines(onnx_dir: Path, out_dir: Path, settings: EngineSettings,
         onnx_path = onnx_dir / info["file"]
         engine = build_engine(trt, onnx_path, out_dir / f"{name}.engine", specs[name], settings)
         seconds[name] = time.perf_counter() - started
-        entries[name] = {"file": engine.name, "sha256": sha256_file(engine), "precision": info["precision"],
-                         "onnx_sha256": info["sha256"], "inputs": info["inputs"], "outputs": info["outputs"]}
+        entries[name] = {
+            "file": engine.name,
+            "sha256": sha256_file(engine),
+            "precision": info["precision"],
+            "onnx_sha256": info["sha256"],
+            "inputs": info["inputs"],
+            "outputs": info["outputs"],
+        }
         log(f"{name}: engine {engine.stat().st_size / 1e6:.1f} MB in {seconds[name]:.1f}s")
     batch = settings.batch
-    write_manifest(out_dir, "trt", config, entries, Path(manifest["checkpoint"] or ""),
-                   manifest["checkpoint_sha256"], opset=manifest.get("opset"),
-                   tensorrt_version=trt.__version__, gpu=gpu,
-                   batch={"min": batch.min, "opt": batch.opt, "max": batch.max},
-                   flags={"workspace_gb": settings.workspace_gb, "tf32": settings.allow_tf32,
-                          "strongly_typed": "STRONGLY_TYPED" in trt.NetworkDefinitionCreationFlag.__members__})
+    write_manifest(
+        out_dir,
+        "trt",
+        config,
+        entries,
+        Path(manifest["checkpoint"] or ""),
+        manifest["checkpoint_sha256"],
+        opset=manifest.get("opset"),
+        tensorrt_version=trt.__version__,
+        gpu=gpu,
+        batch={"min": batch.min, "opt": batch.opt, "max": batch.max},
+        flags={
+            "workspace_gb": settings.workspace_gb,
+            "tf32": settings.allow_tf32,
+            "strongly_typed": "STRONGLY_TYPED" in trt.NetworkDefinitionCreationFlag.__members__,
+        },
+    )
     return seconds

@@ -7,7 +7,8 @@ section 5 forbids even where TensorRT would parse it.
 
 from __future__ import annotations
 
-TRT_SUPPORTED_OPS = frozenset("""
+TRT_SUPPORTED_OPS = frozenset(
+    """
 Abs Acos Acosh Add AffineGrid And ArgMax ArgMin Asin Asinh Atan Atanh AveragePool
 BatchNormalization BlackmanWindow Cast CastLike Ceil Celu Clip Concat Constant ConstantOfShape
 Conv ConvTranspose Cos Cosh CumSum DeformConv DepthToSpace DequantizeLinear Div Dropout
@@ -23,7 +24,8 @@ ReduceMean ReduceMin ReduceProd ReduceSum ReduceSumSquare Relu Reshape Resize Re
 RoiAlign Round ScaledTanh Scan Scatter ScatterElements ScatterND Selu Shape Shrink Sigmoid Sign
 Sin Sinh Size Slice Softmax Softplus Softsign SpaceToDepth Split Sqrt Squeeze Sub Sum Tan Tanh
 ThresholdedRelu Tile TopK Transpose Trilu Unsqueeze Upsample Where Xor
-""".split())
+""".split()
+)
 
 # Parsed by TensorRT, but not allowed in our graphs (DESIGN.md section 5).
 FORBIDDEN_OPS = {
@@ -40,11 +42,19 @@ FORBIDDEN_OPS = {
 }
 
 # TensorRT's Resize support; our graphs only use nearest, asymmetric, floor (PyTorch nearest).
-TRT_RESIZE_COORDINATE_MODES = {"half_pixel", "pytorch_half_pixel", "tf_half_pixel_for_nn",
-                               "asymmetric", "align_corners"}
+TRT_RESIZE_COORDINATE_MODES = {
+    "half_pixel",
+    "pytorch_half_pixel",
+    "tf_half_pixel_for_nn",
+    "asymmetric",
+    "align_corners",
+}
 TRT_RESIZE_NEAREST_MODES = {"floor", "ceil", "round_prefer_floor", "round_prefer_ceil"}
-INTENDED_RESIZE = {"mode": "nearest", "coordinate_transformation_mode": "asymmetric",
-                   "nearest_mode": "floor"}
+INTENDED_RESIZE = {
+    "mode": "nearest",
+    "coordinate_transformation_mode": "asymmetric",
+    "nearest_mode": "floor",
+}
 # GridSample as opset 16-19 spell it; opset 20 renamed bilinear -> linear, and a parser that
 # reads the old attribute under the new opset samples nearest without complaint.
 INTENDED_GRID_SAMPLE = {"mode": "bilinear", "padding_mode": "zeros", "align_corners": 1}

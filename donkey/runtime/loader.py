@@ -124,4 +124,6 @@ def load_model(
         raise DonkeyError(f"precision must be fp32 or fp16, got {precision!r}")
     dev = resolve_device(device)
     config, graphs, info = _LOADERS[engine](path, kind, dev, precision, options or {})
-    return LoadedModel(config=config, graphs=graphs, engine=engine, device=dev, path=path, info=info)
+    return LoadedModel(
+        config=config, graphs=graphs, engine=engine, device=dev, path=path, info=info
+    )

@@ -21,7 +21,8 @@ MANIFEST = "manifest.json"
 
 def cache_root() -> Path:
     base = os.environ.get("DONKEY_CACHE") or os.path.join(
-        os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "donkey")
+        os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "donkey"
+    )
     return Path(base)
 
 
@@ -55,15 +56,25 @@ def cached_onnx(checkpoint: Path, fp16: bool = False, opset: int | None = None) 
 
     opset = opset or DEFAULT_OPSET
     key = _key({"sha256": sha256_file(checkpoint), "fp16": fp16, "opset": opset, "v": 1})
-    return _build_into(cache_root() / "onnx" / key,
-                       lambda tmp: export_onnx(checkpoint, tmp, fp16=fp16, opset=opset))
+    return _build_into(
+        cache_root() / "onnx" / key,
+        lambda tmp: export_onnx(checkpoint, tmp, fp16=fp16, opset=opset),
+    )
 
 
-def engine_key(onnx_dir: Path, trt_version: str, compute_capability: str, batch: tuple[int, int, int]) -> str:
+def engine_key(
+    onnx_dir: Path, trt_version: str, compute_capability: str, batch: tuple[int, int, int]
+) -> str:
     manifest = json.loads((onnx_dir / MANIFEST).read_text())
-    return _key({"onnx": {n: g["sha256"] for n, g in manifest["graphs"].items()},
-                 "precision": manifest["precision"], "trt": trt_version,
-                 "sm": compute_capability, "batch": list(batch)})
+    return _key(
+        {
+            "onnx": {n: g["sha256"] for n, g in manifest["graphs"].items()},
+            "precision": manifest["precision"],
+            "trt": trt_version,
+            "sm": compute_capability,
+            "batch": list(batch),
+        }
+    )
 
 
 def cached_engines(onnx_dir: Path, settings) -> Path:
@@ -75,4 +86,6 @@ def cached_engines(onnx_dir: Path, settings) -> Path:
     batch = (settings.batch.min, settings.batch.opt, settings.batch.max)
     key = engine_key(onnx_dir, trt.__version__, gpu["compute_capability"], batch)
     settings.timing_cache = cache_root() / "trt" / "timing.cache"
-    return _build_into(cache_root() / "trt" / key, lambda tmp: build_engines(onnx_dir, tmp, settings))
+    return _build_into(
+        cache_root() / "trt" / key, lambda tmp: build_engines(onnx_dir, tmp, settings)
+    )

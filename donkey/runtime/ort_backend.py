@@ -12,13 +12,16 @@ from torch import Tensor
 
 from donkey.model.config import model_config_from_dict
 from donkey.model.errors import DonkeyError
-from donkey.model.spec import graph_specs, GraphSpec
+from donkey.model.spec import GraphSpec, graph_specs
 from donkey.runtime.backend import BaseBackend
 from donkey.runtime.loader import read_manifest
 
 ORT_HINT = "pip install onnxruntime-gpu (or onnxruntime for CPU only)"
-PROVIDER_NAMES = {"trt": "TensorrtExecutionProvider", "cuda": "CUDAExecutionProvider",
-                  "cpu": "CPUExecutionProvider"}
+PROVIDER_NAMES = {
+    "trt": "TensorrtExecutionProvider",
+    "cuda": "CUDAExecutionProvider",
+    "cpu": "CPUExecutionProvider",
+}
 
 
 def import_onnxruntime() -> ModuleType:
@@ -38,8 +41,14 @@ def default_providers(device: torch.device) -> list[str]:
 class OrtBackend(BaseBackend):
     engine = "ort"
 
-    def __init__(self, path: Path, spec: GraphSpec, device: torch.device,
-                 providers: list[str] | None = None, threads: int | None = None) -> None:
+    def __init__(
+        self,
+        path: Path,
+        spec: GraphSpec,
+        device: torch.device,
+        providers: list[str] | None = None,
+        threads: int | None = None,
+    ) -> None:
         super().__init__(spec)
         self.path = Path(path)
         self.device = device
@@ -72,16 +81,24 @@ class OrtBackend(BaseBackend):
         self.providers = self.session.get_providers()
         first = wanted[0][0] if isinstance(wanted[0], tuple) else wanted[0]
         if self.providers[0] != first:
-            warnings.warn(f"{self.path.name}: ONNX Runtime asked for {first} but runs on "
-                          f"{self.providers[0]}", RuntimeWarning, stacklevel=2)
+            warnings.warn(
+                f"{self.path.name}: ONNX Runtime asked for {first} but runs on {self.providers[0]}",
+                RuntimeWarning,
+                stacklevel=2,
+            )
         self.on_gpu = self.providers[0] in ("CUDAExecutionProvider", "TensorrtExecutionProvider")
 
     def _infer(self, inputs: dict[str, Tensor]) -> dict[str, Tensor]:
         if self.on_gpu and self.device.type == "cuda":
             return self._infer_bound(inputs)
-        feeds = {n: inputs[n].detach().float().cpu().contiguous().numpy() for n in self.spec.input_names}
+        feeds = {
+            n: inputs[n].detach().float().cpu().contiguous().numpy() for n in self.spec.input_names
+        }
         outputs = self.session.run(self.spec.output_names, feeds)
-        return {n: torch.from_numpy(np.asarray(o, dtype=np.float32)) for n, o in zip(self.spec.output_names, outputs)}
+        return {
+            n: torch.from_numpy(np.asarray(o, dtype=np.float32))
+            for n, o in zip(self.spec.output_names, outputs)
+        }
 
     def _infer_bound(self, inputs: dict[str, Tensor]) -> dict[str, Tensor]:
         """IO binding: ONNX Runtime reads and writes the torch CUDA tensors in place."""

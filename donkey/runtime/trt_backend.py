@@ -23,9 +23,16 @@ from donkey.runtime.backend import BaseBackend
 from donkey.runtime.loader import read_manifest
 
 # TensorRT DataType member name -> torch dtype
-TRT_DTYPES = {"FLOAT": torch.float32, "HALF": torch.float16, "BF16": torch.bfloat16,
-              "INT32": torch.int32, "INT64": torch.int64, "INT8": torch.int8,
-              "BOOL": torch.bool, "UINT8": torch.uint8}
+TRT_DTYPES = {
+    "FLOAT": torch.float32,
+    "HALF": torch.float16,
+    "BF16": torch.bfloat16,
+    "INT32": torch.int32,
+    "INT64": torch.int64,
+    "INT8": torch.int8,
+    "BOOL": torch.bool,
+    "UINT8": torch.uint8,
+}
 
 
 def torch_dtype(trt_dtype) -> torch.dtype:
@@ -38,13 +45,17 @@ def torch_dtype(trt_dtype) -> torch.dtype:
 def check_engine_identity(manifest: dict, trt_version: str, gpu: dict | None, folder: Path) -> None:
     built = manifest.get("tensorrt_version")
     if built != trt_version:
-        raise DonkeyError(f"{folder}: engines were built with TensorRT {built}, this is {trt_version}; "
-                          f"rebuild with `donkey export --format trt`")
+        raise DonkeyError(
+            f"{folder}: engines were built with TensorRT {built}, this is {trt_version}; "
+            f"rebuild with `donkey export --format trt`"
+        )
     want = (manifest.get("gpu") or {}).get("compute_capability")
     have = (gpu or {}).get("compute_capability")
     if want != have:
-        raise DonkeyError(f"{folder}: engines were built for a GPU of compute capability {want}, "
-                          f"this GPU is {have}; rebuild with `donkey export --format trt`")
+        raise DonkeyError(
+            f"{folder}: engines were built for a GPU of compute capability {want}, "
+            f"this GPU is {have}; rebuild with `donkey export --format trt`"
+        )
 
 
 @dataclass
@@ -57,8 +68,9 @@ class _Buffers:
 class TrtBackend(BaseBackend):
     engine = "trt"
 
-    def __init__(self, engine_path: Path, spec: GraphSpec, device: torch.device,
-                 cuda_graphs: bool = False) -> None:
+    def __init__(
+        self, engine_path: Path, spec: GraphSpec, device: torch.device, cuda_graphs: bool = False
+    ) -> None:
         super().__init__(spec)
         self.engine_path = Path(engine_path)
         self.device = device
@@ -71,15 +83,19 @@ class TrtBackend(BaseBackend):
         self._runtime = trt.Runtime(trt.Logger(trt.Logger.WARNING))
         self._engine = self._runtime.deserialize_cuda_engine(self.engine_path.read_bytes())
         if self._engine is None:
-            raise DonkeyError(f"{self.engine_path}: TensorRT could not load this engine; rebuild it")
+            raise DonkeyError(
+                f"{self.engine_path}: TensorRT could not load this engine; rebuild it"
+            )
         self._context = self._engine.create_execution_context()
         names = [self._engine.get_tensor_name(i) for i in range(self._engine.num_io_tensors)]
         is_input = {n: self._engine.get_tensor_mode(n) == trt.TensorIOMode.INPUT for n in names}
         got_in = sorted(n for n in names if is_input[n])
         got_out = sorted(n for n in names if not is_input[n])
         if got_in != sorted(self.spec.input_names) or got_out != sorted(self.spec.output_names):
-            raise DonkeyError(f"{self.engine_path}: engine tensors {got_in} -> {got_out} do not match "
-                              f"graph {self.spec.name}; rebuild it")
+            raise DonkeyError(
+                f"{self.engine_path}: engine tensors {got_in} -> {got_out} do not match "
+                f"graph {self.spec.name}; rebuild it"
+            )
         self._dtypes = {n: torch_dtype(self._engine.get_tensor_dtype(n)) for n in names}
         first = self.spec.input_names[0]
         lo, _, hi = self._engine.get_tensor_profile_shape(first, 0)
@@ -87,10 +103,18 @@ class TrtBackend(BaseBackend):
         self._stream = torch.cuda.Stream(self.device) if self.device.type == "cuda" else None
 
     def _allocate(self, batch: int) -> _Buffers:
-        inputs = {t.name: torch.empty((batch, *t.shape[1:]), dtype=self._dtypes[t.name], device=self.device)
-                  for t in self.spec.inputs}
-        outputs = {t.name: torch.empty((batch, *t.shape[1:]), dtype=self._dtypes[t.name], device=self.device)
-                   for t in self.spec.outputs}
+        inputs = {
+            t.name: torch.empty(
+                (batch, *t.shape[1:]), dtype=self._dtypes[t.name], device=self.device
+            )
+            for t in self.spec.inputs
+        }
+        outputs = {
+            t.name: torch.empty(
+                (batch, *t.shape[1:]), dtype=self._dtypes[t.name], device=self.device
+            )
+            for t in self.spec.outputs
+        }
         return _Buffers(inputs, outputs)
 
     def _enqueue(self, buffers: _Buffers) -> None:
@@ -107,8 +131,10 @@ class TrtBackend(BaseBackend):
         batch = int(inputs[self.spec.input_names[0]].shape[0])
         lo, hi = self.batch_range
         if not lo <= batch <= hi:
-            raise DonkeyError(f"batch {batch} is outside the engine's range {lo}..{hi}; "
-                              f"use --batch-size <= {hi} or rebuild with --max-batch")
+            raise DonkeyError(
+                f"batch {batch} is outside the engine's range {lo}..{hi}; "
+                f"use --batch-size <= {hi} or rebuild with --max-batch"
+            )
         buffers = self._buffers.get(batch)
         if buffers is None:
             buffers = self._buffers[batch] = self._allocate(batch)
@@ -136,8 +162,10 @@ class TrtBackend(BaseBackend):
                     self._enqueue(buffers)
                 buffers.graph = graph
         # Fresh tensors: the next call overwrites these buffers.
-        return {name: out.float().clone() if out.dtype != torch.float32 else out.clone()
-                for name, out in buffers.outputs.items()}
+        return {
+            name: out.float().clone() if out.dtype != torch.float32 else out.clone()
+            for name, out in buffers.outputs.items()
+        }
 
 
 def load_trt_graphs(path: Path, kind: str, device: torch.device, precision: str, options: dict):
@@ -161,7 +189,9 @@ def load_trt_graphs(path: Path, kind: str, device: torch.device, precision: str,
     for name, entry in manifest["graphs"].items():
         engine = path / entry["file"]
         if not engine.is_file() or sha256_file(engine) != entry["sha256"]:
-            raise DonkeyError(f"{engine}: missing or changed since export (hash mismatch); "
-                              f"only engines built by `donkey export` are loaded")
+            raise DonkeyError(
+                f"{engine}: missing or changed since export (hash mismatch); "
+                f"only engines built by `donkey export` are loaded"
+            )
         graphs[name] = TrtBackend(engine, specs[name], device, options.get("cuda_graphs", False))
     return config, graphs, {"precision": manifest["precision"], "folder": str(path)}

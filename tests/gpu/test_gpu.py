@@ -1,0 +1,96 @@
+"""Real-GPU tests: CUDA, ONNX Runtime's CUDA provider, TensorRT. Skipped cleanly without them."""
+
+import importlib.util
+
+import pytest
+import torch
+
+from donkey.cli.app import app
+from donkey.data.media import read_frames
+from donkey.export.exporter import BatchRange, export_onnx
+from donkey.export.parity import assert_parity, clip_parity, graph_parity, rendered_clip
+from donkey.runtime.loader import load_model
+
+pytestmark = pytest.mark.gpu
+needs_cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs an NVIDIA GPU (CUDA)")
+needs_trt = pytest.mark.skipif(
+    importlib.util.find_spec("tensorrt") is None or not torch.cuda.is_available(),
+    reason="needs TensorRT and an NVIDIA GPU",
+)
+
+
+@pytest.fixture(autouse=True)
+def no_tf32():
+    torch.backends.cuda.matmul.allow_tf32 = False
+    torch.backends.cudnn.allow_tf32 = False
+
+
+@needs_cuda
+def test_torch_cuda_matches_cpu(tiny_ckpt):
+    cpu, gpu = load_model(tiny_ckpt, "torch", "cpu"), load_model(tiny_ckpt, "torch", "cuda")
+    rows = graph_parity(cpu, gpu, batches=(1, 8))
+    rows += clip_parity(cpu, gpu, *rendered_clip(32))
+    assert_parity(rows)
+
+
+@needs_cuda
+def test_torch_cuda_fp16_psnr(tiny_ckpt):
+    ref = load_model(tiny_ckpt, "torch", "cuda")
+    half = load_model(tiny_ckpt, "torch", "cuda", precision="fp16")
+    half.info["precision"] = {k: "fp16" for k in half.graphs}
+    rows = clip_parity(ref, half, *rendered_clip(32))
+    assert rows[0].psnr >= 40.0, rows
+
+
+@needs_cuda
+def test_ort_cuda_provider_parity(tiny_ckpt, tmp_path):
+    folder = export_onnx(tiny_ckpt, tmp_path / "onnx").folder
+    model = load_model(folder, "ort", "cuda")
+    rows = graph_parity(load_model(tiny_ckpt, "torch", "cuda"), model, batches=(1, 3))
+    providers = model.graphs["generator"].providers
+    if providers[0] != "CUDAExecutionProvider":
+        pytest.skip(
+            f"ONNX Runtime fell back to {providers[0]} (no CUDA provider in this onnxruntime)"
+        )
+    assert_parity(rows)
+
+
+@needs_trt
+@pytest.mark.parametrize("fp16", [False, True])
+def test_tensorrt_build_parity_and_animate(tiny_ckpt, tmp_path, runner, fp16):
+    from donkey.export.tensorrt_build import EngineSettings, build_engines
+
+    onnx_dir = export_onnx(tiny_ckpt, tmp_path / "onnx", fp16=fp16).folder
+    engines = tmp_path / "engines"
+    build_engines(onnx_dir, engines, EngineSettings(batch=BatchRange(1, 8, 16)))
+    reference = load_model(tiny_ckpt, "torch", "cuda")
+    trt_model = load_model(engines, "trt", "cuda")
+    rows = clip_parity(reference, trt_model, *rendered_clip(32, frames=12))
+    if fp16:
+        assert rows[0].psnr >= 40.0, rows
+    else:
+        assert rows[0].max_abs <= 1e-3, rows
+    source, driving = rendered_clip(32)
+    from donkey.data.writers import write_image, write_video
+
+    write_image(tmp_path / "s.png", source)
+    write_video(tmp_path / "d.gif", driving)
+    out = tmp_path / "out.gif"
+    result = runner.invoke(
+        app,
+        [
+            "animate",
+            str(tmp_path / "s.png"),
+            str(tmp_path / "d.gif"),
+            "-o",
+            str(out),
+            "--model",
+            str(engines),
+            "--engine",
+            "trt",
+            "--device",
+            "cuda",
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    assert read_frames(out).frames.shape[0] == len(driving)
