@@ -63,16 +63,31 @@ def animate(
     side_by_side: bool = typer.Option(
         False, "--side-by-side", help="Write source | driving | result side by side."
     ),
+    pair_list: Path | None = typer.Option(
+        None,
+        "--pair-list",
+        help="Batch mode: CSV of source,driving file names instead of the cross product.",
+    ),
+    skip_existing: bool = typer.Option(
+        False, "--skip-existing", help="Batch mode: leave outputs that already exist."
+    ),
+    out_format: str = typer.Option(
+        "gif", "--out-format", help="Batch mode: gif, mp4 or png (strip)."
+    ),
 ) -> None:
     """Animate SOURCE with the motion of DRIVING and write OUTPUT.
 
     The output has as many frames as the driving video, at its frame rate, at the model's
-    image size.
+    image size. Give folders (of sources and/or of driving videos) and an output folder for
+    batch mode: every source with every driving (or the --pair-list pairs), one bad file
+    reported without stopping the rest.
     """
     options = _options(fit, background, side_by_side)
-    if source.is_dir() or driving.is_dir() and not _is_frame_folder(driving):
+    if source.is_dir() or (driving.is_dir() and not _is_frame_folder(driving)) or pair_list:
         from donkey.cli.animate_batch import animate_batch
 
+        if out_format not in ("gif", "mp4", "png"):
+            raise DonkeyError(f"--out-format must be gif, mp4 or png, got {out_format!r}")
         animate_batch(
             source,
             driving,
@@ -85,6 +100,9 @@ def animate(
             adapt_scale,
             batch_size,
             options,
+            pair_list,
+            skip_existing,
+            f".{out_format}",
         )
         return
     check_output_suffix(output)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import typer
 
 from donkey.cli.animate_cmd import animate
+from donkey.cli.bench_cmd import bench
 from donkey.cli.convert_cmd import convert
 from donkey.cli.eval_cmd import evaluate
 from donkey.cli.export_cmd import export, lint
@@ -33,6 +34,7 @@ app.command(name="synth")(synth)
 app.command(name="pairs")(pairs)
 app.command(name="export")(export)
 app.command(name="lint")(lint)
+app.command(name="bench")(bench)
 
 
 def main() -> None:

@@ -82,6 +82,8 @@ def _load_torch(path: Path, kind: str, device: torch.device, precision: str, opt
 
     if kind != "checkpoint":
         raise DonkeyError(f"{path}: --engine torch needs a checkpoint, not an {kind} folder")
+    if precision == "fp16" and device.type != "cuda":
+        raise DonkeyError("--precision fp16 with --engine torch needs --device cuda")
     checkpoint = load_checkpoint(path)
     networks = build_networks(checkpoint, device)
     graphs = {

@@ -1,0 +1,86 @@
+"""Batch mode of `donkey animate`: folders of sources and drivings -> a folder of results."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from donkey.cli.common import console, out
+from donkey.runtime.animator import Animator
+from donkey.runtime.batch import plan_jobs, run_jobs
+from donkey.runtime.loader import load_model
+from donkey.runtime.pipeline import AnimateOptions
+
+
+def animate_batch(
+    sources: Path,
+    drivings: Path,
+    out_dir: Path,
+    model: str | None,
+    engine: str | None,
+    device: str,
+    precision: str,
+    mode: str,
+    adapt_scale: bool,
+    batch_size: int,
+    options: AnimateOptions,
+    pair_list: Path | None = None,
+    skip_existing: bool = False,
+    suffix: str = ".gif",
+) -> None:
+    jobs = plan_jobs(sources, drivings, out_dir, pair_list, suffix)
+    loaded = load_model(model, engine, device, precision)
+    animator = Animator(loaded, batch_size=batch_size, mode=mode, adapt_scale=adapt_scale)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    with Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=console,
+        transient=True,
+    ) as bar:
+        items = bar.add_task("items", total=len(jobs))
+        frames = bar.add_task("frames", total=None)
+
+        def progress(event: str, job, count: int) -> None:
+            if event == "frames":
+                bar.advance(frames, count)
+                return
+            bar.advance(items)
+            if event == "done":
+                console.print(f"[green]ok[/] {job.output.name}", highlight=False)
+            elif event == "skipped":
+                console.print(f"[dim]exists[/] {job.output.name}", highlight=False)
+
+        report = run_jobs(animator, jobs, options, skip_existing, progress)
+    seconds = report.seconds
+    total = sum(seconds.values())
+    table = Table(
+        title=f"donkey animate: {len(jobs)} items, engine {loaded.engine} on {loaded.device}"
+    )
+    table.add_column("result")
+    table.add_column("count", justify="right")
+    table.add_row("written", str(len(report.done)), style="green")
+    table.add_row("skipped (exists)", str(len(report.skipped)))
+    table.add_row("failed", str(len(report.failed)), style="red" if report.failed else None)
+    out.print(table)
+    if report.frames:
+        out.print(
+            f"{report.frames} frames; read {seconds['read']:.2f}s, model {seconds['model']:.2f}s "
+            f"({report.frames / max(seconds['model'], 1e-9):.1f} frames/s), write {seconds['write']:.2f}s "
+            f"(threads overlap; sum {total:.2f}s)"
+        )
+    if report.failed:
+        reasons = {}
+        for job, reason in report.failed:
+            reasons.setdefault(reason, []).append(job.output.name)
+        for reason, names in reasons.items():
+            console.print(
+                f"[red]failed[/] {reason} ({len(names)} item{'s' if len(names) > 1 else ''})",
+                highlight=False,
+            )
+        raise typer.Exit(1)

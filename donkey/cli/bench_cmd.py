@@ -1,0 +1,99 @@
+"""`donkey bench`: frames/s per engine and batch size, as a table and optionally JSON."""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+
+import torch
+import typer
+from rich.table import Table
+
+from donkey.cli.common import MODEL_HELP, console, handles_errors, out, parse_int_list
+from donkey.model.checkpoint import save_checkpoint
+from donkey.model.config import load_config
+from donkey.model.errors import DonkeyError
+from donkey.model.files import atomic_output
+from donkey.model.networks import Networks
+from donkey.runtime.bench import run_bench
+from donkey.runtime.loader import ENGINES, load_model
+
+
+@handles_errors
+def bench(
+    model: str | None = typer.Option(None, "--model", "-m", help=MODEL_HELP),
+    config: Path | None = typer.Option(
+        None, "--config", "-c", help="Benchmark a config with random weights instead of a model."
+    ),
+    engine: str = typer.Option("torch,ort", help="Comma-separated engines: torch, ort, trt."),
+    batch_sizes: str = typer.Option("1,8,32", "--batch-sizes", help="Comma-separated batch sizes."),
+    device: str = typer.Option("auto", help="cpu, cuda or auto."),
+    precision: str = typer.Option(
+        "fp32", help="fp32 or fp16 (torch autocast on CUDA; fp16 ONNX graphs for ort/trt)."
+    ),
+    threads: int = typer.Option(0, help="CPU threads for every engine (0: all cores)."),
+    runs: int = typer.Option(10, help="Timed runs per engine and batch size (after 3 warm-ups)."),
+    json_path: Path | None = typer.Option(
+        None, "--json", help="Also write the rows as a JSON list here."
+    ),
+) -> None:
+    """Model-only throughput: keypoints of the driving batch + dense motion + generator, source
+    encoding cached. Every engine runs with the same thread count, reported in each row."""
+    engines = [e.strip() for e in engine.split(",") if e.strip()]
+    bad = [e for e in engines if e not in ENGINES]
+    if bad or not engines:
+        raise DonkeyError(
+            f"--engine takes a comma-separated subset of {', '.join(ENGINES)}, got {engine!r}"
+        )
+    if model is not None and config is not None:
+        raise DonkeyError("give --model or --config, not both")
+    batches = parse_int_list(batch_sizes, "--batch-sizes")
+    threads = threads or os.cpu_count() or 1
+    with tempfile.TemporaryDirectory(prefix="donkey-bench-") as tmp:
+        target = model
+        if config is not None:
+            torch.manual_seed(0)
+            target = str(
+                save_checkpoint(Path(tmp) / "random.ckpt", Networks(load_config(config).model))
+            )
+        options = {"threads": threads, "max_batch": max(batches)}
+
+        def load(name: str):
+            if name == "trt":
+                from donkey.export.exporter import BatchRange
+
+                top = max(batches)
+                options["batch_range"] = BatchRange(min(batches), min(8, top), top)
+            return load_model(target, name, device, precision, options)
+
+        rows = run_bench(
+            load,
+            engines,
+            batches,
+            threads,
+            precision,
+            runs,
+            progress=lambda r: console.print(
+                f"{r.engine} batch {r.batch}: {r.fps:.1f} frames/s", highlight=False
+            ),
+        )
+    table = Table(title=f"donkey bench ({threads} threads, {rows[0].device}, {precision})")
+    for column in ("engine", "batch", "frames/s", "p50 ms", "p95 ms", "peak MB", "runs"):
+        table.add_column(column, justify="left" if column == "engine" else "right")
+    for r in rows:
+        table.add_row(
+            r.engine,
+            str(r.batch),
+            f"{r.fps:.1f}",
+            f"{r.p50_ms:.1f}",
+            f"{r.p95_ms:.1f}",
+            f"{r.peak_mb:.0f}",
+            str(r.runs),
+        )
+    out.print(table)
+    if json_path is not None:
+        with atomic_output(json_path) as tmp_file:
+            tmp_file.write_text(json.dumps([r.as_dict() for r in rows], indent=1))
+        out.print(f"wrote {json_path}")

@@ -1,0 +1,219 @@
+import json
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from donkey.cli.app import app
+from donkey.data.frames import frames_to_tensor
+from donkey.data.media import read_frames
+from donkey.data.writers import write_image, write_video
+from donkey.export.exporter import export_onnx
+from donkey.export.parity import rendered_clip
+from donkey.model.errors import DonkeyError
+from donkey.runtime.animator import Animator
+from donkey.runtime.batch import output_name, plan_jobs
+from donkey.runtime.loader import load_model
+from donkey.runtime.motion import hull_area, movement_scale, relative_keypoints
+
+
+@pytest.fixture(scope="module")
+def onnx_folder(tiny_ckpt, tmp_path_factory):
+    return export_onnx(tiny_ckpt, tmp_path_factory.mktemp("rt onnx") / "tiny onnx").folder
+
+
+@pytest.fixture(scope="module")
+def clip_files(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("rt media") / "clip files"
+    folder.mkdir()
+    source, driving = rendered_clip(32, frames=9, seed=5)
+    write_image(folder / "source.png", source)
+    write_video(folder / "driving.png", driving)  # lossless strip
+    return folder
+
+
+def test_torch_and_ort_frames_agree_through_the_api(tiny_ckpt, onnx_folder):
+    source, driving = rendered_clip(32, frames=11, seed=7)
+    results = []
+    for model in (load_model(tiny_ckpt, "torch", "cpu"), load_model(onnx_folder, "ort", "cpu")):
+        for mode in ("absolute", "relative"):
+            animator = Animator(model, batch_size=4, mode=mode, adapt_scale=True)
+            results.append(
+                animator.animate(frames_to_tensor(source[None]), frames_to_tensor(driving))
+            )
+    for a, b in zip(results[:2], results[2:]):
+        assert a.shape == (11, 3, 32, 32)
+        assert (a - b).abs().max() <= 1e-4
+
+
+def test_torch_and_ort_png_strips_agree_within_one_level(
+    runner, tiny_ckpt, onnx_folder, clip_files, tmp_path
+):
+    outputs = []
+    for engine, model in (("torch", tiny_ckpt), ("ort", onnx_folder)):
+        out = tmp_path / f"{engine}.png"
+        result = runner.invoke(
+            app,
+            [
+                "animate",
+                str(clip_files / "source.png"),
+                str(clip_files / "driving.png"),
+                "-o",
+                str(out),
+                "--model",
+                str(model),
+                "--engine",
+                engine,
+                "--device",
+                "cpu",
+            ],
+        )
+        assert result.exit_code == 0, result.output
+        outputs.append(read_frames(out).frames.astype(int))
+    assert outputs[0].shape == (9, 32, 32, 3)
+    assert np.abs(outputs[0] - outputs[1]).max() <= 1
+
+
+def test_relative_motion_and_adapt_scale_known_answers():
+    square = torch.tensor([[0.0, 0.0], [1.0, 0.0], [1.0, 1.0], [0.0, 1.0], [0.5, 0.5]])
+    assert hull_area(square) == pytest.approx(1.0)
+    assert movement_scale(square * 2, square) == pytest.approx(2.0)
+    src_mean = (square * 0.5)[None]
+    drv_first = square[None]
+    drv = torch.cat([drv_first, drv_first + torch.tensor([0.2, 0.0])])
+    eye = torch.eye(2).expand(1, 5, 2, 2) * 0.01
+    mean, var = relative_keypoints(
+        src_mean, eye * 2, drv, eye.expand(2, 5, 2, 2), drv_first, eye, adapt_scale=True
+    )
+    torch.testing.assert_close(mean[0], src_mean[0])
+    torch.testing.assert_close(mean[1], src_mean[0] + torch.tensor([0.1, 0.0]))  # halved movement
+    torch.testing.assert_close(var, (eye * 2).expand(2, 5, 2, 2))
+
+
+def test_batch_folder_conversion_with_a_corrupt_file(runner, tiny_ckpt, tmp_path):
+    sources, drivings, out = (
+        tmp_path / "source images",
+        tmp_path / "driving clips",
+        tmp_path / "results",
+    )
+    sources.mkdir()
+    drivings.mkdir()
+    for i in range(3):
+        src, drv = rendered_clip(32, frames=4 + i, seed=10 + i)
+        write_image(sources / f"animal {i}.png", src)
+        if i < 2:
+            write_video(drivings / f"motion {i}.gif", drv)
+    (sources / "corrupt.png").write_bytes(b"\x89PNG\r\n\x1a\n" + b"\x00" * 20)
+    args = [
+        "animate",
+        str(sources),
+        str(drivings),
+        "-o",
+        str(out),
+        "--model",
+        str(tiny_ckpt),
+        "--device",
+        "cpu",
+    ]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 1
+    assert "corrupt.png" in result.output and "failed" in result.output
+    written = sorted(p.name for p in out.iterdir())
+    assert len(written) == 6 and all(n.endswith(".gif") for n in written)
+    assert not [p for p in out.iterdir() if p.name.startswith(".")]  # no temporary leftovers
+    frames = {n: read_frames(out / n).frames.shape[0] for n in written}
+    assert frames["animal_0__motion_1.gif"] == 5
+    mtimes = {p.name: p.stat().st_mtime_ns for p in out.iterdir()}
+    result = runner.invoke(app, [*args, "--skip-existing"])
+    assert result.exit_code == 1  # the corrupt file still fails
+    assert {p.name: p.stat().st_mtime_ns for p in out.iterdir()} == mtimes  # nothing rewritten
+
+
+def test_pair_list_and_safe_output_names(tmp_path):
+    sources, drivings = tmp_path / "s", tmp_path / "d"
+    sources.mkdir()
+    drivings.mkdir()
+    for name in ("a b.png", "c.png"):
+        Image.new("RGB", (8, 8)).save(sources / name)
+    for name in ("x.gif", "y.gif"):
+        Image.new("RGB", (8, 8)).save(drivings / name)
+    pairs = tmp_path / "pairs.csv"
+    pairs.write_text("source,driving\na b.png,y.gif\n")
+    jobs = plan_jobs(sources, drivings, tmp_path / "out", pairs)
+    assert [(j.source.name, j.driving.name, j.output.name) for j in jobs] == [
+        ("a b.png", "y.gif", "a_b__y.gif")
+    ]
+    assert len(plan_jobs(sources, drivings, tmp_path / "out")) == 4
+    from pathlib import Path
+
+    assert output_name(Path("../../etc/pass wd"), Path("..x.gif"), ".gif") == "pass_wd__..x.gif"
+    assert output_name(Path(".."), Path(".."), ".mp4") == "output.mp4"
+    pairs.write_text("../escape.png,x.gif\n")
+    with pytest.raises(DonkeyError, match="outside"):
+        plan_jobs(sources, drivings, tmp_path / "out", pairs)
+
+
+def test_eval_through_the_ort_engine_matches_torch(runner, tiny_ckpt, onnx_folder, tmp_path):
+    from donkey.data.synthetic import synthesize
+
+    synthesize(tmp_path / "videos", 2, size=32, seed=3, frames=(4, 5))
+    values = []
+    for model, engine in ((tiny_ckpt, "torch"), (onnx_folder, "ort")):
+        result = runner.invoke(
+            app,
+            [
+                "eval",
+                "--model",
+                str(model),
+                "--engine",
+                engine,
+                "--data",
+                str(tmp_path / "videos"),
+                "--json",
+                "--device",
+                "cpu",
+            ],
+        )
+        assert result.exit_code == 0, result.output
+        values.append(json.loads(result.output))
+    assert values[0]["l1"] == pytest.approx(values[1]["l1"], abs=1e-5)
+    assert values[1]["engine"] == "ort"
+
+
+def test_bench_json(runner, tmp_path):
+    from tests.conftest import CONFIGS
+
+    out = tmp_path / "bench.json"
+    result = runner.invoke(
+        app,
+        [
+            "bench",
+            "--config",
+            str(CONFIGS / "tiny.yaml"),
+            "--engine",
+            "torch,ort",
+            "--batch-sizes",
+            "1,2",
+            "--device",
+            "cpu",
+            "--threads",
+            "1",
+            "--runs",
+            "2",
+            "--json",
+            str(out),
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    rows = json.loads(out.read_text())
+    assert [(r["engine"], r["batch"]) for r in rows] == [
+        ("torch", 1),
+        ("torch", 2),
+        ("ort", 1),
+        ("ort", 2),
+    ]
+    for row in rows:
+        assert row["fps"] > 0 and row["p95_ms"] >= row["p50_ms"] > 0 and row["threads"] == 1
+    result = runner.invoke(app, ["bench", "--engine", "nope"])
+    assert result.exit_code == 1 and "--engine takes" in result.output
