@@ -25,6 +25,7 @@ from donkey.model.networks import Networks
 
 FORMAT = "donkey"
 VERSION = 1
+DISCRIMINATOR_PREFIX = "discriminator."
 
 
 @dataclass
@@ -42,10 +43,19 @@ def save_checkpoint(
     networks: Networks,
     train_config: dict[str, Any] | None = None,
     training: dict[str, Any] | None = None,
+    inference_only: bool = False,
 ) -> Path:
-    """Writes atomically. `training` (optimiser states, step, RNG) only fits `.ckpt` files."""
+    """Writes atomically. `training` (optimiser states, step, RNG) only fits `.ckpt` files.
+
+    `inference_only` leaves out the discriminator (a quarter of the size of a small model's
+    file); such a checkpoint animates, and fine-tuning from it starts a fresh discriminator.
+    """
     path = Path(path)
-    state = {k: v.detach().cpu().contiguous() for k, v in networks.state_dict().items()}
+    state = {
+        k: v.detach().cpu().contiguous()
+        for k, v in networks.state_dict().items()
+        if not (inference_only and k.startswith(DISCRIMINATOR_PREFIX))
+    }
     config = config_to_dict(networks.config)
     with atomic_output(path) as tmp:
         if path.suffix == ".safetensors":
@@ -150,7 +160,8 @@ def build_networks(checkpoint: Checkpoint, device: str | torch.device = "cpu") -
 def load_state(networks: Networks, state: dict[str, Tensor], source: Path | str) -> None:
     """Strict load that reports mismatches as one line naming a few keys."""
     own = networks.state_dict()
-    missing = [k for k in own if k not in state]
+    # Inference-only files carry no discriminator: it keeps its fresh initialisation.
+    missing = [k for k in own if k not in state and not k.startswith(DISCRIMINATOR_PREFIX)]
     unexpected = [k for k in state if k not in own]
     shapes = [k for k in own if k in state and tuple(own[k].shape) != tuple(state[k].shape)]
     if missing or unexpected or shapes:
@@ -163,7 +174,7 @@ def load_state(networks: Networks, state: dict[str, Tensor], source: Path | str)
             if keys:
                 parts.append(f"{len(keys)} {label} (e.g. {', '.join(keys[:2])})")
         raise CheckpointError(f"{source}: weights do not fit the model config: {'; '.join(parts)}")
-    networks.load_state_dict(state)
+    networks.load_state_dict(state, strict=False)
 
 
 def load_networks(path: str | Path, device: str | torch.device = "cpu") -> Networks:

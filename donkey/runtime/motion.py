@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import torch
 from torch import Tensor
 
 from donkey.model.geometry import inverse_2x2
@@ -43,6 +44,16 @@ def movement_scale(src_mean: Tensor, drv_first_mean: Tensor) -> float:
     return (hull_area(src_mean) / drv_area) ** 0.5
 
 
+def cholesky_2x2(m: Tensor, eps: float = 1e-12) -> Tensor:
+    """Lower-triangular L with L L^T = m for symmetric positive (semi)definite (..., 2, 2)."""
+    a, b, d = m[..., 0, 0], m[..., 1, 0], m[..., 1, 1]
+    l11 = torch.sqrt(torch.clamp(a, min=eps))
+    l21 = b / l11
+    l22 = torch.sqrt(torch.clamp(d - l21 * l21, min=eps))
+    zero = torch.zeros_like(l11)
+    return torch.stack([torch.stack([l11, zero], -1), torch.stack([l21, l22], -1)], -2)
+
+
 def relative_keypoints(
     src_mean: Tensor,
     src_var: Tensor,
@@ -52,13 +63,17 @@ def relative_keypoints(
     drv_first_var: Tensor,
     adapt_scale: bool = False,
 ) -> tuple[Tensor, Tensor]:
-    """mu = mu_src + s * (mu_drv_t - mu_drv_0); Sigma = Sigma_drv_t Sigma_drv_0^-1 Sigma_src.
+    """mu = mu_src + s * (mu_drv_t - mu_drv_0); Sigma = A Sigma_src A^T, A = L_t L_0^-1.
 
-    src_*: (1, K, ...) ; drv_*: (T, K, ...) ; drv_first_*: (1, K, ...). The covariance product
-    is symmetrised so the gaussians stay well defined.
+    A is the linear map that turns the first driving frame's keypoint shape (Cholesky factor
+    L_0) into frame t's (L_t). Applied to the source's covariance as a congruence it keeps
+    it positive definite; Monkey-Net's Sigma_t Sigma_0^-1 Sigma_src is not, in general, and
+    an indefinite covariance turns the gaussians into inf/NaN.
+
+    src_*: (1, K, ...); drv_*: (T, K, ...); drv_first_*: (1, K, ...).
     """
     scale = movement_scale(src_mean[0], drv_first_mean[0]) if adapt_scale else 1.0
     mean = src_mean + scale * (drv_mean - drv_first_mean)
-    var = drv_var @ inverse_2x2(drv_first_var) @ src_var
-    var = 0.5 * (var + var.transpose(-1, -2))
+    change = cholesky_2x2(drv_var) @ inverse_2x2(cholesky_2x2(drv_first_var))  # (T, K, 2, 2)
+    var = change @ src_var @ change.transpose(-1, -2)
     return mean, var

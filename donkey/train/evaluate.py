@@ -26,10 +26,10 @@ Progress = Callable[[int, int], None]
 class EvalResult:
     l1: float | None = None
     identity_l1: float | None = None
-    videos: int = 0
+    videos: int | None = None
     transfer_l1: float | None = None
     transfer_identity_l1: float | None = None
-    pairs: int = 0
+    pairs: int | None = None
     per_video: list[dict] = field(default_factory=list)
 
     def as_dict(self, with_details: bool = False) -> dict:

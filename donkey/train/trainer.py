@@ -110,11 +110,12 @@ def set_rng_state(state: dict) -> None:
 
 def load_init_weights(networks: Networks, path: Path) -> list[str]:
     """--init: weights only. Attention modules absent from the file keep their fresh (gate 0)
-    initialisation, so a Monkey-Net checkpoint starts a Donkey-Net fine-tune."""
+    initialisation, so a Monkey-Net checkpoint starts a Donkey-Net fine-tune; so does the
+    discriminator of an inference-only file (the shipped default model)."""
     ckpt = load_checkpoint(path)
     own = networks.state_dict()
     fresh = [k for k in own if k not in ckpt.state]
-    bad = [k for k in fresh if ".attention." not in k]
+    bad = [k for k in fresh if ".attention." not in k and not k.startswith("discriminator.")]
     unexpected = [k for k in ckpt.state if k not in own]
     shapes = [k for k in ckpt.state if k in own and own[k].shape != ckpt.state[k].shape]
     if bad or unexpected or shapes:

@@ -91,6 +91,26 @@ def test_relative_motion_and_adapt_scale_known_answers():
     torch.testing.assert_close(var, (eye * 2).expand(2, 5, 2, 2))
 
 
+def test_relative_covariances_stay_positive_definite():
+    torch.manual_seed(0)
+
+    def spd(n):
+        a = torch.randn(n, 6, 2, 2) * 0.2
+        return a @ a.transpose(-1, -2) + 1e-4 * torch.eye(2)
+
+    src, first, drv = spd(1), spd(1), spd(50)
+    mean0 = torch.zeros(1, 6, 2)
+    _, var = relative_keypoints(mean0, src, torch.zeros(50, 6, 2), drv, mean0, first)
+    assert torch.linalg.eigvalsh(var).min() > 0
+    from donkey.runtime.motion import cholesky_2x2
+
+    low = cholesky_2x2(drv)
+    torch.testing.assert_close(low @ low.transpose(-1, -2), drv, atol=1e-6, rtol=1e-5)
+    # when frame t equals frame 0, the source covariance is kept
+    _, same = relative_keypoints(mean0, src, mean0, first, mean0, first)
+    torch.testing.assert_close(same, src, atol=1e-6, rtol=1e-4)
+
+
 def test_batch_folder_conversion_with_a_corrupt_file(runner, tiny_ckpt, tmp_path):
     sources, drivings, out = (
         tmp_path / "source images",

@@ -1,0 +1,36 @@
+"""Write a training checkpoint's inference weights as the bundled default model.
+
+    python scripts/ship_model.py runs/small/last.ckpt [donkey/assets/default.safetensors]
+
+Only run this after `donkey eval` shows the new weights beat the shipped ones (README,
+"The default model"). The discriminator is left out to keep the file under 30 MB.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+from donkey.model.checkpoint import build_networks, load_checkpoint, save_checkpoint
+from donkey.runtime.loader import DEFAULT_MODEL
+
+
+def main(argv: list[str]) -> None:
+    if not 1 <= len(argv) <= 2:
+        raise SystemExit(__doc__)
+    source = Path(argv[0])
+    target = Path(argv[1]) if len(argv) == 2 else DEFAULT_MODEL
+    ckpt = load_checkpoint(source)
+    networks = build_networks(ckpt)
+    step = (ckpt.training or {}).get("step")
+    save_checkpoint(
+        target,
+        networks,
+        train_config={**(ckpt.train_config or {}), "shipped_from_step": step},
+        inference_only=True,
+    )
+    print(f"wrote {target} ({target.stat().st_size / 1e6:.1f} MB) from {source} at step {step}")
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
