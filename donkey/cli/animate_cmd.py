@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import typer
@@ -106,7 +107,11 @@ def animate(
         )
         return
     check_output_suffix(output)
+    started = time.perf_counter()
     loaded = load_model(model, engine, device, precision)
+    for backend in loaded.graphs.values():
+        backend.activate()
+    load_seconds = time.perf_counter() - started
     animator = Animator(loaded, batch_size=batch_size, mode=mode, adapt_scale=adapt_scale)
     with Progress(
         TextColumn("animating"),
@@ -126,9 +131,11 @@ def animate(
             on_frames=lambda n: progress.advance(task, n),
         )
     t = result.timings
+    total = load_seconds + sum(t.values())
     out.print(
         f"wrote {result.output} ({result.frames} frames, engine {loaded.engine} on {loaded.device}; "
-        f"read {t['read']:.2f}s, model {t['model']:.2f}s, write {t['write']:.2f}s)"
+        f"load {load_seconds:.2f}s, read {t['read']:.2f}s, model {t['model']:.2f}s, write {t['write']:.2f}s: "
+        f"model {100 * t['model'] / total:.0f}% of {total:.2f}s)"
     )
 
 

@@ -26,7 +26,7 @@ from donkey.data.pairing import PairingParams, appearance_similarity
 from donkey.data.synthetic import read_sidecar
 from donkey.model.errors import DonkeyError
 from donkey.runtime.features import encoder_features, vgg11_features, video_keypoints
-from donkey.runtime.loader import DEFAULT_MODEL, load_model
+from donkey.runtime.loader import load_model
 
 
 def _synth_keypoints(files: list[Path]) -> list[np.ndarray]:
@@ -86,11 +86,7 @@ def pairs(
     files = list_videos(folder)
     params = PairingParams(max_repeated=max_repeated, alpha=alpha, threshold=threshold)
     loaded = None
-    if (
-        keypoints == "model"
-        or model is not None
-        or (vgg11_weights is None and DEFAULT_MODEL.exists())
-    ):
+    if keypoints == "model" or model is not None:
         loaded = load_model(model, device=device)
     size = loaded.config.image_size if loaded is not None else 128
     with Progress(

@@ -69,16 +69,18 @@ def export_onnx(
     entries = {}
     for name, model in models.items():
         precision = "fp16" if fp16 and name not in FP32_GRAPHS else "fp32"
+        note = ""
         if precision == "fp16":
-            model = convert_to_fp16(model)
+            model, clamped = convert_to_fp16(model)
             set_metadata(model, {"donkey.precision": "fp16"})
+            note = f", {clamped} weights below fp16 range moved to +-1e-7" if clamped else ""
         violations = lint_model(model, name)
         if violations:
             raise LintFailure(violations)
         path = save_model(model, out_dir / f"{name}.onnx")
         entries[name] = graph_entry(path, specs[name], precision)
         result.files[name] = path
-        log(f"{name}: {precision}, {path.stat().st_size / 1e6:.1f} MB, lint clean")
+        log(f"{name}: {precision}, {path.stat().st_size / 1e6:.1f} MB, lint clean{note}")
     write_manifest(
         out_dir,
         "onnx",

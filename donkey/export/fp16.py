@@ -11,6 +11,8 @@ blocking the Cast op type makes the converter block (and wrap) its own inserted 
 
 from __future__ import annotations
 
+import warnings
+
 import onnx
 from onnx import TensorProto, helper
 
@@ -82,20 +84,27 @@ def _fp32_outputs(model: onnx.ModelProto) -> None:
         out.type.tensor_type.elem_type = TensorProto.FLOAT
 
 
-def convert_to_fp16(model: onnx.ModelProto) -> onnx.ModelProto:
-    """fp16 weights and activations outside the fp32 island; fp32 inputs and outputs."""
+def convert_to_fp16(model: onnx.ModelProto) -> tuple[onnx.ModelProto, int]:
+    """fp16 weights and activations outside the fp32 island; fp32 inputs and outputs.
+
+    Returns the model and how many weights the converter moved to +-1e-7 (fp16 cannot hold
+    smaller magnitudes; it warns once per value, which is summarised here instead).
+    """
     from onnxconverter_common import float16
 
     model = _isolate_outputs(model)
     casts = {n.name for n in model.graph.node if n.op_type == "Cast"}
     island = sorted(fp32_island(model) | casts)
-    converted = float16.convert_float_to_float16(
-        model,
-        keep_io_types=True,
-        op_block_list=BLOCKED_OPS,
-        node_block_list=island,
-        disable_shape_infer=False,
-    )
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        converted = float16.convert_float_to_float16(
+            model,
+            keep_io_types=True,
+            op_block_list=BLOCKED_OPS,
+            node_block_list=island,
+            disable_shape_infer=False,
+        )
+    clamped = sum("will be truncated" in str(w.message) for w in caught)
     _fp32_outputs(converted)
     onnx.checker.check_model(converted)
-    return converted
+    return converted, clamped

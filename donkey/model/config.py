@@ -102,6 +102,7 @@ class TrainConfig:
     pair_repeats: int = 3  # times each pair is sampled per epoch (dual mode)
     seed: int = 0
     num_workers: int = 0
+    channels_last: bool = True  # measured 10% faster training steps on 2 CPU cores
     checkpoint_every: int = 500
     log_every: int = 10
     sample_every: int = 500

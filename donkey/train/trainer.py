@@ -203,6 +203,8 @@ def train(
     if dist.world > 1 and device.type == "cuda":
         networks = torch.nn.SyncBatchNorm.convert_sync_batchnorm(networks)
     networks.to(device).train()
+    layout = torch.channels_last if t_cfg.channels_last else torch.contiguous_format
+    networks.to(memory_format=layout)
     if perceptual is not None:
         perceptual.to(device)
     optimizers = _optimizers(networks, cfg)
@@ -264,7 +266,12 @@ def train(
             for opt in optimizers.values():
                 for group in opt.param_groups:
                     group["lr"] = lr
-            batch = {k: v.to(device, non_blocking=True) for k, v in batch.items()}
+            batch = {
+                k: v.to(device, non_blocking=True, memory_format=layout)
+                if v.dim() == 4
+                else v.to(device)
+                for k, v in batch.items()
+            }
             if options.debug_dir is not None:
                 seen.append(batch["index"].tolist())
 
