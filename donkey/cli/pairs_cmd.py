@@ -75,6 +75,9 @@ def pairs(
     motion_max: float | None = typer.Option(
         None, help="Automatic clusters: maximum coarse pairing score (default: --threshold)."
     ),
+    neighbours: int = typer.Option(
+        5, help="Automatic clusters: link only mutual nearest neighbours (this many) by motion."
+    ),
     device: str = typer.Option("auto", help="cpu, cuda or auto (for the keypoint detector)."),
     batch_size: int = typer.Option(64, "--batch-size", "-b", help="Frames per detector batch."),
 ) -> None:
@@ -115,6 +118,7 @@ def pairs(
                 lambda i, n: bar.update(task, completed=i),
             )
         entries = [VideoKeypoints(v.name, k) for v, k in zip(videos, kps)]
+        candidates = None  # manual clusters: every pair inside a cluster
         if clusters is not None:
             assignment = read_clusters_csv(clusters)
         else:
@@ -131,8 +135,9 @@ def pairs(
             cluster_params = ClusterParams(
                 appearance_min=appearance_min,
                 motion_max=threshold if motion_max is None else motion_max,
+                neighbours=neighbours,
             )
-            assignment = auto_clusters(
+            assignment, candidates = auto_clusters(
                 entries,
                 similarity,
                 params,
@@ -146,6 +151,7 @@ def pairs(
             params,
             folder.resolve(),
             lambda i, n: bar.update(task, completed=i, total=n),
+            candidates,
         )
     save_manifest(output, manifest)
     directions = {e.name: e.direction for e in entries}

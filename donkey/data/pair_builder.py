@@ -41,6 +41,8 @@ class ClusterParams:
     appearance_min: float = 0.8  # cosine similarity of first-frame features
     motion_max: float = 0.0  # coarse pairing score (residual - alpha * unique) on a few frames
     coarse_frames: int = 8
+    neighbours: int = 5  # mutual nearest neighbours by motion score
+    max_cluster: int = 48  # videos per contact sheet
 
 
 @dataclass
@@ -70,6 +72,12 @@ def read_clusters_csv(path: str | Path) -> dict[str, str]:
     return clusters
 
 
+def _subsample(k: np.ndarray, count: int) -> np.ndarray:
+    if len(k) <= count:
+        return k
+    return k[np.linspace(0, len(k) - 1, count).round().astype(int)]
+
+
 def _components(n: int, edges: list[tuple[int, int]]) -> list[list[int]]:
     parent = list(range(n))
 
@@ -87,25 +95,25 @@ def _components(n: int, edges: list[tuple[int, int]]) -> list[list[int]]:
     return [g for g in groups.values() if len(g) > 1]
 
 
-def _subsample(k: np.ndarray, count: int) -> np.ndarray:
-    if len(k) <= count:
-        return k
-    return k[np.linspace(0, len(k) - 1, count).round().astype(int)]
-
-
 def auto_clusters(
     videos: list[VideoKeypoints],
     appearance: np.ndarray | None,
     pairing: PairingParams,
     params: ClusterParams,
     progress: Progress | None = None,
-) -> dict[str, str]:
-    """Direction split, then connected components of 'looks alike AND moves alike' edges.
+) -> tuple[dict[str, str], list[tuple[str, str]]]:
+    """Direction split, then connected components of a mutual-nearest-neighbour graph.
 
-    Looks alike: first-frame feature cosine >= appearance_min (skipped without features).
-    Moves alike: coarse pairing score on a few frames <= motion_max.
+    An edge joins two videos that look alike (first-frame feature similarity >=
+    appearance_min; skipped without features), move alike (coarse pairing score on a few
+    frames <= motion_max) and are among each other's `neighbours` best motion matches. The
+    mutual-neighbour condition limits chaining (with plain threshold edges MGIF collapsed into
+    one cluster per direction). Returns clusters (for contact sheets; components larger than
+    `max_cluster` are cut into chunks) and the edges, which are the candidate pairs: a
+    component can still chain, and its far ends should not be paired.
     """
     clusters: dict[str, str] = {}
+    candidates: list[tuple[str, str]] = []
     by_direction: dict[str, list[int]] = {}
     for i, v in enumerate(videos):
         by_direction.setdefault(v.direction, []).append(i)
@@ -114,23 +122,34 @@ def auto_clusters(
     total = sum(len(m) * (len(m) - 1) // 2 for m in by_direction.values())
     done = 0
     for direction, members in sorted(by_direction.items()):
-        edges = []
-        for a, b in itertools.combinations(range(len(members)), 2):
+        n = len(members)
+        score = np.full((n, n), np.inf)
+        for a, b in itertools.combinations(range(n), 2):
             i, j = members[a], members[b]
             done += 1
-            if appearance is not None and appearance[i, j] < params.appearance_min:
-                continue
-            r = resample(coarse[i], coarse[j], pairing, projectors[i], projectors[j])
-            if r.score <= params.motion_max:
-                edges.append((a, b))
-            if progress is not None and done % 500 == 0:
+            if appearance is None or appearance[i, j] >= params.appearance_min:
+                r = resample(coarse[i], coarse[j], pairing, projectors[i], projectors[j])
+                score[a, b] = score[b, a] = r.score
+            if progress is not None and done % 2000 == 0:
                 progress(done, total)
-        for c, group in enumerate(_components(len(members), edges)):
-            for a in group:
-                clusters[videos[members[a]].name] = f"{direction}-{c:03d}"
+        k = min(params.neighbours, n - 1)
+        nearest = np.argsort(score, axis=1)[:, :k] if k > 0 else np.zeros((n, 0), dtype=int)
+        near = [set(row.tolist()) for row in nearest]
+        edges = [
+            (a, b)
+            for a, b in itertools.combinations(range(n), 2)
+            if score[a, b] <= params.motion_max and b in near[a] and a in near[b]
+        ]
+        candidates += [(videos[members[a]].name, videos[members[b]].name) for a, b in edges]
+        label = 0
+        for group in _components(n, edges):
+            for start in range(0, len(group), params.max_cluster):
+                for a in group[start : start + params.max_cluster]:
+                    clusters[videos[members[a]].name] = f"{direction}-{label:03d}"
+                label += 1
     if progress is not None:
         progress(total, total)
-    return clusters
+    return clusters, candidates
 
 
 def group_clusters(clusters: dict[str, str]) -> dict[str, list[str]]:
@@ -146,8 +165,9 @@ def build_pairs(
     params: PairingParams,
     root: Path,
     progress: Progress | None = None,
+    candidates: list[tuple[str, str]] | None = None,
 ) -> tuple[PairsManifest, PairingReport]:
-    """Resamples and filters every pair of videos that share a cluster."""
+    """Resamples and filters every pair of videos that share a cluster (or only `candidates`)."""
     by_name = {v.name: v for v in videos}
     unknown = sorted(n for n in clusters if n not in by_name)
     if unknown:
@@ -156,11 +176,15 @@ def build_pairs(
         )
     report = PairingReport(clusters=group_clusters(clusters))
     projectors = {v.name: residual_projectors(v.keypoints) for v in videos if v.name in clusters}
-    jobs = [
-        (a, b)
-        for members in report.clusters.values()
-        for a, b in itertools.combinations(members, 2)
-    ]
+    jobs = (
+        candidates
+        if candidates is not None
+        else [
+            (a, b)
+            for members in report.clusters.values()
+            for a, b in itertools.combinations(members, 2)
+        ]
+    )
     report.candidates = len(jobs)
     pairs, rejected = [], []
     for n, (a, b) in enumerate(jobs):

@@ -161,7 +161,12 @@ def motion_direction(keypoints: np.ndarray, min_shift: float = 0.02) -> str:
 
 
 def appearance_similarity(features: np.ndarray) -> np.ndarray:
-    """(N, D) features -> (N, N) cosine similarity."""
+    """(N, D) features -> (N, N) cosine similarity of mean-centred features.
+
+    Centring matters: pooled ReLU features are all positive, and their plain cosine is above
+    0.9 for almost any two images, which makes a threshold meaningless.
+    """
     f = features.astype(np.float64)
+    f = f - f.mean(axis=0, keepdims=True)
     f = f / np.maximum(np.linalg.norm(f, axis=1, keepdims=True), 1e-12)
     return f @ f.T
