@@ -13,8 +13,9 @@ from donkey.data.frames import FIT_MODES, parse_colour
 from donkey.data.writers import check_output_suffix
 from donkey.model.errors import DonkeyError
 from donkey.runtime.animator import Animator
+from donkey.runtime.batch import Job, run_jobs
 from donkey.runtime.loader import load_model
-from donkey.runtime.pipeline import AnimateOptions, animate_file
+from donkey.runtime.pipeline import AnimateOptions
 
 
 def _options(fit: str, background: str, side: bool) -> AnimateOptions:
@@ -113,6 +114,7 @@ def animate(
         backend.activate()
     load_seconds = time.perf_counter() - started
     animator = Animator(loaded, batch_size=batch_size, mode=mode, adapt_scale=adapt_scale)
+    job = Job(source, driving, output.resolve())
     with Progress(
         TextColumn("animating"),
         BarColumn(),
@@ -122,18 +124,20 @@ def animate(
         transient=True,
     ) as progress:
         task = progress.add_task("frames", total=None)
-        result = animate_file(
+        report = run_jobs(
             animator,
-            source,
-            driving,
-            output,
+            [job],
             options,
-            on_frames=lambda n: progress.advance(task, n),
+            progress=lambda event, _job, n: (
+                progress.advance(task, n) if event == "frames" else None
+            ),
         )
-    t = result.timings
+    if report.failed:
+        raise DonkeyError(report.failed[0][1])
+    t = report.seconds
     total = load_seconds + sum(t.values())
     out.print(
-        f"wrote {result.output} ({result.frames} frames, engine {loaded.engine} on {loaded.device}; "
+        f"wrote {output} ({report.frames} frames, engine {loaded.engine} on {loaded.device}; "
         f"load {load_seconds:.2f}s, read {t['read']:.2f}s, model {t['model']:.2f}s, write {t['write']:.2f}s: "
         f"model {100 * t['model'] / total:.0f}% of {total:.2f}s)"
     )
