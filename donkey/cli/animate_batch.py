@@ -5,10 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import typer
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from donkey.cli.common import console, out
+from donkey.cli.common import console, out, progress_bar
 from donkey.runtime.animator import Animator
 from donkey.runtime.batch import plan_jobs, run_jobs
 from donkey.runtime.loader import load_model
@@ -35,14 +34,7 @@ def animate_batch(
     loaded = load_model(model, engine, device, precision)
     animator = Animator(loaded, batch_size=batch_size, mode=mode, adapt_scale=adapt_scale)
     out_dir.mkdir(parents=True, exist_ok=True)
-    with Progress(
-        TextColumn("{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        console=console,
-        transient=True,
-    ) as bar:
+    with progress_bar() as bar:
         items = bar.add_task("items", total=len(jobs))
         frames = bar.add_task("frames", total=None)
 

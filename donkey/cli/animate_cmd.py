@@ -6,9 +6,8 @@ import time
 from pathlib import Path
 
 import typer
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-from donkey.cli.common import MODEL_HELP, console, handles_errors, out
+from donkey.cli.common import MODEL_HELP, handles_errors, out, progress_bar
 from donkey.data.frames import FIT_MODES, parse_colour
 from donkey.data.writers import check_output_suffix
 from donkey.model.errors import DonkeyError
@@ -115,15 +114,8 @@ def animate(
     load_seconds = time.perf_counter() - started
     animator = Animator(loaded, batch_size=batch_size, mode=mode, adapt_scale=adapt_scale)
     job = Job(source, driving, output.resolve())
-    with Progress(
-        TextColumn("animating"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeRemainingColumn(),
-        console=console,
-        transient=True,
-    ) as progress:
-        task = progress.add_task("frames", total=None)
+    with progress_bar() as progress:
+        task = progress.add_task("animating", total=None)
         report = run_jobs(
             animator,
             [job],

@@ -9,6 +9,7 @@ from typing import Any, TypeVar
 
 import typer
 from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
 from donkey.model.errors import DonkeyError
 
@@ -60,3 +61,15 @@ MODEL_HELP = (
     "Checkpoint (.ckpt/.safetensors), ONNX export folder or TensorRT engine folder. "
     "Default: the bundled model."
 )
+
+
+def progress_bar() -> Progress:
+    """The commands' progress bar (on stderr, gone when done): description, bar, n/total, ETA."""
+    return Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeRemainingColumn(),
+        console=console,
+        transient=True,
+    )

@@ -6,10 +6,9 @@ import json
 from pathlib import Path
 
 import typer
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
-from donkey.cli.common import MODEL_HELP, console, handles_errors, out
+from donkey.cli.common import MODEL_HELP, console, handles_errors, out, progress_bar
 from donkey.data.datasets import list_videos, load_videos, select_split
 from donkey.data.manifest import load_manifest
 from donkey.model.errors import DonkeyError
@@ -56,14 +55,7 @@ def evaluate(
     loaded = load_model(model, engine, device)
     size = loaded.config.image_size
     result = EvalResult()
-    with Progress(
-        TextColumn("{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeRemainingColumn(),
-        console=console,
-        transient=True,
-    ) as bar:
+    with progress_bar() as bar:
         if data is not None:
             files = select_split(list_videos(data), split, val_fraction)[:limit]
             if not files:

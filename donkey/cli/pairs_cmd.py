@@ -7,10 +7,9 @@ from pathlib import Path
 
 import numpy as np
 import typer
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
-from donkey.cli.common import MODEL_HELP, console, handles_errors, out
+from donkey.cli.common import MODEL_HELP, console, handles_errors, out, progress_bar
 from donkey.data.contact_sheets import write_sheets
 from donkey.data.datasets import list_videos, load_videos
 from donkey.data.manifest import save_manifest
@@ -92,14 +91,7 @@ def pairs(
     if keypoints == "model" or model is not None:
         loaded = load_model(model, device=device)
     size = loaded.config.image_size if loaded is not None else 128
-    with Progress(
-        TextColumn("{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeRemainingColumn(),
-        console=console,
-        transient=True,
-    ) as bar:
+    with progress_bar() as bar:
         task = bar.add_task("reading", total=len(files))
         videos, skipped = load_videos(
             files, size, progress=lambda i, n: bar.update(task, completed=i)

@@ -5,9 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import typer
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-from donkey.cli.common import console, handles_errors, out
+from donkey.cli.common import handles_errors, out, progress_bar
 from donkey.data.synthetic import GAITS, synthesize
 from donkey.model.errors import DonkeyError
 
@@ -43,15 +42,8 @@ def synth(
         )
     if fmt not in ("gif", "png"):
         raise DonkeyError(f"--format must be gif or png, got {fmt!r}")
-    with Progress(
-        TextColumn("rendering"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeRemainingColumn(),
-        console=console,
-        transient=True,
-    ) as bar:
-        task = bar.add_task("synth", total=count)
+    with progress_bar() as bar:
+        task = bar.add_task("rendering", total=count)
         written = synthesize(
             output,
             count,
