@@ -29,9 +29,10 @@ def animate_batch(
     pair_list: Path | None = None,
     skip_existing: bool = False,
     suffix: str = ".gif",
+    engine_options: dict | None = None,
 ) -> None:
     jobs = plan_jobs(sources, drivings, out_dir, pair_list, suffix)
-    loaded = load_model(model, engine, device, precision)
+    loaded = load_model(model, engine, device, precision, engine_options)
     animator = Animator(loaded, batch_size=batch_size, mode=mode, adapt_scale=adapt_scale)
     out_dir.mkdir(parents=True, exist_ok=True)
     with progress_bar() as bar:

@@ -75,6 +75,11 @@ def animate(
     out_format: str = typer.Option(
         "gif", "--out-format", help="Batch mode: gif, mp4 or png (strip)."
     ),
+    cuda_graphs: bool = typer.Option(
+        False,
+        "--cuda-graphs",
+        help="--engine trt: capture one CUDA graph per batch size and replay it.",
+    ),
 ) -> None:
     """Animate SOURCE with the motion of DRIVING and write OUTPUT.
 
@@ -104,11 +109,12 @@ def animate(
             pair_list,
             skip_existing,
             f".{out_format}",
+            {"cuda_graphs": cuda_graphs},
         )
         return
     check_output_suffix(output)
     started = time.perf_counter()
-    loaded = load_model(model, engine, device, precision)
+    loaded = load_model(model, engine, device, precision, {"cuda_graphs": cuda_graphs})
     for backend in loaded.graphs.values():
         backend.activate()
     load_seconds = time.perf_counter() - started
