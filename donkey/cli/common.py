@@ -53,10 +53,6 @@ def parse_int_list(text: str, option: str) -> list[int]:
     return values
 
 
-def is_tty() -> bool:
-    return sys.stderr.isatty()
-
-
 MODEL_HELP = (
     "Checkpoint (.ckpt/.safetensors), ONNX export folder or TensorRT engine folder. "
     "Default: the bundled model."

@@ -156,7 +156,3 @@ def read_image(
     """A source image at the model size: (size, size, 3) uint8 (first frame of an animation)."""
     clip = read_frames(path, background, strip=False)
     return prepare_frames(clip.frames[:1], size, fit, background)[0]
-
-
-def is_media(path: Path) -> bool:
-    return path.is_file() and path.suffix.lower() in MEDIA_SUFFIXES
