@@ -237,3 +237,25 @@ def test_bench_json(runner, tmp_path):
         assert row["fps"] > 0 and row["p95_ms"] >= row["p50_ms"] > 0 and row["threads"] == 1
     result = runner.invoke(app, ["bench", "--engine", "nope"])
     assert result.exit_code == 1 and "--engine takes" in result.output
+
+
+def test_ort_provider_fallback_is_detected_and_reported(onnx_folder):
+    import onnxruntime
+
+    from donkey.runtime.ort_backend import OrtBackend
+
+    spec = load_model(onnx_folder, "ort", "cpu").graphs["kp_detector"].spec
+    backend = OrtBackend(
+        onnx_folder / "kp_detector.onnx", spec, torch.device("cpu"), ["cuda", "cpu"]
+    )
+    if "CUDAExecutionProvider" not in onnxruntime.get_available_providers():
+        pytest.skip("this onnxruntime build offers no CUDA provider to fall back from")
+    if torch.cuda.is_available():
+        pytest.skip("CUDA works here: nothing falls back")
+    with pytest.warns(
+        RuntimeWarning, match="asked for CUDAExecutionProvider but runs on CPUExecutionProvider"
+    ):
+        backend.activate()
+    assert backend.providers[0] == "CPUExecutionProvider"
+    out = backend.infer({"image": torch.rand(2, 3, 32, 32)})
+    assert out["kp_mean"].shape == (2, 4, 2)
