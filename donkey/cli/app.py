@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import torch
 import typer
 
 from donkey.cli.animate_cmd import animate
@@ -23,6 +24,17 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     context_settings={"help_option_names": ["-h", "--help"]},
 )
+
+
+
+@app.callback()
+def _process_settings() -> None:
+    """Train Donkey-Net image-animation models and run them fast."""
+    # Gaussian heatmaps and softmax masks underflow into denormals, which cost CPUs 10-100x
+    # per operation (torch CPU inference at batch 8: 80 -> 100 frames/s when flushed). Set
+    # before the first parallel region, because worker threads copy the main thread's mode.
+    torch.set_flush_denormal(True)
+
 
 app.command(name="init")(init)
 app.command(name="info")(info)

@@ -259,3 +259,19 @@ def test_ort_provider_fallback_is_detected_and_reported(onnx_folder):
     assert backend.providers[0] == "CPUExecutionProvider"
     out = backend.infer({"image": torch.rand(2, 3, 32, 32)})
     assert out["kp_mean"].shape == (2, 4, 2)
+
+
+def test_ort_sessions_neither_spin_nor_compute_denormals(onnx_folder):
+    model = load_model(onnx_folder, "ort", "cpu")
+    backend = model.graphs["generator"]
+    backend.activate()
+    options = backend.session.get_session_options()
+    assert options.get_session_config_entry("session.intra_op.allow_spinning") == "0"
+    assert options.get_session_config_entry("session.set_denormal_as_zero") == "1"
+
+
+def test_cli_flushes_denormals(runner):
+    result = runner.invoke(app, ["info", "configs/tiny.yaml", "--json"])
+    assert result.exit_code == 0, result.output
+    denormal = torch.tensor([1e-39], dtype=torch.float32)
+    assert (denormal * 1.0).item() == 0.0
