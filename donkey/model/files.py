@@ -26,9 +26,11 @@ def atomic_output(path: str | Path) -> Iterator[Path]:
     )
     os.close(fd)
     tmp_path = Path(tmp)
-    os.chmod(tmp_path, 0o666 & ~_UMASK)  # mkstemp creates 0600; outputs get normal permissions
     try:
         yield tmp_path
+        # mkstemp (and writers such as safetensors that recreate the file) leave 0600; outputs
+        # get the permissions any other new file would.
+        os.chmod(tmp_path, 0o666 & ~_UMASK)
         os.replace(tmp_path, path)
     except BaseException:
         tmp_path.unlink(missing_ok=True)

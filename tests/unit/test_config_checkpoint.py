@@ -1,5 +1,7 @@
 import io
+import os
 import pickle
+import stat
 
 import pytest
 import torch
@@ -54,6 +56,9 @@ def test_save_load_gives_bit_identical_outputs(tiny_networks, tmp_path, suffix):
             outs.append(nets.generator(src, sm, sv, dm, dv)["prediction"])
     assert torch.equal(outs[0], outs[1])
     assert loaded.config == tiny_networks.config
+    umask = os.umask(0)
+    os.umask(umask)
+    assert stat.S_IMODE(path.stat().st_mode) == 0o666 & ~umask  # not mkstemp's/safetensors' 0600
 
 
 def test_training_state_round_trips(tiny_networks, tmp_path):
