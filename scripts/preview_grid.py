@@ -22,7 +22,9 @@ from donkey.runtime.loader import load_model
 
 def _row(animator: Animator, source: np.ndarray, driving: np.ndarray, columns: int) -> np.ndarray:
     picks = np.linspace(0, len(driving) - 1, columns).round().astype(int)
-    out = tensor_to_frames(animator.animate(frames_to_tensor(source[None]), frames_to_tensor(driving[picks])).cpu())
+    out = tensor_to_frames(
+        animator.animate(frames_to_tensor(source[None]), frames_to_tensor(driving[picks])).cpu()
+    )
     top = np.concatenate([source, *driving[picks]], axis=1)
     bottom = np.concatenate([np.full_like(source, 255), *out], axis=1)
     return np.concatenate([top, bottom], axis=0)

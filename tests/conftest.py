@@ -31,6 +31,14 @@ def needs_shared_data() -> pytest.MarkDecorator:
     )
 
 
+@pytest.fixture(scope="session", autouse=True)
+def private_cache(tmp_path_factory) -> Path:
+    """Export and engine caches of the tests stay out of the user's ~/.cache/donkey."""
+    path = tmp_path_factory.mktemp("donkey cache")
+    os.environ["DONKEY_CACHE"] = str(path)
+    return path
+
+
 @pytest.fixture(scope="session")
 def tiny_config() -> Config:
     return load_config(CONFIGS / "tiny.yaml")

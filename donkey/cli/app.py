@@ -26,7 +26,6 @@ app = typer.Typer(
 )
 
 
-
 @app.callback()
 def _process_settings() -> None:
     """Train Donkey-Net image-animation models and run them fast."""

@@ -14,7 +14,7 @@ import shutil
 import tempfile
 from pathlib import Path
 
-from donkey.model.files import sha256_file
+from donkey.model.files import atomic_output, sha256_file
 
 MANIFEST = "manifest.json"
 
@@ -50,12 +50,41 @@ def _build_into(target: Path, build) -> Path:
     return target
 
 
+def checkpoint_digest(path: Path) -> str:
+    """sha256 of a checkpoint, remembered by (path, inode, size, mtime, ctime).
+
+    Hashing a paper-size checkpoint (266 MB) costs ~0.35 s on every `--engine ort|trt` call
+    otherwise. ctime cannot be set by tools that preserve mtime (cp -p, tar), and any write or
+    rename changes it, so a stale entry cannot be hit by a changed file.
+    """
+    path = Path(path).resolve()
+    info = path.stat()
+    stamp = [info.st_ino, info.st_size, info.st_mtime_ns, info.st_ctime_ns]
+    memo_file = cache_root() / "checkpoint-hashes.json"
+    try:
+        memo = json.loads(memo_file.read_text())
+    except (OSError, ValueError):
+        memo = {}
+    entry = memo.get(str(path))
+    if isinstance(entry, dict) and entry.get("stamp") == stamp:
+        return entry["sha256"]
+    digest = sha256_file(path)
+    memo[str(path)] = {"stamp": stamp, "sha256": digest}
+    try:
+        memo_file.parent.mkdir(parents=True, exist_ok=True)
+        with atomic_output(memo_file) as tmp:
+            tmp.write_text(json.dumps(memo))
+    except OSError:
+        pass  # a read-only cache only costs the hash next time
+    return digest
+
+
 def cached_onnx(checkpoint: Path, fp16: bool = False, opset: int | None = None) -> Path:
     from donkey.export.exporter import export_onnx
     from donkey.export.onnx_export import DEFAULT_OPSET
 
     opset = opset or DEFAULT_OPSET
-    key = _key({"sha256": sha256_file(checkpoint), "fp16": fp16, "opset": opset, "v": 1})
+    key = _key({"sha256": checkpoint_digest(checkpoint), "fp16": fp16, "opset": opset, "v": 1})
     return _build_into(
         cache_root() / "onnx" / key,
         lambda tmp: export_onnx(checkpoint, tmp, fp16=fp16, opset=opset),
