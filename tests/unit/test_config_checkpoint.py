@@ -3,6 +3,7 @@ import os
 import pickle
 import stat
 
+import numpy as np
 import pytest
 import torch
 
@@ -76,7 +77,13 @@ def test_empty_corrupt_wrong_and_missing_files_give_one_line_errors(tiny_ckpt, t
     truncated.write_bytes(tiny_ckpt.read_bytes()[:500])
     wrong = tmp_path / "wrong.ckpt"
     torch.save({"weights": torch.zeros(3)}, wrong)
+    gif = tmp_path / "a gif.ckpt"
+    gif.write_bytes(b"GIF89a")  # broke the unpickler with struct.error, a traceback
+    noise = tmp_path / "noise.ckpt"
+    noise.write_bytes(bytes(np.random.default_rng(0).integers(0, 256, 4096, dtype=np.uint8)))
     cases = {
+        gif: "corrupt or not a checkpoint",
+        noise: "corrupt or not a checkpoint",
         empty: "empty file",
         truncated: "corrupt or not a checkpoint",
         wrong: "not a Donkey checkpoint",
