@@ -7,7 +7,7 @@ from pathlib import Path
 import typer
 from rich.table import Table
 
-from donkey.cli.common import console, out, progress_bar
+from donkey.cli.common import out, progress_bar, tagged
 from donkey.runtime.animator import Animator
 from donkey.runtime.batch import plan_jobs, run_jobs
 from donkey.runtime.loader import load_model
@@ -45,9 +45,9 @@ def animate_batch(
                 return
             bar.advance(items)
             if event == "done":
-                console.print(f"[green]ok[/] {job.output.name}", highlight=False)
+                tagged("ok", "green", job.output.name)
             elif event == "skipped":
-                console.print(f"[dim]exists[/] {job.output.name}", highlight=False)
+                tagged("exists", "dim", job.output.name)
 
         report = run_jobs(animator, jobs, options, skip_existing, progress)
     seconds = report.seconds
@@ -72,8 +72,5 @@ def animate_batch(
         for job, reason in report.failed:
             reasons.setdefault(reason, []).append(job.output.name)
         for reason, names in reasons.items():
-            console.print(
-                f"[red]failed[/] {reason} ({len(names)} item{'s' if len(names) > 1 else ''})",
-                highlight=False,
-            )
+            tagged("failed", "red", f"{reason} ({len(names)} item{'s' if len(names) > 1 else ''})")
         raise typer.Exit(1)

@@ -10,18 +10,27 @@ from typing import Any, TypeVar
 import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+from rich.text import Text
 
 from donkey.model.errors import DonkeyError
 
 # Tables stay readable in logs and pipes, where rich would otherwise assume 80 columns.
 _WIDTH = None if sys.stdout.isatty() else 140
-console = Console(stderr=True, width=None if sys.stderr.isatty() else 140, soft_wrap=True)
-out = Console(width=_WIDTH, soft_wrap=True)
+# markup=False: file names and messages such as "donkey[trt]" print as they are.
+console = Console(
+    stderr=True, width=None if sys.stderr.isatty() else 140, soft_wrap=True, markup=False
+)
+out = Console(width=_WIDTH, soft_wrap=True, markup=False)
 F = TypeVar("F", bound=Callable[..., Any])
 
 
+def tagged(label: str, style: str, message: str) -> None:
+    """One stderr line: a coloured label, then the message printed literally."""
+    console.print(Text.assemble((label, style), " ", message), highlight=False)
+
+
 def fail(message: str, code: int = 1) -> None:
-    console.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
+    tagged("error:", "bold red", message)
     raise typer.Exit(code)
 
 
@@ -62,7 +71,7 @@ MODEL_HELP = (
 def progress_bar() -> Progress:
     """The commands' progress bar (on stderr, gone when done): description, bar, n/total, ETA."""
     return Progress(
-        TextColumn("{task.description}"),
+        TextColumn("{task.description}", markup=False),
         BarColumn(),
         MofNCompleteColumn(),
         TimeRemainingColumn(),

@@ -8,7 +8,7 @@ from pathlib import Path
 import torch
 import typer
 
-from donkey.cli.common import console, handles_errors, out
+from donkey.cli.common import handles_errors, out, tagged
 from donkey.model.checkpoint import save_checkpoint
 from donkey.model.config import config_to_dict, load_config
 from donkey.model.convert import convert_monkeynet_state
@@ -57,10 +57,10 @@ def convert(
     networks.load_state_dict(state)
     save_checkpoint(output, networks, train_config=config_to_dict(cfg.train))
     for key in report.unmapped:
-        console.print(f"[yellow]unmapped[/] {key}", highlight=False)
+        tagged("unmapped", "yellow", key)
     fresh = [k for k in report.kept_fresh if ".attention." not in k]
     for key in fresh:
-        console.print(f"[yellow]not in file, left at initialisation[/] {key}", highlight=False)
+        tagged("not in file, left at initialisation", "yellow", key)
     attention = len(report.kept_fresh) - len(fresh)
     out.print(
         f"wrote {output}: {report.mapped} tensors mapped, {len(report.unmapped)} unmapped, "

@@ -8,7 +8,7 @@ from pathlib import Path
 import typer
 from rich.table import Table
 
-from donkey.cli.common import MODEL_HELP, console, handles_errors, out, progress_bar
+from donkey.cli.common import MODEL_HELP, handles_errors, out, progress_bar, tagged
 from donkey.data.datasets import list_videos, load_videos, select_split
 from donkey.data.manifest import load_manifest
 from donkey.model.errors import DonkeyError
@@ -65,7 +65,7 @@ def evaluate(
                 files, size, progress=lambda i, n: bar.update(task, completed=i)
             )
             for note in skipped:
-                console.print(f"[yellow]skipped[/] {note}", highlight=False)
+                tagged("skipped", "yellow", note)
             task = bar.add_task("reconstruction", total=len(videos))
             animator = Animator(loaded, batch_size=batch_size, mode="absolute")
             result = reconstruction_l1(animator, videos, lambda i, n: bar.update(task, completed=i))

@@ -8,8 +8,9 @@ from pathlib import Path
 
 import typer
 from rich.table import Table
+from rich.text import Text
 
-from donkey.cli.common import console, handles_errors, out
+from donkey.cli.common import console, handles_errors, out, tagged
 from donkey.export.exporter import BatchRange, export_onnx
 from donkey.export.lint import lint_folder
 from donkey.export.onnx_export import DEFAULT_OPSET
@@ -36,7 +37,7 @@ def _print_parity(rows, title: str) -> None:
             f"{r.mean_abs:.2e}",
             psnr,
             r.limit,
-            "[green]yes[/]" if r.ok else "[red]NO[/]",
+            Text("yes", style="green") if r.ok else Text("NO", style="red"),
         )
     out.print(table)
 
@@ -145,7 +146,7 @@ def lint(folder: Path = typer.Argument(..., help="Folder of exported .onnx graph
     report = lint_folder(folder)
     problems = [v for violations in report.values() for v in violations]
     for v in problems:
-        console.print(f"[red]violation[/] {v}", highlight=False)
+        tagged("violation", "red", str(v))
     if problems:
         raise typer.Exit(1)
     out.print(f"{len(report)} graphs clean: {', '.join(report)}")

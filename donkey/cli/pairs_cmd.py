@@ -9,7 +9,7 @@ import numpy as np
 import typer
 from rich.table import Table
 
-from donkey.cli.common import MODEL_HELP, console, handles_errors, out, progress_bar
+from donkey.cli.common import MODEL_HELP, console, handles_errors, out, progress_bar, tagged
 from donkey.data.contact_sheets import write_sheets
 from donkey.data.datasets import list_videos, load_videos
 from donkey.data.manifest import save_manifest
@@ -97,7 +97,7 @@ def pairs(
             files, size, progress=lambda i, n: bar.update(task, completed=i)
         )
         for note in skipped:
-            console.print(f"[yellow]skipped[/] {note}", highlight=False)
+            tagged("skipped", "yellow", note)
         kept_files = [folder / v.name for v in videos]
         if keypoints == "synth":
             kps = _synth_keypoints(kept_files)
@@ -121,7 +121,9 @@ def pairs(
                 features = encoder_features(loaded, first)
             else:
                 features = None
-                console.print("[yellow]no --model or --vgg11-weights: clustering by motion only[/]")
+                console.print(
+                    "no --model or --vgg11-weights: clustering by motion only", style="yellow"
+                )
             similarity = appearance_similarity(features) if features is not None else None
             task = bar.add_task("clustering", total=None)
             cluster_params = ClusterParams(

@@ -15,7 +15,7 @@ from rich.progress import (
     TimeRemainingColumn,
 )
 
-from donkey.cli.common import console, handles_errors, out
+from donkey.cli.common import console, handles_errors, out, tagged
 from donkey.data.datasets import list_videos, load_videos, select_split
 from donkey.data.manifest import load_manifest
 from donkey.model.config import load_config
@@ -26,10 +26,10 @@ from donkey.train.trainer import train as run_training
 
 def _progress() -> Progress:
     return Progress(
-        TextColumn("[bold]{task.description}"),
+        TextColumn("{task.description}", style="bold", markup=False),
         BarColumn(),
         MofNCompleteColumn(),
-        TextColumn("{task.fields[info]}"),
+        TextColumn("{task.fields[info]}", markup=False),
         TimeElapsedColumn(),
         TimeRemainingColumn(),
         console=console,
@@ -54,9 +54,9 @@ def _load_training_videos(dirs: list[Path], size: int, val_fraction: float):
             files, size, progress=lambda i, n: bar.update(task, completed=i)
         )
     for note in skipped[:5]:
-        console.print(f"[yellow]skipped[/] {note}", highlight=False)
+        tagged("skipped", "yellow", note)
     if len(skipped) > 5:
-        console.print(f"[yellow]skipped[/] {len(skipped) - 5} more files", highlight=False)
+        tagged("skipped", "yellow", f"{len(skipped) - 5} more files")
     return videos
 
 

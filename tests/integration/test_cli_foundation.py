@@ -139,6 +139,10 @@ def test_wrong_checkpoint_and_bad_options(runner, media, tmp_path):
         app, ["animate", str(src), str(drv), "-o", str(folder / "o.gif"), "--fit", "zoom"]
     )
     assert result.exit_code == 1 and "--fit must be one of pad, crop, stretch" in result.output
+    # Names are printed as they are, not read as rich markup.
+    odd = tmp_path / "sprite [red]1[/].png"
+    result = runner.invoke(app, ["animate", str(odd), str(drv), "-o", str(folder / "o.gif")])
+    assert result.exit_code == 1 and f"{odd}: no such file" in result.output
 
 
 def test_every_command_has_help(runner):
