@@ -21,6 +21,7 @@ app = typer.Typer(
     help="Train Donkey-Net image-animation models and run them fast.",
     no_args_is_help=True,
     add_completion=False,
+    rich_markup_mode="markdown",
     pretty_exceptions_enable=False,
     context_settings={"help_option_names": ["-h", "--help"]},
 )

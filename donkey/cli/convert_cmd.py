@@ -10,12 +10,10 @@ import typer
 
 from donkey.cli.common import handles_errors, out, tagged
 from donkey.model.checkpoint import save_checkpoint
-from donkey.model.config import config_to_dict, load_config
+from donkey.model.config import Config, config_to_dict, load_config
 from donkey.model.convert import convert_monkeynet_state
 from donkey.model.errors import CheckpointError
 from donkey.model.networks import Networks
-
-DEFAULT_CONFIG = Path(__file__).resolve().parents[2] / "configs" / "mgif.yaml"
 
 
 def _read_official(path: Path) -> dict:
@@ -41,19 +39,23 @@ def convert(
     output: Path = typer.Option(
         ..., "-o", "--output", help="Donkey checkpoint to write (.ckpt or .safetensors)."
     ),
-    config: Path = typer.Option(
-        DEFAULT_CONFIG,
-        help="Config whose model the weights fill; configs/donkey.yaml adds attention (gates start at 0).",
+    config: Path | None = typer.Option(
+        None,
+        help="Config whose model the weights fill; configs/donkey.yaml adds attention (gates start "
+        "at 0). Default: Monkey-Net's paper-size model (the model of configs/mgif.yaml).",
     ),
     seed: int = typer.Option(0, help="Seed for modules the file lacks (attention)."),
 ) -> None:
     """Map Monkey-Net's 3-D (time kernel 1) weights onto our 2-D networks; report unmapped keys."""
-    cfg = load_config(config)
+    # The dataclass defaults are the paper-size model, so an installed package (which has no
+    # configs/ folder) converts without one.
+    cfg = load_config(config) if config is not None else Config()
     torch.manual_seed(seed)
     networks = Networks(cfg.model)
     state, report = convert_monkeynet_state(_read_official(checkpoint), networks)
     if report.mapped == 0:
-        raise CheckpointError(f"{checkpoint}: no weights matched the model of {config}")
+        model = config or "the paper-size model"
+        raise CheckpointError(f"{checkpoint}: no weights matched {model}")
     networks.load_state_dict(state)
     save_checkpoint(output, networks, train_config=config_to_dict(cfg.train))
     for key in report.unmapped:

@@ -141,8 +141,8 @@ def export(
 
 @handles_errors
 def lint(folder: Path = typer.Argument(..., help="Folder of exported .onnx graphs.")) -> None:
-    """TensorRT-compatibility lint: supported ops, GridSample/Resize modes, no Inverse/ScatterND/
-    Loop/If, static non-batch dimensions. Exits non-zero on any violation."""
+    """TensorRT-compatibility lint: supported ops, GridSample/Resize modes, no
+    Inverse/ScatterND/Loop/If, static non-batch dimensions. Exits non-zero on any violation."""
     report = lint_folder(folder)
     problems = [v for violations in report.values() for v in violations]
     for v in problems:

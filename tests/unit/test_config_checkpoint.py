@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from donkey.model.checkpoint import build_networks, load_checkpoint, save_checkpoint
-from donkey.model.config import apply_overrides, config_from_dict, load_config
+from donkey.model.config import Config, apply_overrides, config_from_dict, load_config
 from donkey.model.errors import CheckpointError, ConfigError
 from donkey.model.networks import Networks
 from tests.conftest import CONFIGS
@@ -19,6 +19,11 @@ def test_every_shipped_config_loads():
         cfg = load_config(path)
         assert cfg.model.image_size % 2**cfg.model.generator.num_blocks == 0, path
         assert len(cfg.train.loss.feature_matching) == cfg.model.discriminator.num_blocks, path
+
+
+def test_default_model_config_is_the_paper_model():
+    # `donkey convert` relies on this when no --config is given (installed packages have no configs/)
+    assert Config().model == load_config(CONFIGS / "mgif.yaml").model
 
 
 def test_unknown_key_is_an_error_naming_the_key(tmp_path):
