@@ -68,6 +68,11 @@ def pairs(
     max_repeated: float = typer.Option(
         0.25, help="Keep a pair when its repeated-frame fraction <= this."
     ),
+    min_difference: float = typer.Option(
+        0.008,
+        help="Reject a pair as a duplicate when its matched frames differ by less than this "
+        "(mean absolute difference, pixels in [0, 1]); 0 keeps duplicates.",
+    ),
     appearance_min: float = typer.Option(
         0.8, help="Automatic clusters: minimum first-frame cosine similarity."
     ),
@@ -86,7 +91,12 @@ def pairs(
         raise DonkeyError(f"--keypoints must be model or synth, got {keypoints!r}")
     started = time.perf_counter()
     files = list_videos(folder)
-    params = PairingParams(max_repeated=max_repeated, alpha=alpha, threshold=threshold)
+    params = PairingParams(
+        max_repeated=max_repeated,
+        alpha=alpha,
+        threshold=threshold,
+        min_difference=min_difference,
+    )
     loaded = None
     if keypoints == "model" or model is not None:
         loaded = load_model(model, device=device)
@@ -110,6 +120,7 @@ def pairs(
                 lambda i, n: bar.update(task, completed=i),
             )
         entries = [VideoKeypoints(v.name, k) for v, k in zip(videos, kps)]
+        frames = {v.name: v.frames for v in videos}
         candidates = None  # manual clusters: every pair inside a cluster
         if clusters is not None:
             assignment = read_clusters_csv(clusters)
@@ -146,11 +157,11 @@ def pairs(
             folder.resolve(),
             lambda i, n: bar.update(task, completed=i, total=n),
             candidates,
+            frames,
         )
     save_manifest(output, manifest)
     directions = {e.name: e.direction for e in entries}
     if sheets is not None:
-        frames = {v.name: v.frames for v in videos}
         index = write_sheets(
             sheets, report.clusters or group_clusters(assignment), lambda n: frames[n], directions
         )

@@ -6,7 +6,7 @@ from __future__ import annotations
 import csv
 import itertools
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -15,6 +15,7 @@ import numpy as np
 from donkey.data.manifest import Pair, PairsManifest, Rejected
 from donkey.data.pairing import (
     PairingParams,
+    matched_difference,
     motion_direction,
     rejection_reason,
     resample,
@@ -166,8 +167,13 @@ def build_pairs(
     root: Path,
     progress: Progress | None = None,
     candidates: list[tuple[str, str]] | None = None,
+    frames: Mapping[str, np.ndarray] | None = None,
 ) -> tuple[PairsManifest, PairingReport]:
-    """Resamples and filters every pair of videos that share a cluster (or only `candidates`)."""
+    """Resamples and filters every pair of videos that share a cluster (or only `candidates`).
+
+    With `frames` (name -> (T, H, W, 3) uint8, one size for all), pairs whose matched frames
+    are nearly identical are rejected as duplicates.
+    """
     by_name = {v.name: v for v in videos}
     unknown = sorted(n for n in clusters if n not in by_name)
     if unknown:
@@ -195,6 +201,13 @@ def build_pairs(
             continue
         r = resample(va.keypoints, vb.keypoints, params, projectors[a], projectors[b])
         reason = rejection_reason(r, params)
+        if reason is None and frames is not None:
+            difference = matched_difference(frames[a], frames[b], r.b_for_a)
+            if difference < params.min_difference:
+                reason = (
+                    f"duplicate: matched frames differ by {difference:.4f} "
+                    f"< {params.min_difference}"
+                )
         if reason is None:
             pairs.append(
                 Pair(
@@ -209,7 +222,7 @@ def build_pairs(
             )
         else:
             rejected.append(Rejected(a, b, reason))
-            report.rejected_by[reason.split(" ")[0]] += 1
+            report.rejected_by[reason.split(" ")[0].rstrip(":")] += 1
         if progress is not None:
             progress(n + 1, len(jobs))
     pairs.sort(key=lambda p: p.score)

@@ -19,6 +19,10 @@ class PairingParams:
     threshold: float = 0.14  # keep when mean residual - alpha * unique fraction <= this
     tie_tolerance: float = 1e-4  # residuals within tolerance + relative x best count as
     tie_relative: float = 0.25  # the same pose (looping GIFs repeat poses once per cycle)
+    # Reject when A's frames and B's matched frames differ by less than this (mean absolute
+    # difference, pixels in [0, 1]): the same GIF twice teaches no transfer. MGIF holds such
+    # copies (0.001-0.005); recoloured variants of one animation (0.009 and up) are kept.
+    min_difference: float = 0.008
 
 
 def _design(points: np.ndarray) -> np.ndarray:
@@ -135,6 +139,15 @@ def rejection_reason(r: Resampling, params: PairingParams) -> str | None:
             f"{r.unique:.3f}) > {params.threshold}"
         )
     return None
+
+
+def matched_difference(frames_a: np.ndarray, frames_b: np.ndarray, b_for_a: list[int]) -> float:
+    """Mean absolute difference (pixels in [0, 1]) of A's frames and B's frames matched to them.
+
+    frames_a (Ta, H, W, 3) and frames_b (Tb, H, W, 3) are uint8 at the same size.
+    """
+    diff = np.abs(frames_a.astype(np.int16) - frames_b[np.asarray(b_for_a)].astype(np.int16))
+    return float(diff.mean() / 255.0)
 
 
 def motion_direction(keypoints: np.ndarray, min_shift: float = 0.02) -> str:

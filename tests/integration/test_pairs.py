@@ -56,6 +56,10 @@ def test_planted_pairs_are_recovered_and_other_gaits_rejected(runner, planted, t
             "0",
             "--sheets",
             str(sheets),
+            # pair 5 is a time-shifted copy of one creature: a duplicate by construction,
+            # kept here to check the frame mapping (the default rejects it, test below)
+            "--min-difference",
+            "0",
         ],
     )
     assert result.exit_code == 0, result.output
@@ -74,6 +78,22 @@ def test_planted_pairs_are_recovered_and_other_gaits_rejected(runner, planted, t
     template = (sheets / "clusters_template.csv").read_text().splitlines()
     assert template[0] == "file,cluster" and len(template) > 2
     assert "kept pairs" in result.output
+
+
+def test_duplicates_are_rejected_by_default(runner, planted, tmp_path):
+    out = tmp_path / "pairs.json"
+    args = ["pairs", str(planted), "--keypoints", "synth", "--alpha", "0.02", "--threshold", "0"]
+    result = runner.invoke(app, [*args, "-o", str(out)])
+    assert result.exit_code == 0, result.output
+    manifest = load_manifest(out)
+    kept = {(p.a, p.b) for p in manifest.pairs}
+    assert ("pair_0005_a.gif", "pair_0005_b.gif") not in kept
+    reasons = {(r.a, r.b): r.reason for r in manifest.rejected}
+    assert reasons[("pair_0005_a.gif", "pair_0005_b.gif")].startswith("duplicate: matched frames")
+    # two different creatures in the same poses are not duplicates
+    assert {(f"pair_{i:04d}_a.gif", f"pair_{i:04d}_b.gif") for i in range(5)} <= kept
+    assert manifest.params["min_difference"] == 0.008
+    assert "rejected: duplicate" in result.output
 
 
 def test_manual_clusters_csv(runner, planted, tmp_path):

@@ -6,6 +6,7 @@ from donkey.data.pairing import (
     Resampling,
     fit_affine,
     match_frames,
+    matched_difference,
     motion_direction,
     rejection_reason,
     resample,
@@ -72,3 +73,14 @@ def test_motion_direction():
     assert motion_direction(np.zeros((10, 4, 2))) == "still"
     looped = np.roll(right, 4, axis=0)  # a looping GIF that starts mid-way
     assert motion_direction(looped) == "right"
+
+
+def test_matched_difference_follows_the_frame_mapping():
+    rng = np.random.default_rng(5)
+    a = rng.integers(0, 256, size=(4, 8, 8, 3), dtype=np.uint8)
+    b = a[[2, 3, 0, 1]]  # B is A shifted by two frames
+    assert matched_difference(a, b, [2, 3, 0, 1]) == 0.0
+    assert matched_difference(a, b, [0, 1, 2, 3]) > 0.2
+    brighter = np.clip(a.astype(int) + 51, 0, 255).astype(np.uint8)
+    expected = (brighter.astype(int) - a).mean() / 255
+    assert matched_difference(a, brighter, [0, 1, 2, 3]) == pytest.approx(expected)
