@@ -205,8 +205,7 @@ def build_pairs(
             difference = matched_difference(frames[a], frames[b], r.b_for_a)
             if difference < params.min_difference:
                 reason = (
-                    f"duplicate: matched frames differ by {difference:.4f} "
-                    f"< {params.min_difference}"
+                    f"duplicate frames: mean difference {difference:.4f} < {params.min_difference}"
                 )
         if reason is None:
             pairs.append(
@@ -222,7 +221,7 @@ def build_pairs(
             )
         else:
             rejected.append(Rejected(a, b, reason))
-            report.rejected_by[reason.split(" ")[0].rstrip(":")] += 1
+            report.rejected_by[reason.split(" ")[0]] += 1
         if progress is not None:
             progress(n + 1, len(jobs))
     pairs.sort(key=lambda p: p.score)

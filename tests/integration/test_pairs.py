@@ -89,7 +89,9 @@ def test_duplicates_are_rejected_by_default(runner, planted, tmp_path):
     kept = {(p.a, p.b) for p in manifest.pairs}
     assert ("pair_0005_a.gif", "pair_0005_b.gif") not in kept
     reasons = {(r.a, r.b): r.reason for r in manifest.rejected}
-    assert reasons[("pair_0005_a.gif", "pair_0005_b.gif")].startswith("duplicate: matched frames")
+    assert reasons[("pair_0005_a.gif", "pair_0005_b.gif")].startswith(
+        "duplicate frames: mean difference"
+    )
     # two different creatures in the same poses are not duplicates
     assert {(f"pair_{i:04d}_a.gif", f"pair_{i:04d}_b.gif") for i in range(5)} <= kept
     assert manifest.params["min_difference"] == 0.008
