@@ -36,6 +36,14 @@ def evaluate(
     engine: str | None = typer.Option(None, help="torch, ort or trt. Default: what --model is."),
     device: str = typer.Option("auto", help="cpu, cuda or auto."),
     batch_size: int = typer.Option(16, "--batch-size", "-b", help="Frames per inference batch."),
+    eval_size: int | None = typer.Option(
+        None,
+        "--size",
+        min=8,
+        max=1024,
+        help="Compare at N x N pixels: targets read from the files at N, predictions resized to "
+        "N (bilinear). Use it to compare models of different sizes. Default: the model's size.",
+    ),
     transfer_mode: str = typer.Option(
         "relative", help="Keypoint mode for transfer: relative or absolute."
     ),
@@ -54,6 +62,7 @@ def evaluate(
         raise DonkeyError("give --data DIR, --pairs MANIFEST, or both")
     loaded = load_model(model, engine, device)
     size = loaded.config.image_size
+    at = eval_size if eval_size is not None and eval_size != size else None
     result = EvalResult()
     with progress_bar() as bar:
         if data is not None:
@@ -66,24 +75,33 @@ def evaluate(
             )
             for note in skipped:
                 tagged("skipped", "yellow", note)
+            targets = None
+            if at is not None:
+                names = {v.name for v in videos}
+                targets, _ = load_videos([f for f in files if f.name in names], at)
+                kept = {t.name for t in targets}
+                videos = [v for v in videos if v.name in kept]
             task = bar.add_task("reconstruction", total=len(videos))
             animator = Animator(loaded, batch_size=batch_size, mode="absolute")
-            result = reconstruction_l1(animator, videos, lambda i, n: bar.update(task, completed=i))
+            result = reconstruction_l1(
+                animator, videos, lambda i, n: bar.update(task, completed=i), targets
+            )
         if pairs is not None:
             manifest = load_manifest(pairs)
             manifest.pairs = manifest.pairs[:limit]
             task = bar.add_task("transfer", total=len(manifest.pairs))
             animator = Animator(loaded, batch_size=batch_size, mode=transfer_mode)
             t_l1, t_id, n = transfer_l1(
-                animator, manifest, size, lambda i, n: bar.update(task, completed=i)
+                animator, manifest, size, lambda i, n: bar.update(task, completed=i), at
             )
             result.transfer_l1, result.transfer_identity_l1, result.pairs = t_l1, t_id, n
     if as_json:
         payload = result.as_dict(with_details=details)
-        payload.update(model=str(loaded.path), engine=loaded.engine, split=split)
+        payload.update(model=str(loaded.path), engine=loaded.engine, split=split, size=at or size)
         out.print_json(json.dumps(payload))
         return
-    table = Table(title=f"{loaded.path.name} ({loaded.engine} on {loaded.device})")
+    pixels = f"{at}x{at}, model at {size}x{size}" if at else f"{size}x{size}"
+    table = Table(title=f"{loaded.path.name} ({loaded.engine} on {loaded.device}, {pixels})")
     for column in ("metric", "model", "identity baseline", "items"):
         table.add_column(column, justify="left" if column == "metric" else "right")
     if result.l1 is not None:

@@ -4,6 +4,9 @@ Reconstruction L1: frame 0 is the source, every frame drives (absolute keypoints
 per video, then over videos. Transfer L1 (pairs): B's frame posed like A[0] is the source, A
 drives, B (resampled to A) is the target. The identity baseline (output = source) is
 reported beside each.
+
+With an evaluation size (`donkey eval --size N`) targets are read from the files at N and
+predictions are resized to N, so models of different sizes are compared on the same pixels.
 """
 
 from __future__ import annotations
@@ -12,6 +15,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 
 import torch
+import torch.nn.functional as F
+from torch import Tensor
 
 from donkey.data.datasets import Video
 from donkey.data.frames import frames_to_tensor
@@ -45,15 +50,38 @@ def _animate(animator: Animator, source, driving) -> torch.Tensor:
     return torch.cat(list(animator.render_batches(state, kp))).cpu()
 
 
+def resize_frames(frames: Tensor, size: int) -> Tensor:
+    """(T, 3, h, w) -> (T, 3, size, size), bilinear (antialiased when shrinking), clamped to [0, 1]."""
+    if frames.shape[-1] == size and frames.shape[-2] == size:
+        return frames
+    shrink = size < frames.shape[-1]
+    out = F.interpolate(
+        frames, size=(size, size), mode="bilinear", align_corners=False, antialias=shrink
+    )
+    return out.clamp_(0.0, 1.0)
+
+
 def reconstruction_l1(
-    animator: Animator, videos: Sequence[Video], progress: Progress | None = None
+    animator: Animator,
+    videos: Sequence[Video],
+    progress: Progress | None = None,
+    targets: Sequence[Video] | None = None,
 ) -> EvalResult:
-    """Per-video mean |prediction - frame| with frame 0 as source; animator mode should be absolute."""
+    """Per-video mean |prediction - frame| with frame 0 as source; animator mode should be absolute.
+
+    `targets`, when given, are the same videos read at the evaluation size (same order): the
+    model still sees `videos` at its own size, its predictions are resized to the targets' size.
+    """
+    if targets is not None and [t.name for t in targets] != [v.name for v in videos]:
+        raise ValueError("targets must hold the same videos as videos, in the same order")
     result = EvalResult()
     model_l1, ident_l1 = [], []
     for i, video in enumerate(videos):
         frames = frames_to_tensor(video.frames)
         prediction = _animate(animator, frames[:1], frames)
+        if targets is not None:
+            frames = frames_to_tensor(targets[i].frames)
+            prediction = resize_frames(prediction, frames.shape[-1])
         l1 = (prediction - frames).abs().mean().item()
         ident = (frames[:1] - frames).abs().mean().item()
         model_l1.append(l1)
@@ -69,18 +97,29 @@ def reconstruction_l1(
 
 
 def transfer_l1(
-    animator: Animator, manifest: PairsManifest, size: int, progress: Progress | None = None
+    animator: Animator,
+    manifest: PairsManifest,
+    size: int,
+    progress: Progress | None = None,
+    eval_size: int | None = None,
 ) -> tuple[float, float, int]:
-    """(model L1, identity L1, pairs): B posed like A[0] as source, A drives, B[b_for_a] targets."""
+    """(model L1, identity L1, pairs): B posed like A[0] as source, A drives, B[b_for_a] targets.
+
+    The model works at `size`; with `eval_size` targets (and the identity source) are read at
+    that size and predictions resized to it.
+    """
     model_l1, ident_l1 = [], []
     for i, pair in enumerate(manifest.pairs):
         a = frames_to_tensor(read_video(manifest.path_of(pair.a), size).frames)
         b = frames_to_tensor(read_video(manifest.path_of(pair.b), size).frames)
         target = b[pair.b_for_a]
-        source = target[:1]
-        prediction = _animate(animator, source, a)
+        prediction = _animate(animator, target[:1], a)
+        if eval_size is not None and eval_size != size:
+            b = frames_to_tensor(read_video(manifest.path_of(pair.b), eval_size).frames)
+            target = b[pair.b_for_a]
+            prediction = resize_frames(prediction, eval_size)
         model_l1.append((prediction - target).abs().mean().item())
-        ident_l1.append((source - target).abs().mean().item())
+        ident_l1.append((target[:1] - target).abs().mean().item())
         if progress is not None:
             progress(i + 1, len(manifest.pairs))
     n = len(model_l1)
