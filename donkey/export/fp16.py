@@ -1,21 +1,21 @@
 """fp16 variants decided in the graph (TensorRT 11 is strongly typed: no FP16 builder flag).
 
-Kept in fp32 (DESIGN.md section 5): the whole keypoint detector; every node computed from the
-keypoint inputs and the grid input alone (gaussians, whose inverse covariance reaches 1e3,
-offsets, identity grids, grid resizes); the flow tail of the dense motion after its mask
-softmax (identity + sum_k mask_k * offset_k + residual); whatever the model computes from its
-own `.float()` casts alone (the dense motion's mask logits and residual); GridSample, Resize
-and Softmax nodes
+Kept in fp32: the whole keypoint detector; every node computed from the keypoint inputs and
+the grid input alone (gaussians, whose inverse covariance reaches 1e3, offsets, identity
+grids, grid resizes); the flow tail of the dense motion after its mask softmax (identity +
+sum_k mask_k * offset_k + residual); whatever the model computes from its own `.float()` casts
+alone (the dense motion's mask logits and residual); GridSample, Resize and Softmax nodes
 (Resize's scales input must stay float in any case); and everything computed from constants
 alone (identity grids, Resize scales), so a constant is rounded at most once, where an fp16
 node reads it.
 
 The conversion is our own pass rather than onnxconverter-common's: that converter wraps every
 blocked node in its own Cast pair, so two neighbouring fp32 nodes exchanged their tensor as
-fp32 -> fp16 -> fp32 (119 such round trips in the tiny model's graphs), and it stored island
-constants as fp16. A strongly typed TensorRT network runs those casts as written. Here every
-tensor has one type, set by the node that makes it, and a Cast is inserted only on an edge
-whose two ends differ (fp32 node -> fp16 node or back), once per tensor and type.
+fp32 -> fp16 -> fp32 (120 such round trips in the tiny model's graphs), and it stored island
+constants as fp16. In a strongly typed TensorRT network every tensor keeps the type the graph
+gives it, so those casts round as written. Here every tensor has one type, set by the node
+that makes it, and a Cast is inserted only on an edge whose two ends differ (fp32 node ->
+fp16 node or back), once per tensor and type.
 """
 
 from __future__ import annotations
