@@ -161,6 +161,7 @@ def convert_to_fp16(model: onnx.ModelProto) -> tuple[onnx.ModelProto, int]:
     for node in graph.node:
         node.input[:] = [renamed.get(i, i) for i in node.input]
 
+    cast_inputs = {n.output[0]: n.input[0] for n in graph.node if n.op_type == "Cast"}
     casts: dict[tuple[str, int], str] = {
         (fp16_name, FLOAT): name for name, fp16_name in renamed.items()
     }
@@ -195,7 +196,9 @@ def convert_to_fp16(model: onnx.ModelProto) -> tuple[onnx.ModelProto, int]:
             want = HALF if node.name in half_nodes else FLOAT
             if have == want:
                 continue
-            if want == HALF and name in values:
+            if produced.get(cast_inputs.get(name)) == want:  # the graph's own Cast, undone
+                node.input[k] = cast_inputs[name]
+            elif want == HALF and name in values:
                 node.input[k] = half_constant(name)
             else:
                 node.input[k] = emit_cast(name, want)

@@ -96,7 +96,9 @@ class TrtBackend(BaseBackend):
             raise DonkeyError(
                 f"{self.engine_path}: TensorRT could not load this engine; rebuild it"
             )
-        self._context = self._engine.create_execution_context()
+        # With CUDA graphs every batch size gets its own context (see _allocate) and a shared
+        # one would only hold memory.
+        self._context = None if self.cuda_graphs else self._engine.create_execution_context()
         names = [self._engine.get_tensor_name(i) for i in range(self._engine.num_io_tensors)]
         is_input = {n: self._engine.get_tensor_mode(n) == trt.TensorIOMode.INPUT for n in names}
         got_in = sorted(n for n in names if is_input[n])
@@ -132,8 +134,9 @@ class TrtBackend(BaseBackend):
                 )
 
     def _allocate(self, batch: int) -> _Buffers:
-        # A graph keeps the context it was captured on: one context per captured batch size.
-        context = self._engine.create_execution_context() if self.cuda_graphs else self._context
+        context = self._context
+        if self.cuda_graphs:  # a graph keeps the context it was captured on: one per batch size
+            context = self._engine.create_execution_context()
         if context is None:
             raise DonkeyError(f"{self.engine_path}: TensorRT could not create an execution context")
         self._set_shapes(context, batch)

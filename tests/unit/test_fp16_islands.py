@@ -132,3 +132,25 @@ def test_chain_of_island_nodes_and_weight_range():
     assert converted.graph.output[0].type.tensor_type.elem_type == TensorProto.FLOAT
     with pytest.raises(DonkeyError, match="weight w exceeds the fp16 range"):
         convert_to_fp16(_chain_model(np.array([[[[7e4]]]], np.float32)))
+
+
+def test_a_models_own_fp32_cast_is_not_cast_back():
+    """x -> Conv -> Cast(float) -> Add(conv output): the Add runs in fp16 and reads the Conv's
+    fp16 output twice rather than narrowing the widened copy again."""
+    nodes = [
+        helper.make_node("Conv", ["x", "w"], ["c"], name="conv"),
+        helper.make_node("Cast", ["c"], ["wide"], name="own_cast", to=TensorProto.FLOAT),
+        helper.make_node("Add", ["wide", "c"], ["out"], name="add"),
+    ]
+    graph = helper.make_graph(
+        nodes,
+        "own cast",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["batch", 1, 4, 4])],
+        [helper.make_tensor_value_info("out", TensorProto.FLOAT, ["batch", 1, 4, 4])],
+        [numpy_helper.from_array(np.ones((1, 1, 1, 1), np.float32), "w")],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)])
+    converted, _ = convert_to_fp16(model)
+    assert round_trips(converted) == 0
+    add = next(n for n in converted.graph.node if n.name == "add")
+    assert list(add.input) == ["c", "c"]

@@ -87,7 +87,7 @@ def test_cuda_graphs_capture_each_batch_size_on_its_own_context(
     replays = [c for c in fake_cuda_graphs.calls if c[0] == "replay"]
     assert len(replays) == 3  # batches 4, 4, 3 replayed; each size captured once
     contexts = [c for c in fake_cuda_graphs.calls if c[0] == "create_execution_context"]
-    assert len(contexts) == 3  # the shared one + one per captured batch size
+    assert len(contexts) == 2  # one per captured batch size, no shared one
     assert sum(c[0] == "execute_async_v3" and c[2] for c in fake_cuda_graphs.calls) == 2
 
 
