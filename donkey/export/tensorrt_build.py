@@ -4,10 +4,11 @@ One optimisation profile from the batch range, a workspace limit, a timing cache
 across builds, a strongly typed network (fp16 is decided in the ONNX graph), TF32 off for
 fp32 parity. Engines and their manifest are written atomically.
 
-Engines and timing caches are tied to the TensorRT version and the GPU model: without a
-hardware-compatibility level an engine is built for the device it was built on, and two GPUs
-of one compute capability (A100 and A30 are both 8.0) are different devices. Both are keyed
-by TensorRT version, GPU name and compute capability (`device_key`).
+Engines and timing caches are keyed by TensorRT version, GPU name and compute capability
+(`device_key`): TensorRT's developer guide says that, without a hardware-compatibility level,
+an engine is compatible only with the type of device it was built on, and its tactics were
+timed there. Two GPUs of one compute capability (A100 and A30 are both 8.0) get engines of
+their own.
 """
 
 from __future__ import annotations

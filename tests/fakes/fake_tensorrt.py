@@ -1,14 +1,18 @@
 """A strict, recording fake of the `tensorrt` module, in a TensorRT 10 and a TensorRT 11 flavour.
 
 It implements the slice of the Python API donkey uses, as the real bindings define it (read
-from NVIDIA/TensorRT's headers and pybind sources at 10.16 and 11.1): enum members with their
-real values and without the members a version removed (NetworkDefinitionCreationFlag.EXPLICIT_BATCH
-and BuilderFlag.FP16 are gone in 11, STRONGLY_TYPED moved from 1 to 0), and the failure
-returns of the real API: `set_input_shape` -> False for an unknown name or a shape outside the
-profile, `add_optimization_profile` -> -1 for an invalid profile, `set_timing_cache` -> False
-for a cache from another device or version unless ignore_mismatch, `get_timing_cache` -> None
-when none is set, `build_serialized_network` / `deserialize_cuda_engine` -> None.
-`fail` injects the same failure returns where the fake cannot provoke them naturally.
+from NVIDIA/TensorRT's headers, pybind sources and docstrings at 10.16 and 11.1): enum members
+with their real values and without the members a version removed
+(NetworkDefinitionCreationFlag.EXPLICIT_BATCH and BuilderFlag.FP16 are gone in 11,
+STRONGLY_TYPED moved from 1 to 0), and the failure returns the real API documents:
+`set_input_shape` -> False for a name that is no input tensor "or if some other error
+occurred" (the fake: a shape outside the profile), `add_optimization_profile` -> -1 for an
+invalid profile, `set_timing_cache` -> False for a cache from another device unless
+ignore_mismatch (the fake also refuses another TensorRT version), `get_timing_cache` -> None
+when no cache is set, `deserialize_cuda_engine` -> None when it cannot deserialize (the fake:
+an engine from another version or GPU). The fake's `build_serialized_network` returns None
+when it fails (a missing profile); the real docs do not say what a failed build returns, and
+donkey treats None as failure. `fail` injects failure returns the fake cannot provoke itself.
 
 Its parser rejects operators that onnx-tensorrt's docs/operators.md (10.1) marks unsupported,
 custom domains and opsets outside 9..20. "Engines" are JSON naming the ONNX file, the profile,
