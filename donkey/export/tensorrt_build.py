@@ -3,12 +3,20 @@
 One optimisation profile from the batch range, a workspace limit, a timing cache file reused
 across builds, a strongly typed network (fp16 is decided in the ONNX graph), TF32 off for
 fp32 parity. Engines and their manifest are written atomically.
+
+Engines and timing caches are keyed by TensorRT version, GPU name and compute capability
+(`device_key`): TensorRT's developer guide says that, without a hardware-compatibility level,
+an engine is compatible only with the type of device it was built on, and its tactics were
+timed there. Two GPUs of one compute capability (A100 and A30 are both 8.0) get engines of
+their own.
 """
 
 from __future__ import annotations
 
 import json
+import re
 import time
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -46,6 +54,21 @@ def gpu_identity(device_index: int = 0) -> dict[str, str]:
     }
 
 
+def device_key(gpu: dict) -> str:
+    """The identity engines and timing caches are tied to (with the TensorRT version)."""
+    return f"{gpu.get('name')} (compute capability {gpu.get('compute_capability')})"
+
+
+def timing_cache_file(folder: Path, trt_version: str, gpu: dict) -> Path:
+    """One timing cache per TensorRT version and GPU model, like the engines."""
+    key = f"trt{trt_version}-{gpu.get('name')}-sm{gpu.get('compute_capability')}"
+    return folder / f"timing-{re.sub(r'[^A-Za-z0-9.-]+', '_', key)}.cache"
+
+
+def tensorrt_major(trt: ModuleType) -> int:
+    return int(str(trt.__version__).split(".")[0])
+
+
 @dataclass
 class EngineSettings:
     batch: BatchRange
@@ -55,10 +78,12 @@ class EngineSettings:
 
 
 def network_flags(trt: ModuleType) -> int:
-    members = trt.NetworkDefinitionCreationFlag.__members__
-    if "STRONGLY_TYPED" in members:
-        return 1 << int(trt.NetworkDefinitionCreationFlag.STRONGLY_TYPED)
-    return 1 << int(trt.NetworkDefinitionCreationFlag.EXPLICIT_BATCH)
+    """Strongly typed network flags. TensorRT 11 networks are always strongly typed (its
+    STRONGLY_TYPED flag is deprecated and ignored, EXPLICIT_BATCH is gone); TensorRT 10 needs
+    the STRONGLY_TYPED bit (value 1 there, 0 in 11) to follow the graph's types as written."""
+    if tensorrt_major(trt) >= 11:
+        return 0
+    return 1 << int(trt.NetworkDefinitionCreationFlag.STRONGLY_TYPED)
 
 
 def profile_shapes(spec: GraphSpec, batch: BatchRange) -> dict[str, tuple[tuple[int, ...], ...]]:
@@ -84,26 +109,51 @@ def build_engine(
     config.set_memory_pool_limit(
         trt.MemoryPoolType.WORKSPACE, int(settings.workspace_gb * (1 << 30))
     )
-    if not settings.allow_tf32 and hasattr(trt.BuilderFlag, "TF32"):
+    if not settings.allow_tf32 and "TF32" in trt.BuilderFlag.__members__:
         config.clear_flag(trt.BuilderFlag.TF32)
     profile = builder.create_optimization_profile()
-    for name, (lo, opt, hi) in profile_shapes(spec, settings.batch).items():
+    shapes = profile_shapes(spec, settings.batch)
+    for name, (lo, opt, hi) in shapes.items():
         profile.set_shape(name, lo, opt, hi)
-    config.add_optimization_profile(profile)
-    cache_blob = b""
-    if settings.timing_cache is not None and settings.timing_cache.is_file():
-        cache_blob = settings.timing_cache.read_bytes()
-    cache = config.create_timing_cache(cache_blob)
-    config.set_timing_cache(cache, ignore_mismatch=False)
+    if config.add_optimization_profile(profile) < 0:
+        ranges = ", ".join(f"{n} {lo} .. {hi}" for n, (lo, _, hi) in shapes.items())
+        raise DonkeyError(f"{onnx_path}: TensorRT rejected the optimisation profile ({ranges})")
+    if settings.timing_cache is not None:
+        _attach_timing_cache(config, settings.timing_cache)
     serialized = builder.build_serialized_network(network, config)
     if serialized is None:
         raise DonkeyError(f"{onnx_path}: TensorRT failed to build an engine (see the log above)")
     with atomic_output(engine_path) as tmp:
         tmp.write_bytes(bytes(serialized))
-    if settings.timing_cache is not None:
+    cache = config.get_timing_cache() if settings.timing_cache is not None else None
+    if cache is not None:  # None when no cache could be attached
         with atomic_output(settings.timing_cache) as tmp:
-            tmp.write_bytes(bytes(config.get_timing_cache().serialize()))
+            tmp.write_bytes(bytes(cache.serialize()))
     return engine_path
+
+
+def _attach_timing_cache(config, path: Path) -> None:
+    """Reuses the cache file when TensorRT accepts it; `set_timing_cache` returns False for a
+    cache from another device (ignore_mismatch=False), and such a cache is replaced by a new
+    one, written back after the build."""
+    blob = path.read_bytes() if path.is_file() else b""
+    if blob:
+        cache = config.create_timing_cache(blob)
+        if cache is not None and config.set_timing_cache(cache, ignore_mismatch=False):
+            return
+        warnings.warn(
+            f"{path}: timing cache not accepted by this TensorRT/GPU (another device or "
+            f"version, or damaged); building a new one",
+            RuntimeWarning,
+            stacklevel=3,
+        )
+    cache = config.create_timing_cache(b"")
+    if cache is None or not config.set_timing_cache(cache, ignore_mismatch=False):
+        warnings.warn(
+            f"{path}: TensorRT could not start a timing cache; building without one",
+            RuntimeWarning,
+            stacklevel=3,
+        )
 
 
 def build_engines(
@@ -117,7 +167,7 @@ def build_engines(
     specs = graph_specs(config)
     out_dir.mkdir(parents=True, exist_ok=True)
     if settings.timing_cache is None:
-        settings.timing_cache = out_dir / "timing.cache"
+        settings.timing_cache = timing_cache_file(out_dir, trt.__version__, gpu)
     entries, seconds = {}, {}
     for name, info in manifest["graphs"].items():
         started = time.perf_counter()
@@ -148,7 +198,7 @@ def build_engines(
         flags={
             "workspace_gb": settings.workspace_gb,
             "tf32": settings.allow_tf32,
-            "strongly_typed": "STRONGLY_TYPED" in trt.NetworkDefinitionCreationFlag.__members__,
+            "strongly_typed": True,
         },
     )
     return seconds

@@ -1,7 +1,7 @@
 """Build-once caches: ONNX exports of checkpoints, and TensorRT engines of ONNX folders.
 
 Keys: the checkpoint's sha256 (+ opset, precision) for ONNX; for engines the ONNX hashes,
-TensorRT version, GPU compute capability, precision and batch range. A cache entry is
+TensorRT version, GPU (name and compute capability), precision and batch range. A cache entry is
 complete once its manifest.json exists (written last, atomically).
 """
 
@@ -91,16 +91,14 @@ def cached_onnx(checkpoint: Path, fp16: bool = False, opset: int | None = None) 
     )
 
 
-def engine_key(
-    onnx_dir: Path, trt_version: str, compute_capability: str, batch: tuple[int, int, int]
-) -> str:
+def engine_key(onnx_dir: Path, trt_version: str, device: str, batch: tuple[int, int, int]) -> str:
     manifest = json.loads((onnx_dir / MANIFEST).read_text())
     return _key(
         {
             "onnx": {n: g["sha256"] for n, g in manifest["graphs"].items()},
             "precision": manifest["precision"],
             "trt": trt_version,
-            "sm": compute_capability,
+            "gpu": device,
             "batch": list(batch),
         }
     )
@@ -108,13 +106,19 @@ def engine_key(
 
 def cached_engines(onnx_dir: Path, settings) -> Path:
     """Engines for an ONNX folder, built once per (ONNX, TensorRT, GPU, precision, batches)."""
-    from donkey.export.tensorrt_build import build_engines, gpu_identity, import_tensorrt
+    from donkey.export.tensorrt_build import (
+        build_engines,
+        device_key,
+        gpu_identity,
+        import_tensorrt,
+        timing_cache_file,
+    )
 
     trt = import_tensorrt()
     gpu = gpu_identity()
     batch = (settings.batch.min, settings.batch.opt, settings.batch.max)
-    key = engine_key(onnx_dir, trt.__version__, gpu["compute_capability"], batch)
-    settings.timing_cache = cache_root() / "trt" / "timing.cache"
+    key = engine_key(onnx_dir, trt.__version__, device_key(gpu), batch)
+    settings.timing_cache = timing_cache_file(cache_root() / "trt", trt.__version__, gpu)
     return _build_into(
         cache_root() / "trt" / key, lambda tmp: build_engines(onnx_dir, tmp, settings)
     )

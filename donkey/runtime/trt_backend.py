@@ -1,20 +1,29 @@
 """TensorRT backend: named tensors, set_input_shape / set_tensor_address / execute_async_v3 on a
-dedicated CUDA stream, preallocated buffers per batch size, fresh output tensors per call.
+dedicated CUDA stream, preallocated buffers per batch size (outputs sized by the engine's
+`get_tensor_shape` after `set_input_shape`), fresh output tensors per call.
 
-Engines are tied to the TensorRT version and the GPU: the manifest says which, and a
-mismatch is refused with "rebuild". A serialized engine can carry code (plugins), so only
-engines from a `donkey export` folder whose manifest hash matches are loaded.
+CUDA graphs (`cuda_graphs=True`): a captured graph replays its kernel launches with the
+shapes, buffer addresses and execution-context memory of the moment of capture, so every
+captured batch size gets an execution context of its own (one context's activation memory
+per batch size seen) that no other batch size touches. A capture that fails is reported with
+its first error and that batch size runs without a graph.
+
+Engines are tied to the TensorRT version and the GPU model (name and compute capability):
+the manifest says which, and a mismatch is refused with "rebuild". A serialized engine can
+carry code (plugins), so only engines from a `donkey export` folder whose manifest hash
+matches are loaded.
 """
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 from torch import Tensor
 
-from donkey.export.tensorrt_build import gpu_identity, import_tensorrt
+from donkey.export.tensorrt_build import device_key, gpu_identity, import_tensorrt
 from donkey.model.config import model_config_from_dict
 from donkey.model.errors import DonkeyError
 from donkey.model.files import sha256_file
@@ -49,20 +58,21 @@ def check_engine_identity(manifest: dict, trt_version: str, gpu: dict | None, fo
             f"{folder}: engines were built with TensorRT {built}, this is {trt_version}; "
             f"rebuild with `donkey export --format trt`"
         )
-    want = (manifest.get("gpu") or {}).get("compute_capability")
-    have = (gpu or {}).get("compute_capability")
-    if want != have:
+    want, have = manifest.get("gpu") or {}, gpu or {}
+    if device_key(want) != device_key(have):
         raise DonkeyError(
-            f"{folder}: engines were built for a GPU of compute capability {want}, "
-            f"this GPU is {have}; rebuild with `donkey export --format trt`"
+            f"{folder}: engines were built for {device_key(want)}, this GPU is "
+            f"{device_key(have)}; rebuild with `donkey export --format trt`"
         )
 
 
 @dataclass
 class _Buffers:
+    context: object  # the execution context these buffers are bound to
     inputs: dict[str, Tensor]
     outputs: dict[str, Tensor]
     graph: object = None  # torch.cuda.CUDAGraph once captured
+    graph_failed: bool = False
 
 
 class TrtBackend(BaseBackend):
@@ -86,7 +96,9 @@ class TrtBackend(BaseBackend):
             raise DonkeyError(
                 f"{self.engine_path}: TensorRT could not load this engine; rebuild it"
             )
-        self._context = self._engine.create_execution_context()
+        # With CUDA graphs every batch size gets its own context (see _allocate) and a shared
+        # one would only hold memory.
+        self._context = None if self.cuda_graphs else self._engine.create_execution_context()
         names = [self._engine.get_tensor_name(i) for i in range(self._engine.num_io_tensors)]
         is_input = {n: self._engine.get_tensor_mode(n) == trt.TensorIOMode.INPUT for n in names}
         got_in = sorted(n for n in names if is_input[n])
@@ -97,35 +109,87 @@ class TrtBackend(BaseBackend):
                 f"graph {self.spec.name}; rebuild it"
             )
         self._dtypes = {n: torch_dtype(self._engine.get_tensor_dtype(n)) for n in names}
-        first = self.spec.input_names[0]
-        lo, _, hi = self._engine.get_tensor_profile_shape(first, 0)
-        self.batch_range = (int(lo[0]), int(hi[0]))
+        ranges = []
+        for t in self.spec.inputs:
+            lo, _, hi = (
+                tuple(int(d) for d in s) for s in self._engine.get_tensor_profile_shape(t.name, 0)
+            )
+            rest = tuple(int(d) for d in t.shape[1:])
+            if lo[1:] != rest or hi[1:] != rest:
+                raise DonkeyError(
+                    f"{self.engine_path}: engine input {t.name} takes {lo} .. {hi}, graph "
+                    f"{self.spec.name} needs (batch, {', '.join(map(str, rest))}); rebuild it"
+                )
+            ranges.append((lo[0], hi[0]))
+        self.batch_range = (max(r[0] for r in ranges), min(r[1] for r in ranges))
         self._stream = torch.cuda.Stream(self.device) if self.device.type == "cuda" else None
 
+    def _set_shapes(self, context, batch: int) -> None:
+        for t in self.spec.inputs:
+            shape = (batch, *(int(d) for d in t.shape[1:]))
+            if not context.set_input_shape(t.name, shape):
+                raise DonkeyError(
+                    f"{self.engine_path}: TensorRT rejected input shape {shape} for {t.name}; "
+                    f"rebuild the engine for this model and batch range"
+                )
+
     def _allocate(self, batch: int) -> _Buffers:
+        context = self._context
+        if self.cuda_graphs:  # a graph keeps the context it was captured on: one per batch size
+            context = self._engine.create_execution_context()
+        if context is None:
+            raise DonkeyError(f"{self.engine_path}: TensorRT could not create an execution context")
+        self._set_shapes(context, batch)
         inputs = {
             t.name: torch.empty(
                 (batch, *t.shape[1:]), dtype=self._dtypes[t.name], device=self.device
             )
             for t in self.spec.inputs
         }
-        outputs = {
-            t.name: torch.empty(
-                (batch, *t.shape[1:]), dtype=self._dtypes[t.name], device=self.device
-            )
-            for t in self.spec.outputs
-        }
-        return _Buffers(inputs, outputs)
+        outputs = {}
+        for t in self.spec.outputs:
+            # The engine decides what it writes; a spec that disagrees must not size the buffer.
+            shape = tuple(int(d) for d in context.get_tensor_shape(t.name))
+            expected = (batch, *(int(d) for d in t.shape[1:]))
+            if shape != expected:
+                raise DonkeyError(
+                    f"{self.engine_path}: engine output {t.name} has shape {shape} at batch "
+                    f"{batch}, graph {self.spec.name} expects {expected}; rebuild it"
+                )
+            outputs[t.name] = torch.empty(shape, dtype=self._dtypes[t.name], device=self.device)
+        return _Buffers(context, inputs, outputs)
 
-    def _enqueue(self, buffers: _Buffers) -> None:
-        for name, tensor in buffers.inputs.items():
-            self._context.set_input_shape(name, tuple(tensor.shape))
-            self._context.set_tensor_address(name, tensor.data_ptr())
-        for name, tensor in buffers.outputs.items():
-            self._context.set_tensor_address(name, tensor.data_ptr())
+    def _bind(self, buffers: _Buffers, batch: int) -> None:
+        context = buffers.context
+        if context is self._context:  # shared: another batch size may have set other shapes
+            self._set_shapes(context, batch)
+        for name, tensor in (buffers.inputs | buffers.outputs).items():
+            if not context.set_tensor_address(name, tensor.data_ptr()):
+                raise DonkeyError(f"{self.engine_path}: TensorRT refused the address of {name}")
+
+    def _enqueue(self, buffers: _Buffers) -> bool:
         handle = self._stream.cuda_stream if self._stream is not None else 0
-        if not self._context.execute_async_v3(handle):
-            raise DonkeyError(f"{self.engine_path}: TensorRT execution failed")
+        return bool(buffers.context.execute_async_v3(handle))
+
+    def _capture(self, buffers: _Buffers, batch: int):
+        """A CUDA graph of one enqueue, or None (with a warning naming the first error)."""
+        graph = torch.cuda.CUDAGraph()
+        failure = None
+        try:
+            with torch.cuda.graph(graph, stream=self._stream):
+                if not self._enqueue(buffers):
+                    failure = "execute_async_v3 returned False during capture"
+        except Exception as exc:  # noqa: BLE001 - ending a failed capture raises its own error
+            failure = failure or f"{type(exc).__name__}: {exc}"
+        if failure is None:
+            return graph
+        warnings.warn(
+            f"{self.engine_path.name}: CUDA graph capture at batch {batch} failed ({failure}); "
+            f"batch {batch} runs without a graph",
+            RuntimeWarning,
+            stacklevel=2,
+        )
+        return None
 
     def _infer(self, inputs: dict[str, Tensor]) -> dict[str, Tensor]:
         batch = int(inputs[self.spec.input_names[0]].shape[0])
@@ -139,28 +203,29 @@ class TrtBackend(BaseBackend):
         if buffers is None:
             buffers = self._buffers[batch] = self._allocate(batch)
         if self._stream is None:
-            return self._run(buffers, inputs)
+            return self._run(buffers, inputs, batch)
         current = torch.cuda.current_stream(self.device)
         self._stream.wait_stream(current)  # inputs were produced on the caller's stream
         with torch.cuda.stream(self._stream):
-            result = self._run(buffers, inputs)
+            result = self._run(buffers, inputs, batch)
         current.wait_stream(self._stream)
         for tensor in result.values():
             tensor.record_stream(current)
         return result
 
-    def _run(self, buffers: _Buffers, inputs: dict[str, Tensor]) -> dict[str, Tensor]:
+    def _run(self, buffers: _Buffers, inputs: dict[str, Tensor], batch: int) -> dict[str, Tensor]:
         for name, buffer in buffers.inputs.items():
             buffer.copy_(inputs[name], non_blocking=True)
         if buffers.graph is not None:
             buffers.graph.replay()
         else:
-            self._enqueue(buffers)
-            if self.cuda_graphs:
-                graph = torch.cuda.CUDAGraph()
-                with torch.cuda.graph(graph, stream=self._stream):
-                    self._enqueue(buffers)
-                buffers.graph = graph
+            self._bind(buffers, batch)
+            if not self._enqueue(buffers):
+                raise DonkeyError(f"{self.engine_path}: TensorRT execution failed")
+            # Capture only records: this call's outputs come from the run above.
+            if self.cuda_graphs and not buffers.graph_failed:
+                buffers.graph = self._capture(buffers, batch)
+                buffers.graph_failed = buffers.graph is None
         # Fresh tensors: the next call overwrites these buffers.
         return {
             name: out.float().clone() if out.dtype != torch.float32 else out.clone()

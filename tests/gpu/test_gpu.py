@@ -94,3 +94,36 @@ def test_tensorrt_build_parity_and_animate(tiny_ckpt, tmp_path, runner, fp16):
     )
     assert result.exit_code == 0, result.output
     assert read_frames(out).frames.shape[0] == len(driving)
+
+
+@needs_trt
+def test_tensorrt_cuda_graphs_per_batch_size_and_timing_cache(tiny_ckpt, tmp_path):
+    """A batch run's sizes (full, full, short last, full) replayed from CUDA graphs give what
+    plain execution gives; a second build reuses the keyed timing cache without a warning."""
+    import warnings
+
+    from donkey.export.tensorrt_build import EngineSettings, build_engines
+    from donkey.runtime.trt_backend import TrtBackend
+
+    onnx_dir = export_onnx(tiny_ckpt, tmp_path / "onnx").folder
+    engines = tmp_path / "engines"
+    build_engines(onnx_dir, engines, EngineSettings(batch=BatchRange(1, 4, 4)))
+    caches = list(engines.glob("timing-*.cache"))
+    assert len(caches) == 1
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", RuntimeWarning)
+        build_engines(
+            onnx_dir,
+            tmp_path / "again",
+            EngineSettings(batch=BatchRange(1, 4, 4), timing_cache=caches[0]),
+        )
+    spec = load_model(tiny_ckpt, "torch", "cpu").graphs["kp_detector"].spec
+    device = torch.device("cuda")
+    plain = TrtBackend(engines / "kp_detector.engine", spec, device)
+    graphs = TrtBackend(engines / "kp_detector.engine", spec, device, cuda_graphs=True)
+    torch.manual_seed(0)
+    for batch in (4, 4, 3, 4, 3, 4):
+        image = torch.rand(batch, 3, 32, 32, device=device)
+        want, got = plain.infer({"image": image}), graphs.infer({"image": image})
+        torch.testing.assert_close(got["kp_mean"], want["kp_mean"], atol=1e-5, rtol=0)
+    assert all(b.graph is not None for b in graphs._buffers.values())

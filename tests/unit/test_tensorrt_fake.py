@@ -1,4 +1,5 @@
-"""TensorRT code paths against a recording fake of the `tensorrt` module (no GPU needed)."""
+"""TensorRT code paths against a recording fake of the `tensorrt` module (no GPU needed),
+in its TensorRT 10 and TensorRT 11 flavours."""
 
 import json
 import sys
@@ -7,7 +8,13 @@ import pytest
 import torch
 
 from donkey.export.exporter import BatchRange, export_onnx
-from donkey.export.tensorrt_build import EngineSettings, build_engine, build_engines, profile_shapes
+from donkey.export.tensorrt_build import (
+    EngineSettings,
+    build_engine,
+    build_engines,
+    profile_shapes,
+    timing_cache_file,
+)
 from donkey.model.errors import DonkeyError
 from donkey.model.spec import graph_specs
 from donkey.runtime.loader import load_model
@@ -15,15 +22,9 @@ from donkey.runtime.trt_backend import TrtBackend, check_engine_identity, torch_
 from tests.fakes import fake_tensorrt
 
 
-@pytest.fixture()
-def fake_trt(monkeypatch):
-    fake_tensorrt.reset()
-    monkeypatch.setitem(sys.modules, "tensorrt", fake_tensorrt.as_module())
-    monkeypatch.setattr(
-        "donkey.export.tensorrt_build.gpu_identity",
-        lambda index=0: {"name": "Fake GPU", "compute_capability": "9.0"},
-    )
-    return fake_tensorrt
+@pytest.fixture(params=fake_tensorrt.FLAVOURS, ids=lambda f: f"trt{f}")
+def fake_trt(request, monkeypatch):
+    return fake_tensorrt.install(monkeypatch, request.param)
 
 
 @pytest.fixture(scope="module")
@@ -46,17 +47,20 @@ def test_engine_build_settings_and_timing_cache_reuse(fake_trt, onnx_dir, tmp_pa
     settings = EngineSettings(batch=BatchRange(1, 8, 64), workspace_gb=2.0, timing_cache=cache)
     build_engine(fake_trt, onnx_dir / "generator.onnx", tmp_path / "g.engine", spec, settings)
     calls = fake_trt.calls
-    assert ("create_network", 1 << 5) in calls  # strongly typed
+    # Strongly typed: bit STRONGLY_TYPED (= 1) on TensorRT 10; always, with no flag, on 11.
+    assert ("create_network", {"10": 2, "11": 0}[fake_trt.flavour()]) in calls
     assert ("set_memory_pool_limit", 0, 2 * (1 << 30)) in calls
     assert ("clear_flag", "TF32") in calls
     shaped = {c[1]: c[2:] for c in calls if c[0] == "set_shape"}
     assert set(shaped) == set(spec.input_names)
     assert shaped["grid"] == ((1, 16, 16, 2), (8, 16, 16, 2), (64, 16, 16, 2))
-    assert cache.read_bytes() == b"fake-timing-cache:1"
+    header = f"fake-timing-cache|{fake_trt.__version__}|Fake GPU 80GB sm9.0|".encode()
+    assert cache.read_bytes() == header + b"1"
     fake_trt.reset()
     build_engine(fake_trt, onnx_dir / "generator.onnx", tmp_path / "g2.engine", spec, settings)
-    assert ("create_timing_cache", b"fake-timing-cache:1") in fake_trt.calls  # reused
-    assert cache.read_bytes() == b"fake-timing-cache:2"
+    assert ("create_timing_cache", header + b"1") in fake_trt.calls  # reused
+    assert ("set_timing_cache", False) in fake_trt.calls  # mismatches are not ignored
+    assert cache.read_bytes() == header + b"2"
 
 
 def test_build_engines_writes_manifest_with_version_and_gpu(fake_trt, onnx_dir, tmp_path):
@@ -64,10 +68,12 @@ def test_build_engines_writes_manifest_with_version_and_gpu(fake_trt, onnx_dir, 
     seconds = build_engines(onnx_dir, out, EngineSettings(batch=BatchRange(1, 4, 8)))
     assert set(seconds) == {"kp_detector", "dense_motion", "source_encoder", "generator"}
     manifest = json.loads((out / "manifest.json").read_text())
-    assert manifest["format"] == "trt" and manifest["tensorrt_version"] == "10.99.0-fake"
-    assert manifest["gpu"]["compute_capability"] == "9.0"
+    assert manifest["format"] == "trt" and manifest["tensorrt_version"] == fake_trt.__version__
+    assert manifest["gpu"] == {"name": "Fake GPU 80GB", "compute_capability": "9.0"}
     assert manifest["batch"] == {"min": 1, "opt": 4, "max": 8}
-    assert (out / "timing.cache").exists()
+    assert manifest["flags"]["strongly_typed"] is True
+    cache = timing_cache_file(out, fake_trt.__version__, manifest["gpu"])
+    assert cache.is_file() and fake_trt.__version__ in cache.name and "Fake_GPU_80GB" in cache.name
 
 
 def test_trt_backend_runs_named_buffers_and_returns_fresh_outputs(
@@ -99,12 +105,18 @@ def test_dtype_mapping_and_identity_checks(fake_trt, tmp_path):
     assert torch_dtype(fake_trt.DataType.HALF) == torch.float16
     assert torch_dtype(fake_trt.DataType.FLOAT) == torch.float32
     assert torch_dtype(fake_trt.DataType.INT32) == torch.int32
-    manifest = {"tensorrt_version": "10.99.0-fake", "gpu": {"compute_capability": "9.0"}}
-    check_engine_identity(manifest, "10.99.0-fake", {"compute_capability": "9.0"}, tmp_path)
+    h100 = {"name": "NVIDIA H100 80GB HBM3", "compute_capability": "9.0"}
+    manifest = {"tensorrt_version": "10.99.0-fake", "gpu": h100}
+    check_engine_identity(manifest, "10.99.0-fake", dict(h100), tmp_path)
     with pytest.raises(DonkeyError, match="TensorRT 10.99.0-fake, this is 10.1.0; rebuild"):
-        check_engine_identity(manifest, "10.1.0", {"compute_capability": "9.0"}, tmp_path)
-    with pytest.raises(DonkeyError, match="compute capability 9.0, this GPU is 8.0; rebuild"):
-        check_engine_identity(manifest, "10.99.0-fake", {"compute_capability": "8.0"}, tmp_path)
+        check_engine_identity(manifest, "10.1.0", h100, tmp_path)
+    a100 = {"name": "NVIDIA A100-SXM4-80GB", "compute_capability": "8.0"}
+    with pytest.raises(
+        DonkeyError,
+        match=r"built for NVIDIA H100 80GB HBM3 \(compute capability 9.0\), this GPU is "
+        r"NVIDIA A100-SXM4-80GB \(compute capability 8.0\); rebuild",
+    ):
+        check_engine_identity(manifest, "10.99.0-fake", a100, tmp_path)
 
 
 def test_engine_folders_need_cuda_and_missing_tensorrt_is_one_line(onnx_dir, monkeypatch):
