@@ -182,3 +182,19 @@ def test_bad_upload_shows_one_line(browser_page, tmp_path):
     assert "Traceback" not in page.content()
     assert "/tmp" not in text  # the upload's file name, not the server's path to it
     assert outside == []
+
+
+def test_bundled_examples(browser_page, tmp_path):
+    page, outside = browser_page
+    page.reload(wait_until="domcontentloaded")
+    page.wait_for_selector("#animate", timeout=60_000)
+    page.get_by_text("source-winged-hopper", exact=True).click()
+    page.get_by_text("driving-hop", exact=True).click()
+    page.wait_for_selector("#source-view img", timeout=60_000)
+    page.wait_for_selector("#driving-view img", timeout=60_000)
+    page.get_by_label("mp4").check()
+    page.click("#animate")
+    link = page.wait_for_selector("#result-file a[href]", timeout=180_000)
+    result = read_frames(_fetch(page, link.get_attribute("href"), tmp_path / "result.mp4"))
+    assert result.frames.shape == (20, 64, 64, 3)  # driving-hop.gif has 20 frames
+    assert outside == []
