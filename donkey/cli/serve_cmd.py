@@ -76,6 +76,7 @@ def serve(
     for backend in loaded.graphs.values():
         backend.activate()
     service = AnimationService(loaded, batch_size=batch_size, max_frames=max_frames)
+    service.warm_up()
     # SIGTERM unwinds like Ctrl-C, so the server closes and its work folder is removed.
     signal.signal(signal.SIGTERM, _exit_on_sigterm)
     try:

@@ -17,9 +17,10 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from PIL import Image
 
 from donkey.data.frames import WHITE, frames_to_tensor, tensor_to_frames
-from donkey.data.media import Clip, MediaError, read_image, read_video
+from donkey.data.media import VIDEO_SUFFIXES, Clip, MediaError, read_image, read_video
 from donkey.data.writers import write_image, write_video
 from donkey.model.errors import DonkeyError
 from donkey.runtime.animator import Animator
@@ -29,6 +30,8 @@ from donkey.runtime.motion import MOTION_MODES
 from donkey.runtime.pipeline import side_by_side
 
 OUT_FORMATS = ("gif", "mp4")
+# Decoded RGB bytes one upload may cost before it is resized to the model size.
+DECODE_BUDGET = 1 << 30
 # Finished requests whose files are kept; the page's own cache holds what it has shown.
 _KEEP_REQUESTS = 16
 
@@ -42,6 +45,28 @@ class Result:
     frames: int
     size: int  # frame side in pixels
     seconds: dict[str, float]
+
+
+def _peek(path: Path) -> tuple[int, int, int] | None:
+    """(frames, width, height) from the file's header, without decoding its pixels; None when
+    the header cannot be read (the reader then reports the problem in its own words)."""
+    try:
+        if path.suffix.lower() in VIDEO_SUFFIXES:
+            import imageio_ffmpeg
+
+            reader = imageio_ffmpeg.read_frames(str(path))
+            try:
+                meta = next(reader)
+            finally:
+                reader.close()
+            width, height = meta["size"]
+            return max(1, round(meta["duration"] * meta["fps"])), width, height
+        with Image.open(path) as image:
+            return getattr(image, "n_frames", 1), image.width, image.height
+    except Image.DecompressionBombError:
+        raise DonkeyError(f"{path.name}: too many pixels to decode (an image bomb?)") from None
+    except Exception:  # noqa: BLE001 - any unreadable header is the reader's to report
+        return None
 
 
 def _named(exc: DonkeyError, path: Path) -> str:
@@ -58,6 +83,7 @@ class AnimationService:
         work_dir: Path | None = None,
         batch_size: int = 8,
         max_frames: int = 1000,
+        decode_budget: int = DECODE_BUDGET,
     ) -> None:
         if max_frames < 1:
             raise DonkeyError(f"--max-frames must be at least 1, got {max_frames}")
@@ -65,6 +91,7 @@ class AnimationService:
         self.size = model.config.image_size
         self.batch_size = batch_size
         self.max_frames = max_frames
+        self.decode_budget = decode_budget
         self._own_dir = work_dir is None
         self.work_dir = Path(work_dir or tempfile.mkdtemp(prefix="donkey-serve-"))
         self.work_dir.mkdir(parents=True, exist_ok=True)
@@ -91,14 +118,51 @@ class AnimationService:
             shutil.rmtree(old, ignore_errors=True)
         return folder
 
+    def warm_up(self) -> float:
+        """One small animation on blank frames at start-up: a model that cannot run fails
+        before the page opens, and the first user does not pay for first-call set-up.
+        Returns the seconds it took."""
+        started = time.perf_counter()
+        blank = torch.full((self.batch_size, 3, self.size, self.size), 0.5)
+        animator = Animator(self.model, batch_size=self.batch_size, mode="relative")
+        with self._device, torch.inference_mode():
+            torch.set_flush_denormal(True)
+            for _ in animator.render_batches(
+                animator.prepare_source(blank[:1]), animator.driving_keypoints(blank)
+            ):
+                pass
+        return time.perf_counter() - started
+
+    def _check_size(self, path: Path, max_frames: int | None) -> None:
+        """Refuses, before decoding, clips longer than the page takes or too large to decode."""
+        found = _peek(path) if path.is_file() else None
+        if found is None:
+            return
+        frames, width, height = found
+        if max_frames is not None and frames > max_frames:
+            raise DonkeyError(
+                f"{path.name}: {frames} frames; this page takes at most {max_frames} "
+                "(`donkey animate` takes any length)"
+            )
+        # Every frame is decoded at its own size before any resizing (a source's too).
+        decoded = frames * width * height * 3
+        if decoded > self.decode_budget:
+            raise DonkeyError(
+                f"{path.name}: too large to decode here ({frames} frame{'s' * (frames != 1)} of {width}x{height} "
+                f"= {decoded / 2**30:.1f} GiB; this page decodes at most "
+                f"{self.decode_budget / 2**30:.1f} GiB per file)"
+            )
+
     def read_source(self, path: Path) -> np.ndarray:
         """(size, size, 3) uint8: the source as the model will see it."""
+        self._check_size(path, None)
         try:
             return read_image(path, self.size, "pad", WHITE)
         except DonkeyError as exc:
             raise DonkeyError(_named(exc, path)) from None
 
     def read_driving(self, path: Path) -> Clip:
+        self._check_size(path, self.max_frames)
         try:
             clip = read_video(path, self.size, "pad", WHITE)
         except DonkeyError as exc:

@@ -33,7 +33,9 @@ SIZE = 32  # configs/tiny.yaml
 @pytest.fixture(scope="module")
 def service(tiny_ckpt, tmp_path_factory):
     loaded = load_model(tiny_ckpt, None, "cpu")
-    svc = AnimationService(loaded, tmp_path_factory.mktemp("serve work"), batch_size=4, max_frames=40)
+    svc = AnimationService(
+        loaded, tmp_path_factory.mktemp("serve work"), batch_size=4, max_frames=40
+    )
     yield svc
     svc.close()
 
@@ -60,7 +62,12 @@ def _write(path, data: bytes):
 def test_animate_gif_and_mp4(service, media):
     seen = []
     result = service.animate(
-        media["source"], media["gif"], "relative", False, "gif", progress=lambda d, t: seen.append((d, t))
+        media["source"],
+        media["gif"],
+        "relative",
+        False,
+        "gif",
+        progress=lambda d, t: seen.append((d, t)),
     )
     out = read_frames(result.output)
     assert out.frames.shape == (7, SIZE, SIZE, 3)
@@ -79,7 +86,9 @@ def test_animate_gif_and_mp4(service, media):
     assert out.frames.shape == (7, SIZE, 3 * SIZE, 3)
 
 
-@pytest.mark.parametrize(("mode", "adapt"), [("relative", False), ("relative", True), ("absolute", False)])
+@pytest.mark.parametrize(
+    ("mode", "adapt"), [("relative", False), ("relative", True), ("absolute", False)]
+)
 def test_same_frames_as_the_runtime(service, media, tmp_path, mode, adapt):
     """The page's result is the CLI runtime's result for the same options, byte for byte."""
     got = read_frames(service.animate(media["source"], media["gif"], mode, adapt).output).frames
@@ -246,3 +255,27 @@ def test_page_never_reads_a_server_path_the_browser_names(served, media, service
         with pytest.raises(urllib.error.HTTPError) as info:
             urllib.request.urlopen(url, timeout=30)
         assert info.value.code in (403, 404)
+
+
+def test_oversized_uploads_are_refused_before_decoding(tiny_ckpt, tmp_path):
+    """A small file that would decode to more than the budget is refused from its header."""
+    loaded = load_model(tiny_ckpt, None, "cpu")
+    # 3 frames of 600x600 RGB = 3.1 MiB decoded; the budget here is 2 MiB.
+    svc = AnimationService(loaded, tmp_path / "work", decode_budget=2 << 20, max_frames=2)
+    frames = np.full((3, 600, 600, 3), 200, np.uint8)
+    gif = write_video(tmp_path / "big.gif", frames)
+    mp4 = write_video(tmp_path / "big.mp4", frames)
+    still = write_image(tmp_path / "big.png", np.zeros((1200, 1200, 3), np.uint8))
+    with pytest.raises(DonkeyError, match=r"^big.gif: 3 frames; this page takes at most 2"):
+        svc.read_driving(gif)
+    svc.max_frames = 10
+    for path in (gif, mp4):
+        with pytest.raises(
+            DonkeyError, match=rf"^{path.name}: too large to decode here \(3 frames of 600x600"
+        ):
+            svc.read_driving(path)
+    with pytest.raises(
+        DonkeyError, match=r"^big.png: too large to decode here \(1 frame of 1200x1200"
+    ):
+        svc.read_source(still)
+    svc.close()

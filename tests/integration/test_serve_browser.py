@@ -34,7 +34,11 @@ _BROWSERS = (
 
 def _find_browser() -> str | None:
     for name in _BROWSERS:
-        found = shutil.which(name) if not os.path.isabs(name) else (name if os.access(name, os.X_OK) else None)
+        found = (
+            shutil.which(name)
+            if not os.path.isabs(name)
+            else (name if os.access(name, os.X_OK) else None)
+        )
         if found:
             return found
     return None
@@ -44,7 +48,9 @@ def _needs_browser():
     try:
         import playwright.sync_api  # noqa: F401
     except ImportError:
-        return pytest.mark.skip(reason="Playwright for Python is not installed (pip install 'donkey[web]')")
+        return pytest.mark.skip(
+            reason="Playwright for Python is not installed (pip install -e '.[dev]')"
+        )
     try:
         import gradio  # noqa: F401
     except ImportError:
