@@ -6,6 +6,7 @@ import importlib.util
 import ipaddress
 import logging
 import signal
+import socket
 import time
 
 import typer
@@ -72,6 +73,7 @@ def serve(
             f"listening on {host}: any machine that can reach port {port} can use this page "
             "and this machine's CPU/GPU; there is no login",
         )
+    _check_can_listen(host, port)  # before the model loads: a taken port fails at once
     loaded = load_model(model, engine, device, precision, {})
     for backend in loaded.graphs.values():
         backend.activate()
@@ -82,9 +84,11 @@ def serve(
     try:
         try:
             page, url = start(service, host, port, max_upload_mb)
-        except OSError as exc:
-            reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-            raise DonkeyError(f"cannot listen on {host}:{port}: {reason}") from None
+        except OSError:
+            # Gradio's own message names its environment variables and launch() arguments.
+            raise DonkeyError(
+                f"cannot listen on {host}:{port} (in use? choose another --port)"
+            ) from None
         out.print(
             f"serving {loaded.path.name} ({loaded.engine} on {loaded.device}, "
             f"{service.size}x{service.size} px) at {url} (Ctrl-C stops)"
@@ -96,6 +100,20 @@ def serve(
             page.close()
     finally:
         service.close()
+
+
+def _check_can_listen(host: str, port: int) -> None:
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except socket.gaierror as exc:
+        raise DonkeyError(f"--host {host}: cannot resolve ({exc.strerror})") from None
+    family, kind, proto, _, address = infos[0]
+    with socket.socket(family, kind, proto) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind(address)
+        except OSError as exc:
+            raise DonkeyError(f"cannot listen on {host}:{port}: {exc.strerror}") from None
 
 
 def _exit_on_sigterm(_signum, _frame) -> None:

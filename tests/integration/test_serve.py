@@ -279,3 +279,28 @@ def test_oversized_uploads_are_refused_before_decoding(tiny_ckpt, tmp_path):
     ):
         svc.read_source(still)
     svc.close()
+
+
+def test_cli_refuses_a_taken_port_before_loading():
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        proc = run_cli("serve", "--port", str(port))
+    assert proc.returncode == 1
+    assert (
+        proc.stderr.strip() == f"error: cannot listen on 127.0.0.1:{port}: Address already in use"
+    )
+
+
+def test_cli_warns_when_not_loopback():
+    proc = run_cli("serve", "--host", "0.0.0.0", "--model", "no such model.ckpt")
+    assert proc.returncode == 1
+    lines = proc.stderr.strip().splitlines()
+    assert lines[0].startswith(
+        "warning: listening on 0.0.0.0: any machine that can reach port 7860"
+    )
+    assert (
+        lines[1]
+        == "error: no such model.ckpt: no such model (checkpoint, ONNX folder or engine folder)"
+    )
