@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import json
 import socket
+import threading
+import time
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -304,3 +306,42 @@ def test_cli_warns_when_not_loopback():
         lines[1]
         == "error: no such model.ckpt: no such model (checkpoint, ONNX folder or engine folder)"
     )
+
+
+def test_page_runs_one_request_at_a_time(client, service, media, monkeypatch):
+    """Two browsers asking at once: both answered, never two on the model together."""
+    from gradio_client import handle_file
+
+    generator = service.model.graphs["generator"]
+    original = generator.infer
+    active, most = [0], [0]
+    lock = threading.Lock()
+
+    def counted(feeds):
+        with lock:
+            active[0] += 1
+            most[0] = max(most[0], active[0])
+        try:
+            time.sleep(0.05)  # widen the window in which an overlap would show
+            return original(feeds)
+        finally:
+            with lock:
+                active[0] -= 1
+
+    monkeypatch.setattr(generator, "infer", counted)
+    jobs = [
+        client.submit(
+            handle_file(str(media["source"])),
+            handle_file(str(media[kind])),
+            "relative",
+            False,
+            "gif",
+            False,
+            api_name="/animate",
+        )
+        for kind in ("gif", "mp4")
+    ]
+    for job in jobs:
+        _, output, _ = job.result(timeout=300)
+        assert read_frames(output).frames.shape == (7, SIZE, SIZE, 3)
+    assert most[0] == 1
