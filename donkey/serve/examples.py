@@ -14,3 +14,10 @@ def example_sources() -> list[Path]:
 
 def example_drivings() -> list[Path]:
     return [ASSETS / "sample" / "driving.gif", *sorted((ASSETS / "examples").glob("driving-*.gif"))]
+
+
+def example_label(path: Path) -> str:
+    """'sample' for the demo pair, else the creature's name: source-winged-hopper -> winged-hopper."""
+    if path.parent.name == "sample":
+        return "sample"
+    return path.stem.split("-", 1)[-1]

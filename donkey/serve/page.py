@@ -20,7 +20,7 @@ import gradio as gr  # noqa: E402
 
 from donkey.data.media import MEDIA_SUFFIXES  # noqa: E402
 from donkey.model.errors import DonkeyError  # noqa: E402
-from donkey.serve.examples import example_drivings, example_sources  # noqa: E402
+from donkey.serve.examples import example_drivings, example_label, example_sources  # noqa: E402
 from donkey.serve.service import OUT_FORMATS, AnimationService  # noqa: E402
 
 log = logging.getLogger("donkey.serve")
@@ -133,7 +133,7 @@ def build_page(service: AnimationService) -> gr.Blocks:
                     [[str(p)] for p in example_sources()],
                     inputs=[source],
                     label="Bundled sources",
-                    example_labels=[p.stem for p in example_sources()],
+                    example_labels=[example_label(p) for p in example_sources()],
                 )
             with gr.Column():
                 driving = gr.File(
@@ -154,7 +154,7 @@ def build_page(service: AnimationService) -> gr.Blocks:
                     [[str(p)] for p in example_drivings()],
                     inputs=[driving],
                     label="Bundled driving clips",
-                    example_labels=[p.stem for p in example_drivings()],
+                    example_labels=[example_label(p) for p in example_drivings()],
                 )
             with gr.Column():
                 mode = gr.Radio(

@@ -194,8 +194,8 @@ def test_bundled_examples(browser_page, tmp_path):
     page, outside = browser_page
     page.reload(wait_until="domcontentloaded")
     page.wait_for_selector("#animate", timeout=60_000)
-    page.get_by_text("source-winged-hopper", exact=True).click()
-    page.get_by_text("driving-hop", exact=True).click()
+    page.get_by_text("winged-hopper", exact=True).click()
+    page.get_by_text("hop", exact=True).click()
     page.wait_for_selector("#source-view img", timeout=60_000)
     page.wait_for_selector("#driving-view img", timeout=60_000)
     page.get_by_label("mp4").check()
