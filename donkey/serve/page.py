@@ -76,8 +76,9 @@ def build_page(service: AnimationService) -> gr.Blocks:
         if not driving:
             raise _fail("no driving clip: upload a GIF or MP4 or pick an example")
 
-        def report(done: int, total: int) -> None:
-            progress((done, total), desc="animating", unit="frames")
+        def report(phase: str, done: int, total: int) -> None:
+            label = "finding keypoints" if phase == "keypoints" else "animating"
+            progress((done, total), desc=label, unit="frames")
 
         result = _guard(
             service.animate,

@@ -23,7 +23,7 @@ from donkey.data.frames import WHITE, frames_to_tensor, tensor_to_frames
 from donkey.data.media import VIDEO_SUFFIXES, Clip, MediaError, read_image, read_video
 from donkey.data.writers import write_image, write_video
 from donkey.model.errors import DonkeyError
-from donkey.runtime.animator import Animator
+from donkey.runtime.animator import Animator, DrivingState
 from donkey.runtime.batch import output_name
 from donkey.runtime.loader import LoadedModel
 from donkey.runtime.motion import MOTION_MODES
@@ -35,7 +35,7 @@ DECODE_BUDGET = 1 << 30
 # Finished requests whose files are kept; the page's own cache holds what it has shown.
 _KEEP_REQUESTS = 16
 
-Progress = Callable[[int, int], None]  # frames done, frames in all
+Progress = Callable[[str, int, int], None]  # phase, frames done, frames in all
 
 
 @dataclass
@@ -182,6 +182,18 @@ class AnimationService:
         clip = self.read_driving(path)
         return write_video(self._request_dir() / "driving.gif", clip.frames, clip.fps)
 
+    def _keypoints(self, animator: Animator, frames: np.ndarray, notify: Progress) -> DrivingState:
+        """The driving's keypoints a batch at a time, so the progress bar moves during this
+        phase too (about a third of the model's time)."""
+        means, variances = [], []
+        for start in range(0, len(frames), self.batch_size):
+            part = frames[start : start + self.batch_size]
+            found = animator.driving_keypoints(frames_to_tensor(part))
+            means.append(found.kp_mean)
+            variances.append(found.kp_var)
+            notify("keypoints", start + len(part), len(frames))
+        return DrivingState(torch.cat(means), torch.cat(variances))
+
     def animate(
         self,
         source: Path,
@@ -197,14 +209,14 @@ class AnimationService:
             raise DonkeyError(f"motion must be one of {', '.join(MOTION_MODES)}, got {mode!r}")
         if out_format not in OUT_FORMATS:
             raise DonkeyError(f"output format must be gif or mp4, got {out_format!r}")
-        notify = progress or (lambda done, total: None)
+        notify = progress or (lambda phase, done, total: None)
         seconds = {"read": 0.0, "wait": 0.0, "model": 0.0, "write": 0.0}
         started = time.perf_counter()
         image = self.read_source(source)
         clip = self.read_driving(driving)
         seconds["read"] = time.perf_counter() - started
         total = len(clip.frames)
-        notify(0, total)
+        notify("keypoints", 0, total)
         animator = Animator(
             self.model, batch_size=self.batch_size, mode=mode, adapt_scale=adapt_scale
         )
@@ -216,12 +228,12 @@ class AnimationService:
             torch.set_flush_denormal(True)
             with torch.inference_mode():
                 state = animator.prepare_source(frames_to_tensor(image[None]))
-                motion = animator.driving_keypoints(frames_to_tensor(clip.frames))
+                motion = self._keypoints(animator, clip.frames, notify)
                 parts, done = [], 0
                 for batch in animator.render_batches(state, motion):
                     parts.append(tensor_to_frames(batch))
                     done += batch.shape[0]
-                    notify(done, total)
+                    notify("animating", done, total)
             if animator.device.type == "cuda":
                 torch.cuda.synchronize(animator.device)
             seconds["model"] = time.perf_counter() - started

@@ -72,7 +72,7 @@ def test_animate_gif_and_mp4(service, media):
         "relative",
         False,
         "gif",
-        progress=lambda d, t: seen.append((d, t)),
+        progress=lambda phase, d, t: seen.append((phase, d, t)),
     )
     out = read_frames(result.output)
     assert out.frames.shape == (7, SIZE, SIZE, 3)
@@ -83,7 +83,14 @@ def test_animate_gif_and_mp4(service, media):
     # The result third of the preview is the result itself (GIF palettes differ slightly).
     diff = np.abs(preview.frames[:, :, 2 * SIZE :].astype(int) - out.frames.astype(int))
     assert diff.mean() < 4
-    assert seen[0] == (0, 7) and seen[-1] == (7, 7) and len(seen) == 3  # batches of 4
+    # Batches of 4: keypoints of frames 0-3 and 4-6, then the frames themselves.
+    assert seen == [
+        ("keypoints", 0, 7),
+        ("keypoints", 4, 7),
+        ("keypoints", 7, 7),
+        ("animating", 4, 7),
+        ("animating", 7, 7),
+    ]
 
     result = service.animate(media["source"], media["mp4"], "absolute", True, "mp4", side=True)
     out = read_frames(result.output)
