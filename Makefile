@@ -5,24 +5,35 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 TORCH_PINS := torch==2.14.1 torchvision==0.29.1
 
-.PHONY: install test test-fast demo lint bench clean
+.PHONY: install browser test test-fast demo lint bench clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 	$(BIN)/pip install -q $(TORCH_PINS)
-	$(BIN)/pip install -q -e '.[dev]' $(TORCH_PINS)
+	$(BIN)/pip install -q -e '.[dev,web]' $(TORCH_PINS)
 	touch $(STAMP)
 
-install: $(STAMP)
+install: $(STAMP) browser
 
-test: $(STAMP)
+# `donkey serve`'s browser test drives Debian's chromium. Installed when missing and we are
+# root with apt-get; otherwise nothing happens here and that test skips, saying why.
+browser:
+	@if ! command -v chromium >/dev/null 2>&1 && [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+		echo "installing chromium (apt-get) for the browser test"; \
+		export DEBIAN_FRONTEND=noninteractive; \
+		apt-get install -y -q chromium >/dev/null 2>&1 \
+		|| { apt-get update -q >/dev/null 2>&1 && apt-get install -y -q chromium >/dev/null 2>&1; } \
+		|| echo "chromium could not be installed: the browser test will skip"; \
+	fi
+
+test: $(STAMP) browser
 	$(BIN)/python -m pytest -q
 
-test-fast: $(STAMP)
+test-fast: $(STAMP) browser
 	$(BIN)/python -m pytest -q -m "not slow"
 
-demo: $(STAMP)
+demo: $(STAMP) browser
 	$(BIN)/donkey animate donkey/assets/sample/source.png donkey/assets/sample/driving.gif \
 		-o demo/out.gif --side-by-side --mode relative
 	@echo "demo written: $(CURDIR)/demo/out.gif"

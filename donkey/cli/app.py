@@ -13,6 +13,7 @@ from donkey.cli.export_cmd import export, lint
 from donkey.cli.info_cmd import info
 from donkey.cli.init_cmd import init
 from donkey.cli.pairs_cmd import pairs
+from donkey.cli.serve_cmd import serve
 from donkey.cli.synth_cmd import synth
 from donkey.cli.train_cmd import train
 
@@ -47,6 +48,7 @@ app.command(name="pairs")(pairs)
 app.command(name="export")(export)
 app.command(name="lint")(lint)
 app.command(name="bench")(bench)
+app.command(name="serve")(serve)
 
 
 def main() -> None:
