@@ -27,15 +27,17 @@ __all__ = [
     "engine_options",
     "gather_results",
     "in_turn",
+    "once",
     "shard_items",
     "shard_jobs",
+    "shard_weighted",
     "start",
 ]
 
 T = TypeVar("T")
 
 
-def _once(ranks: Ranks, work: Callable[[], T]) -> T:
+def once(ranks: Ranks, work: Callable[[], T]) -> T:
     """A DonkeyError that every rank hits alike is printed by rank 0 only."""
     try:
         return work()
@@ -51,16 +53,20 @@ def start(device: str) -> tuple[Ranks, str]:
 
 
 def shard_jobs(ranks: Ranks, jobs: Sequence[Job], skip_existing: bool) -> list[int]:
-    return _once(ranks, lambda: shard.shard_jobs(ranks, jobs, skip_existing))
+    return once(ranks, lambda: shard.shard_jobs(ranks, jobs, skip_existing))
 
 
 def shard_items(ranks: Ranks, paths: Sequence[Path]) -> list[int]:
-    return _once(ranks, lambda: shard.shard_items(ranks, paths))
+    return once(ranks, lambda: shard.shard_items(ranks, paths))
+
+
+def shard_weighted(ranks: Ranks, weights: Sequence[int]) -> list[int]:
+    return shard.shard_weighted(ranks, weights)
 
 
 def in_turn(ranks: Ranks, work: Callable[[], T]) -> T:
     """`work` (loading the model) on each machine's first rank, then on the others."""
-    return _once(ranks, lambda: distributed.in_turn(ranks, work))
+    return once(ranks, lambda: distributed.in_turn(ranks, work))
 
 
 def engine_options(ranks: Ranks, options: dict | None) -> dict | None:

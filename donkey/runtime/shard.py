@@ -160,11 +160,15 @@ def shard_jobs(ranks: Ranks, jobs: Sequence[Job], skip_existing: bool = False) -
 
 
 def shard_items(ranks: Ranks, paths: Sequence[Path]) -> list[int]:
-    """Indices of this rank's share of independent items (videos, pairs), weighted by frames."""
+    """Indices of this rank's share of independent videos, weighted by their frames."""
     if not ranks.distributed:
         return list(range(len(paths)))
-    counts = probe_counts(ranks, paths)
-    plan = plan_cuts([Group(0, (n,)) for n in counts], ranks.world)
+    return shard_weighted(ranks, probe_counts(ranks, paths))
+
+
+def shard_weighted(ranks: Ranks, weights: Sequence[int]) -> list[int]:
+    """Indices of this rank's share of independent items of the given (integer) weights."""
+    plan = plan_cuts([Group(0, (int(w),)) for w in weights], ranks.world)
     return [g for g, _, _ in plan[ranks.rank]]
 
 
