@@ -6,6 +6,8 @@ Without torchrun these functions run the work as it is and return its result.
 
 from __future__ import annotations
 
+import atexit
+import sys
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -42,8 +44,7 @@ def once(ranks: Ranks, work: Callable[[], T]) -> T:
     try:
         return work()
     except DonkeyError:
-        if ranks.distributed and not ranks.main:
-            raise typer.Exit(1) from None
+        end_rank(ranks, failed=True)
         raise
 
 
@@ -90,17 +91,37 @@ def gather_results(ranks: Ranks, work: Callable[[], Any]) -> list[Any]:
     result, errors = run_guarded(ranks, work)
     failed = [(r, e) for r, e in enumerate(errors) if e]
     if failed:
-        if ranks.main:
-            rank, message = failed[0]
-            raise DonkeyError(message if rank == 0 else f"rank {rank}: {message}")
-        raise typer.Exit(1)
+        end_rank(ranks, failed=True)
+        rank, message = failed[0]
+        raise DonkeyError(message if rank == 0 else f"rank {rank}: {message}")
     return gather_json(ranks, result)
 
 
+_release_registered = False
+
+
 def end_rank(ranks: Ranks, failed: bool) -> None:
-    """Ranks other than 0 stop here (rank 0 goes on to print the summary)."""
-    if ranks.distributed and not ranks.main:
-        raise typer.Exit(1 if failed else 0)
+    """Ranks other than 0 stop here, with exit status 1 if `failed`; rank 0 goes on to print.
+
+    torchrun stops every worker as soon as one exits non-zero, so the others wait until rank 0
+    has printed (and flushed) its summary or error and is exiting too.
+    """
+    global _release_registered
+    if not ranks.distributed:
+        return
+    if ranks.main:
+        if not _release_registered:
+            _release_registered = True
+            atexit.register(_release, ranks)
+        return
+    gather_json(ranks, None)
+    raise typer.Exit(1 if failed else 0)
+
+
+def _release(ranks: Ranks) -> None:
+    sys.stdout.flush()
+    sys.stderr.flush()
+    gather_json(ranks, None)
 
 
 def batch_report(
