@@ -143,3 +143,18 @@ def test_sharded_eval_equals_one_process(eval_data, tiny_ckpt):
     for va, vb in zip(a["per_video"], b["per_video"]):
         assert vb["l1"] == pytest.approx(va["l1"], abs=1e-6)
     assert (two.stdout + two.stderr).count("zz_broken.gif") == 1  # the skipped file, once
+
+
+def test_an_error_every_rank_hits_is_printed_once(batch, tmp_path):
+    bad = tmp_path / "bad.ckpt"
+    bad.write_bytes(b"not a checkpoint")
+    two = _torchrun(
+        "animate", batch / "sources", batch / "drivings", "-o", tmp_path / "out",
+        "--model", bad, "--device", "cpu",
+    )  # fmt: skip
+    assert two.returncode == 1
+    both = two.stdout + two.stderr
+    assert both.count("bad.ckpt: corrupt or not a checkpoint") == 1, both[-3000:]
+    # torchrun prints its own traceback (ChildFailedError); none comes from donkey's code.
+    assert "/donkey/cli/" not in two.stderr and "/donkey/runtime/" not in two.stderr
+    assert not (tmp_path / "out").exists() or not any((tmp_path / "out").iterdir())

@@ -151,3 +151,14 @@ def test_frame_count_of_an_mp4(tmp_path):
     pytest.importorskip("imageio_ffmpeg")
     write_video(tmp_path / "clip.mp4", make_creature_frames(12, 32), fps=10.0)
     assert frame_count(tmp_path / "clip.mp4") == 12
+
+
+def test_ranks_that_list_other_files_stop(monkeypatch):
+    import donkey.runtime.shard as shard
+
+    jobs = [Job(Path("s.png"), Path("d.gif"), Path("/o/s__d.gif"))]
+    monkeypatch.setattr(shard, "gather_json", lambda ranks, value: [value, "other digest"])
+    with pytest.raises(DonkeyError, match="rank 1 sees other files than rank 0"):
+        shard.check_same_plan(Ranks(0, 2, 0), jobs)
+    monkeypatch.setattr(shard, "gather_json", lambda ranks, value: [value, value])
+    shard.check_same_plan(Ranks(0, 2, 0), jobs)
