@@ -158,3 +158,29 @@ def test_an_error_every_rank_hits_is_printed_once(batch, tmp_path):
     # torchrun prints its own traceback (ChildFailedError); none comes from donkey's code.
     assert "/donkey/cli/" not in two.stderr and "/donkey/runtime/" not in two.stderr
     assert not (tmp_path / "out").exists() or not any((tmp_path / "out").iterdir())
+
+
+@pytest.mark.gpu
+def test_two_ranks_on_the_gpu_match_one_process(batch, tiny_ckpt, tmp_path):
+    """Both ranks on CUDA (one GPU is shared when there is only one): the same frames."""
+    import numpy as np
+
+    from donkey.data.media import read_frames
+
+    good = tmp_path / "drivings"
+    good.mkdir()
+    for path in (batch / "drivings").glob("creature_*.gif"):
+        shutil.copy(path, good / path.name)
+    common = ["--model", tiny_ckpt, "--device", "cuda"]
+    one = _single("animate", batch / "sources", good, "-o", tmp_path / "one", *common)
+    two = _torchrun("animate", batch / "sources", good, "-o", tmp_path / "two", *common)
+    assert one.returncode == 0, one.stderr[-2000:]
+    assert two.returncode == 0, two.stderr[-3000:]
+    assert "engine torch on cuda:0" in two.stdout
+    names = sorted(p.name for p in (tmp_path / "one").iterdir())
+    assert len(names) == 9 and sorted(p.name for p in (tmp_path / "two").iterdir()) == names
+    for name in names:
+        a = read_frames(tmp_path / "one" / name).frames.astype(np.int16)
+        b = read_frames(tmp_path / "two" / name).frames.astype(np.int16)
+        # Same kernels on the same GPU; a rounding difference may still flip a palette entry.
+        assert a.shape == b.shape and np.abs(a - b).mean() < 0.1, name
