@@ -65,6 +65,9 @@ def evaluate(
     Reconstruction: frame 0 of each video is the source and every frame drives, with absolute
     keypoints. Transfer (with --pairs): B posed like A's first frame is the source, A drives,
     B resampled to A is the target.
+
+    Under `torchrun --nproc_per_node N -m donkey eval ...` each process takes a share of the
+    videos and pairs; rank 0 prints the same numbers one process would.
     """
     if data is None and pairs is None:
         raise DonkeyError("give --data DIR, --pairs MANIFEST, or both")

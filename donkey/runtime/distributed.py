@@ -87,7 +87,14 @@ def start(device: str = "auto") -> tuple[Ranks, str]:
         return ranks, device
     if not torch_dist.is_initialized():
         seconds = _env_int("DONKEY_DIST_TIMEOUT_S", DEFAULT_TIMEOUT_S)
-        torch_dist.init_process_group("gloo", timeout=timedelta(seconds=seconds))
+        try:
+            torch_dist.init_process_group("gloo", timeout=timedelta(seconds=seconds))
+        except (ValueError, RuntimeError) as exc:  # WORLD_SIZE set without torchrun, no peer
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise DonkeyError(
+                f"WORLD_SIZE={ranks.world} but cannot join the torchrun job ({first[:200]}); "
+                "start with torchrun, or unset WORLD_SIZE for one process"
+            ) from None
         atexit.register(_finish)
     if torch_dist.get_world_size() != ranks.world or torch_dist.get_rank() != ranks.rank:
         raise DonkeyError("the process group does not match WORLD_SIZE/RANK")

@@ -162,3 +162,14 @@ def test_ranks_that_list_other_files_stop(monkeypatch):
         shard.check_same_plan(Ranks(0, 2, 0), jobs)
     monkeypatch.setattr(shard, "gather_json", lambda ranks, value: [value, value])
     shard.check_same_plan(Ranks(0, 2, 0), jobs)
+
+
+def test_world_size_without_torchrun_is_one_line(monkeypatch):
+    from donkey.runtime.distributed import start
+
+    for name in ("MASTER_ADDR", "MASTER_PORT", "LOCAL_RANK"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    monkeypatch.setenv("RANK", "0")
+    with pytest.raises(DonkeyError, match="WORLD_SIZE=2 but cannot join the torchrun job"):
+        start("cpu")
