@@ -25,6 +25,7 @@ import json
 import os
 import platform
 import re
+import signal
 import subprocess
 import sys
 import tempfile
@@ -172,9 +173,7 @@ def _run_tests(timeout: float) -> dict:
     ]  # fmt: skip
     started = time.monotonic()
     try:
-        proc = subprocess.run(
-            cmd, cwd=ROOT, capture_output=True, text=True, timeout=timeout, env=_child_env()
-        )
+        proc = _run(cmd, timeout)
     except subprocess.TimeoutExpired:
         return {"status": "failed", "reason": f"timed out after {timeout:.0f}s"}
     summary = _last_line(proc.stdout)
@@ -184,6 +183,22 @@ def _run_tests(timeout: float) -> dict:
         "seconds": round(time.monotonic() - started, 1),
         "output_tail": proc.stdout[-4000:] if proc.returncode else "",
     }
+
+
+def _run(cmd: list[str], timeout: float) -> subprocess.CompletedProcess:
+    """subprocess.run, but a timeout kills the child's whole process group (a test that
+    started torchrun, an engine build) so nothing is left holding the GPU."""
+    proc = subprocess.Popen(
+        cmd, cwd=ROOT, env=_child_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        text=True, start_new_session=True,
+    )  # fmt: skip
+    try:
+        stdout, stderr = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.communicate()
+        raise
+    return subprocess.CompletedProcess(cmd, proc.returncode, stdout, stderr)
 
 
 def _child_env() -> dict:
@@ -202,9 +217,7 @@ def _run_case_process(
             "--device", device,
         ]  # fmt: skip
         try:
-            proc = subprocess.run(
-                cmd, cwd=ROOT, capture_output=True, text=True, timeout=timeout, env=_child_env()
-            )
+            proc = _run(cmd, timeout)
         except subprocess.TimeoutExpired:
             return {"error": f"timed out after {timeout:.0f}s"}
         if proc.returncode != 0 or not result.is_file():

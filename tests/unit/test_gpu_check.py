@@ -84,3 +84,17 @@ def test_a_failing_case_is_one_line(gpu_check):
     outcome = gpu_check._run_case_process(case, [1], 1, 240, device="cpu")
     assert "error" in outcome and "\n" not in outcome["error"]
     assert outcome["error"].startswith("DonkeyError: ") and "TensorRT" in outcome["error"]
+
+
+def test_a_timeout_kills_the_whole_process_group(gpu_check, tmp_path):
+    import subprocess
+    import time
+    from pathlib import Path
+
+    pidfile = tmp_path / "pid"
+    with pytest.raises(subprocess.TimeoutExpired):
+        gpu_check._run(["sh", "-c", f"sleep 60 & echo $! > '{pidfile}'; wait"], 2)
+    pid = int(pidfile.read_text())
+    time.sleep(0.5)
+    stat = Path(f"/proc/{pid}/stat")
+    assert not stat.exists() or stat.read_text().split(") ")[1].startswith("Z")
