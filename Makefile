@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 TORCH_PINS := torch==2.14.1 torchvision==0.29.1
 
-.PHONY: install browser test test-fast demo lint bench clean
+.PHONY: install browser test test-fast demo lint bench clean gpu-check
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -43,6 +43,12 @@ lint: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/donkey bench --config configs/small.yaml --engine torch,ort --batch-sizes 1,8,32
+
+# NVIDIA GPU machine: gpu-marked tests + `donkey bench` of every installed engine ->
+# benchmarks/gpu-<gpu>.json, < 10 min. Runs from the source tree, no .venv needed
+# (`make gpu-check PYTHON=.venv/bin/python` to use the project's environment).
+gpu-check:
+	PYTHONPATH=$(CURDIR) $(PYTHON) scripts/gpu_check.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache

@@ -7,6 +7,7 @@ from pathlib import Path
 import typer
 from rich.table import Table
 
+from donkey.cli import ranked
 from donkey.cli.common import out, progress_bar, tagged
 from donkey.runtime.animator import Animator
 from donkey.runtime.batch import plan_jobs, run_jobs
@@ -32,11 +33,18 @@ def animate_batch(
     engine_options: dict | None = None,
 ) -> None:
     jobs = plan_jobs(sources, drivings, out_dir, pair_list, suffix)
-    loaded = load_model(model, engine, device, precision, engine_options)
+    # torchrun: this rank's share of the jobs and its device (everything, unchanged, without).
+    ranks, device = ranked.start(device)
+    share = ranked.shard_jobs(ranks, jobs, skip_existing)
+    mine = [jobs[i] for i in share]
+    engine_options = ranked.engine_options(ranks, engine_options)
+    loaded = ranked.in_turn(
+        ranks, lambda: load_model(model, engine, device, precision, engine_options)
+    )
     animator = Animator(loaded, batch_size=batch_size, mode=mode, adapt_scale=adapt_scale)
     out_dir.mkdir(parents=True, exist_ok=True)
     with progress_bar() as bar:
-        items = bar.add_task("items", total=len(jobs))
+        items = bar.add_task("items", total=len(mine))
         frames = bar.add_task("frames", total=None)
 
         def progress(event: str, job, count: int) -> None:
@@ -49,7 +57,9 @@ def animate_batch(
             elif event == "skipped":
                 tagged("exists", "dim", job.output.name)
 
-        report = run_jobs(animator, jobs, options, skip_existing, progress)
+        run = lambda: run_jobs(animator, mine, options, skip_existing, progress)  # noqa: E731
+        # torchrun: all ranks' reports merged; ranks other than 0 exit here.
+        report = ranked.batch_report(ranks, jobs, share, run)
     seconds = report.seconds
     total = sum(seconds.values())
     table = Table(

@@ -2,19 +2,27 @@
 
 from __future__ import annotations
 
+import copy
 import json
 from pathlib import Path
 
 import typer
 from rich.table import Table
 
+from donkey.cli import ranked
 from donkey.cli.common import MODEL_HELP, handles_errors, out, progress_bar, tagged
 from donkey.data.datasets import list_videos, load_videos, select_split
 from donkey.data.manifest import load_manifest
 from donkey.model.errors import DonkeyError
 from donkey.runtime.animator import Animator
 from donkey.runtime.loader import load_model
-from donkey.train.evaluate import EvalResult, reconstruction_l1, transfer_l1
+from donkey.train.evaluate import (
+    EvalResult,
+    reconstruction_l1,
+    summarize_pairs,
+    summarize_videos,
+    transfer_items,
+)
 
 
 @handles_errors
@@ -57,44 +65,79 @@ def evaluate(
     Reconstruction: frame 0 of each video is the source and every frame drives, with absolute
     keypoints. Transfer (with --pairs): B posed like A's first frame is the source, A drives,
     B resampled to A is the target.
+
+    Under `torchrun --nproc_per_node N -m donkey eval ...` each process takes a share of the
+    videos and pairs; rank 0 prints the same numbers one process would.
     """
     if data is None and pairs is None:
         raise DonkeyError("give --data DIR, --pairs MANIFEST, or both")
-    loaded = load_model(model, engine, device)
-    size = loaded.config.image_size
-    at = eval_size if eval_size is not None and eval_size != size else None
-    result = EvalResult()
-    with progress_bar() as bar:
-        if data is not None:
-            files = select_split(list_videos(data), split, val_fraction)[:limit]
-            if not files:
-                raise DonkeyError(f"{data}: no videos in split {split!r}")
-            task = bar.add_task("reading", total=len(files))
-            videos, skipped = load_videos(
-                files, size, progress=lambda i, n: bar.update(task, completed=i)
-            )
-            for note in skipped:
-                tagged("skipped", "yellow", note)
-            targets = None
-            if at is not None:
-                names = {v.name for v in videos}
-                targets, _ = load_videos([f for f in files if f.name in names], at)
-                kept = {t.name for t in targets}
-                videos = [v for v in videos if v.name in kept]
-            task = bar.add_task("reconstruction", total=len(videos))
-            animator = Animator(loaded, batch_size=batch_size, mode="absolute")
-            result = reconstruction_l1(
-                animator, videos, lambda i, n: bar.update(task, completed=i), targets
-            )
-        if pairs is not None:
-            manifest = load_manifest(pairs)
-            manifest.pairs = manifest.pairs[:limit]
-            task = bar.add_task("transfer", total=len(manifest.pairs))
-            animator = Animator(loaded, batch_size=batch_size, mode=transfer_mode)
-            t_l1, t_id, n = transfer_l1(
-                animator, manifest, size, lambda i, n: bar.update(task, completed=i), at
-            )
-            result.transfer_l1, result.transfer_identity_l1, result.pairs = t_l1, t_id, n
+    # torchrun: each rank evaluates a share of the videos and pairs; rank 0 merges the numbers
+    # back into file order and prints them (the same means as one process).
+    ranks, device = ranked.start(device)
+    try:
+        loaded = ranked.in_turn(ranks, lambda: load_model(model, engine, device))
+        size = loaded.config.image_size
+        at = eval_size if eval_size is not None and eval_size != size else None
+        result = EvalResult()
+        with progress_bar() as bar:
+            if data is not None:
+                files = select_split(list_videos(data), split, val_fraction)[:limit]
+                if not files:
+                    raise DonkeyError(f"{data}: no videos in split {split!r}")
+                share = ranked.shard_items(ranks, files)
+
+                def reconstruction() -> dict:
+                    mine = [files[i] for i in share]
+                    task = bar.add_task("reading", total=len(mine))
+                    videos, skipped = load_videos(
+                        mine, size, progress=lambda i, n: bar.update(task, completed=i)
+                    )
+                    targets = None
+                    if at is not None:
+                        names = {v.name for v in videos}
+                        targets, _ = load_videos([f for f in mine if f.name in names], at)
+                        kept = {t.name for t in targets}
+                        videos = [v for v in videos if v.name in kept]
+                    task = bar.add_task("reconstruction", total=len(videos))
+                    animator = Animator(loaded, batch_size=batch_size, mode="absolute")
+                    part = reconstruction_l1(
+                        animator, videos, lambda i, n: bar.update(task, completed=i), targets
+                    )
+                    index = {files[i].name: i for i in share}
+                    return {
+                        "per_video": [[index[v["video"]], v] for v in part.per_video],
+                        "skipped": skipped,
+                    }
+
+                parts = ranked.gather_results(ranks, reconstruction)
+                if ranks.main:
+                    for note in (note for p in parts for note in p["skipped"]):
+                        tagged("skipped", "yellow", note)
+                per_video = sorted((i, v) for p in parts for i, v in p["per_video"])
+                result = summarize_videos([v for _, v in per_video])
+            if pairs is not None:
+                manifest = load_manifest(pairs)
+                manifest.pairs = manifest.pairs[:limit]
+                share = ranked.shard_weighted(ranks, [len(p.b_for_a) for p in manifest.pairs])
+
+                def transfer() -> list:
+                    mine = copy.copy(manifest)
+                    mine.pairs = [manifest.pairs[i] for i in share]
+                    task = bar.add_task("transfer", total=len(mine.pairs))
+                    animator = Animator(loaded, batch_size=batch_size, mode=transfer_mode)
+                    items = transfer_items(
+                        animator, mine, size, lambda i, n: bar.update(task, completed=i), at
+                    )
+                    return [[i, list(item)] for i, item in zip(share, items)]
+
+                parts = ranked.gather_results(ranks, transfer)
+                items = [item for _, item in sorted(tuple(x) for p in parts for x in p)]
+                t_l1, t_id, n = summarize_pairs(items)
+                result.transfer_l1, result.transfer_identity_l1, result.pairs = t_l1, t_id, n
+    except DonkeyError:
+        ranked.end_rank(ranks, failed=True)  # rank 0 prints it
+        raise
+    ranked.end_rank(ranks, failed=False)
     if as_json:
         payload = result.as_dict(with_details=details)
         payload.update(model=str(loaded.path), engine=loaded.engine, split=split, size=at or size)

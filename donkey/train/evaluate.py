@@ -74,8 +74,7 @@ def reconstruction_l1(
     """
     if targets is not None and [t.name for t in targets] != [v.name for v in videos]:
         raise ValueError("targets must hold the same videos as videos, in the same order")
-    result = EvalResult()
-    model_l1, ident_l1 = [], []
+    per_video = []
     for i, video in enumerate(videos):
         frames = frames_to_tensor(video.frames)
         prediction = _animate(animator, frames[:1], frames)
@@ -84,15 +83,19 @@ def reconstruction_l1(
             prediction = resize_frames(prediction, frames.shape[-1])
         l1 = (prediction - frames).abs().mean().item()
         ident = (frames[:1] - frames).abs().mean().item()
-        model_l1.append(l1)
-        ident_l1.append(ident)
-        result.per_video.append({"video": video.name, "l1": l1, "identity_l1": ident})
+        per_video.append({"video": video.name, "l1": l1, "identity_l1": ident})
         if progress is not None:
             progress(i + 1, len(videos))
-    result.videos = len(videos)
-    if videos:
-        result.l1 = sum(model_l1) / len(model_l1)
-        result.identity_l1 = sum(ident_l1) / len(ident_l1)
+    return summarize_videos(per_video)
+
+
+def summarize_videos(per_video: Sequence[dict]) -> EvalResult:
+    """Means over the per-video numbers, summed in the order given (a sharded evaluation merges
+    its ranks' numbers back into file order first, so its means equal one process's)."""
+    result = EvalResult(per_video=list(per_video), videos=len(per_video))
+    if per_video:
+        result.l1 = sum(v["l1"] for v in per_video) / len(per_video)
+        result.identity_l1 = sum(v["identity_l1"] for v in per_video) / len(per_video)
     return result
 
 
@@ -108,7 +111,18 @@ def transfer_l1(
     The model works at `size`; with `eval_size` targets (and the identity source) are read at
     that size and predictions resized to it.
     """
-    model_l1, ident_l1 = [], []
+    return summarize_pairs(transfer_items(animator, manifest, size, progress, eval_size))
+
+
+def transfer_items(
+    animator: Animator,
+    manifest: PairsManifest,
+    size: int,
+    progress: Progress | None = None,
+    eval_size: int | None = None,
+) -> list[tuple[float, float]]:
+    """(model L1, identity L1) of each pair of the manifest, in its order."""
+    items = []
     for i, pair in enumerate(manifest.pairs):
         a = frames_to_tensor(read_video(manifest.path_of(pair.a), size).frames)
         b = frames_to_tensor(read_video(manifest.path_of(pair.b), size).frames)
@@ -118,11 +132,17 @@ def transfer_l1(
             b = frames_to_tensor(read_video(manifest.path_of(pair.b), eval_size).frames)
             target = b[pair.b_for_a]
             prediction = resize_frames(prediction, eval_size)
-        model_l1.append((prediction - target).abs().mean().item())
-        ident_l1.append((target[:1] - target).abs().mean().item())
+        items.append(
+            ((prediction - target).abs().mean().item(), (target[:1] - target).abs().mean().item())
+        )
         if progress is not None:
             progress(i + 1, len(manifest.pairs))
-    n = len(model_l1)
+    return items
+
+
+def summarize_pairs(items: Sequence[Sequence[float]]) -> tuple[float, float, int]:
+    """(mean model L1, mean identity L1, count), summed in the order given."""
+    n = len(items)
     if n == 0:
         return float("nan"), float("nan"), 0
-    return sum(model_l1) / n, sum(ident_l1) / n, n
+    return sum(m for m, _ in items) / n, sum(i for _, i in items) / n, n
