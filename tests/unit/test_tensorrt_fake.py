@@ -6,7 +6,10 @@ import sys
 import pytest
 import torch
 
-from donkey.export.exporter import BatchRange, export_onnx
+from donkey.artifacts.manifest import Manifest
+from donkey.artifacts.settings import BatchRange
+from donkey.artifacts.verify import verify_folder
+from donkey.export.onnx_folder import export_onnx
 from donkey.export.tensorrt_build import EngineSettings, build_engine, build_engines, profile_shapes
 from donkey.model.errors import DonkeyError
 from donkey.model.spec import graph_specs
@@ -64,9 +67,14 @@ def test_build_engines_writes_manifest_with_version_and_gpu(fake_trt, onnx_dir, 
     seconds = build_engines(onnx_dir, out, EngineSettings(batch=BatchRange(1, 4, 8)))
     assert set(seconds) == {"kp_detector", "dense_motion", "source_encoder", "generator"}
     manifest = json.loads((out / "manifest.json").read_text())
-    assert manifest["format"] == "trt" and manifest["tensorrt_version"] == "10.99.0-fake"
-    assert manifest["gpu"]["compute_capability"] == "9.0"
-    assert manifest["batch"] == {"min": 1, "opt": 4, "max": 8}
+    assert manifest["format"] == "trt" and manifest["engine"]["tensorrt_version"] == "10.99.0-fake"
+    assert manifest["engine"]["gpu"]["compute_capability"] == "9.0"
+    assert manifest["engine"]["batch"] == {"min": 1, "opt": 4, "max": 8}
+    typed = verify_folder(out)  # what build_engines writes, the loaders read
+    assert typed.engine.batch == BatchRange(1, 4, 8)
+    assert (
+        typed.graphs["generator"].onnx_sha256 == Manifest.read(onnx_dir).graphs["generator"].sha256
+    )
     assert (out / "timing.cache").exists()
 
 
@@ -95,11 +103,13 @@ def test_trt_backend_runs_named_buffers_and_returns_fresh_outputs(
         backend.infer({"image": torch.rand(5, 3, 32, 32)})
 
 
-def test_dtype_mapping_and_identity_checks(fake_trt, tmp_path):
+def test_dtype_mapping_and_identity_checks(fake_trt, onnx_dir, tmp_path):
+    engines = tmp_path / "engines"
+    build_engines(onnx_dir, engines, EngineSettings(batch=BatchRange(1, 2, 4)))
     assert torch_dtype(fake_trt.DataType.HALF) == torch.float16
     assert torch_dtype(fake_trt.DataType.FLOAT) == torch.float32
     assert torch_dtype(fake_trt.DataType.INT32) == torch.int32
-    manifest = {"tensorrt_version": "10.99.0-fake", "gpu": {"compute_capability": "9.0"}}
+    manifest = Manifest.read(engines)
     check_engine_identity(manifest, "10.99.0-fake", {"compute_capability": "9.0"}, tmp_path)
     with pytest.raises(DonkeyError, match="TensorRT 10.99.0-fake, this is 10.1.0; rebuild"):
         check_engine_identity(manifest, "10.1.0", {"compute_capability": "9.0"}, tmp_path)
@@ -111,7 +121,7 @@ def test_engine_folders_need_cuda_and_missing_tensorrt_is_one_line(onnx_dir, mon
     with pytest.raises(DonkeyError, match="--engine trt needs --device cuda"):
         load_model(onnx_dir, "trt", "cpu")
     monkeypatch.setitem(sys.modules, "tensorrt", None)
-    from donkey.export.tensorrt_build import import_tensorrt
+    from donkey.artifacts.gpu import import_tensorrt
 
     with pytest.raises(
         DonkeyError, match=r"TensorRT is not installed: pip install 'donkey\[trt\]'"
