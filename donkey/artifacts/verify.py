@@ -69,11 +69,34 @@ def verify_folder(folder: str | Path) -> Manifest:
             f"{folder / strays[0]}: temporary file of an unfinished write; the folder is "
             f"half-written, {REEXPORT}"
         )
-    for entry in manifest.graphs.values():
+    for name, entry in manifest.graphs.items():
         path = member_path(folder, entry.file)
-        if sha256_file(path) != entry.sha256:
+        if manifest.format == "onnx":
+            check_onnx_identity(path, read_verified(path, entry.sha256), name, manifest)
+        elif sha256_file(path) != entry.sha256:
             raise _hash_mismatch(path)
     return manifest
+
+
+def check_onnx_identity(path: Path, data: bytes, graph: str, manifest: Manifest) -> None:
+    """The graph's own metadata (export/onnx_trace.py) names this graph and this checkpoint: a
+    graph copied in from another export is refused even when the manifest was re-hashed."""
+    import onnx
+    from google.protobuf.message import DecodeError
+
+    model = onnx.ModelProto()
+    try:
+        model.ParseFromString(data)
+    except (DecodeError, ValueError, RuntimeError):
+        raise ManifestError(f"{path}: not an ONNX graph (cannot parse it)") from None
+    meta = {p.key: p.value for p in model.metadata_props}
+    name, source = meta.get("donkey.graph"), meta.get("donkey.checkpoint_sha256")
+    if name != graph or source != manifest.checkpoint_sha256:
+        raise ManifestError(
+            f"{path}: holds graph {name!r} of checkpoint {str(source)[:12]}, but "
+            f"{MANIFEST_NAME} expects {graph!r} of {manifest.checkpoint_sha256[:12]} (a graph "
+            f"from another export); {REEXPORT}"
+        )
 
 
 def read_verified(path: Path, sha256: str) -> bytes:

@@ -1,6 +1,6 @@
 """fp16 variants decided in the graph (TensorRT 11 is strongly typed: no FP16 builder flag).
 
-Kept in fp32 (DESIGN.md section 5): the whole keypoint detector; every node computed from the
+Kept in fp32 (docs/architecture.md, "ONNX graph rules"): the whole keypoint detector; every node computed from the
 keypoint inputs and the grid input alone (gaussians, whose inverse covariance reaches 1e3,
 offsets, identity grids, grid resizes); the flow tail of the dense motion after its mask
 softmax (identity + sum_k mask_k * offset_k + residual); and GridSample, Resize and Softmax

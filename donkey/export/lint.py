@@ -163,17 +163,13 @@ def lint_model(model: onnx.ModelProto, graph: str = "model") -> list[Violation]:
     return found
 
 
-def _metadata(model: onnx.ModelProto) -> dict[str, str]:
-    return {p.key: p.value for p in model.metadata_props}
-
-
 def lint_folder(folder: str | Path) -> dict[str, list[Violation]]:
     """Lints the graphs of an ONNX export folder; {file name: violations}.
 
     The folder itself must be sound first (one-line DonkeyError naming the file otherwise):
-    a valid manifest, every graph inside the folder with its recorded sha256 and its own
-    graph name and checkpoint in its metadata, and no file the manifest does not name (a
-    stray `.tmp.onnx` is a write cut short; any other file may be from another export).
+    verified as every loader verifies it (donkey/artifacts/verify.py), and holding no file
+    the manifest does not name (a stray `.tmp.onnx` is a write cut short; any other file
+    may be from another export).
     """
     folder = Path(folder)
     if not folder.is_dir():
@@ -205,14 +201,5 @@ def lint_folder(folder: str | Path) -> dict[str, list[Violation]]:
             raise DonkeyError(
                 f"{path}: cannot read ONNX ({str(exc).splitlines()[0][:120]})"
             ) from None
-        meta = _metadata(model)
-        if meta.get("donkey.graph") != name or (
-            meta.get("donkey.checkpoint_sha256") != manifest.checkpoint_sha256
-        ):
-            raise DonkeyError(
-                f"{path}: holds graph {meta.get('donkey.graph')!r} of another export "
-                f"(manifest: {name!r} of checkpoint {manifest.checkpoint_sha256[:12]}); "
-                "export again"
-            )
         report[entry.file] = lint_model(model, name)
     return report

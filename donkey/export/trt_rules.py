@@ -1,8 +1,8 @@
 """What TensorRT's ONNX parser accepts, and the project's stricter rules for its graphs.
 
 The operator list follows onnx-tensorrt's docs/operators.md for TensorRT 10 (standard ONNX
-domain only; ops it marks unsupported are left out). The project rules add what DESIGN.md
-section 5 forbids even where TensorRT would parse it.
+domain only; ops it marks unsupported are left out). The project rules add what
+docs/architecture.md ("ONNX graph rules") forbids even where TensorRT would parse it.
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ ThresholdedRelu Tile TopK Transpose Trilu Unsqueeze Upsample Where Xor
 """.split()
 )
 
-# Parsed by TensorRT, but not allowed in our graphs (DESIGN.md section 5).
+# Parsed by TensorRT, but not allowed in our graphs (docs/architecture.md, "ONNX graph rules").
 FORBIDDEN_OPS = {
     "Inverse": "matrix inverse: use the closed-form 2x2 inverse",
     "ScatterND": "in-place slice assignment: build tensors with cat/stack instead",

@@ -58,7 +58,6 @@ class OrtBackend(BaseBackend):
         providers: list[str] | None = None,
         threads: int | None = None,
         sha256: str | None = None,
-        checkpoint_sha256: str | None = None,
     ) -> None:
         super().__init__(spec)
         self.path = Path(path)
@@ -66,7 +65,6 @@ class OrtBackend(BaseBackend):
         self.requested = list(providers or default_providers(device))
         self.threads = threads
         self.sha256 = sha256
-        self.checkpoint_sha256 = checkpoint_sha256
         self.session = None
         self.providers: list[str] = []
 
@@ -98,7 +96,6 @@ class OrtBackend(BaseBackend):
         except Exception as exc:  # noqa: BLE001 - ONNX Runtime's errors name no file
             first = str(exc).splitlines()[0][:160] if str(exc) else type(exc).__name__
             raise DonkeyError(f"{self.path}: ONNX Runtime cannot load it ({first})") from None
-        self._check_metadata()
         # A CUDA/TensorRT provider that fails to load falls back to CPU silently: check.
         self.providers = self.session.get_providers()
         first = wanted[0][0] if isinstance(wanted[0], tuple) else wanted[0]
@@ -109,20 +106,6 @@ class OrtBackend(BaseBackend):
                 stacklevel=2,
             )
         self.on_gpu = self.providers[0] in ("CUDAExecutionProvider", "TensorrtExecutionProvider")
-
-    def _check_metadata(self) -> None:
-        """The graph says which graph it is and which checkpoint it came from (onnx_trace.py):
-        a graph from another export is refused even when a forged manifest hashes it right."""
-        if self.checkpoint_sha256 is None:
-            return
-        meta = self.session.get_modelmeta().custom_metadata_map
-        graph, source = meta.get("donkey.graph"), meta.get("donkey.checkpoint_sha256")
-        if graph != self.spec.name or source != self.checkpoint_sha256:
-            raise DonkeyError(
-                f"{self.path}: graph {graph!r} of checkpoint {str(source)[:12]}, but the "
-                f"manifest expects {self.spec.name!r} of {self.checkpoint_sha256[:12]} "
-                "(a graph from another export); export the model again"
-            )
 
     def _infer(self, inputs: dict[str, Tensor]) -> dict[str, Tensor]:
         if self.on_gpu and self.device.type == "cuda":
@@ -176,7 +159,6 @@ def load_ort_graphs(request: LoadRequest) -> LoadedGraphs:
             list(options.ort_providers) if options.ort_providers else None,
             options.threads,
             sha256=entry.sha256,
-            checkpoint_sha256=manifest.checkpoint_sha256,
         )
         for name, entry in manifest.graphs.items()
     }
