@@ -339,3 +339,16 @@ def test_staged_folder_publishes_only_on_success(tmp_path):
         (stage / "a").write_text("2")
         assert not target.exists()
     assert (target / "a").read_text() == "2" and _names(tmp_path) == ["t"]
+
+
+def test_runtime_loads_what_exists_and_the_cli_builds_what_is_missing(tiny_ckpt, private_cache):
+    from donkey.cli.models import load_model as load_any
+
+    with pytest.raises(DonkeyError, match="--engine ort runs an ONNX folder, not a checkpoint"):
+        load_model(tiny_ckpt, "ort", "cpu")  # runtime alone never exports
+    model = load_any(tiny_ckpt, "ort", "cpu")
+    assert model.engine == "ort" and model.manifest is not None
+    assert model.path.parent == private_cache / "onnx"  # exported into the cache
+    assert model.manifest.checkpoint_sha256 == hashlib.sha256(tiny_ckpt.read_bytes()).hexdigest()
+    with pytest.raises(DonkeyError, match="--engine trt needs --device cuda"):
+        load_any(tiny_ckpt, "trt", "cpu")  # refused before anything is built
