@@ -112,6 +112,11 @@ def export(
     checkpoint = resolve_model(model)
     if checkpoint.is_dir():
         raise DonkeyError(f"{checkpoint}: export needs a checkpoint file, not an export folder")
+    if checkpoint.resolve().is_relative_to(output.resolve()):
+        raise DonkeyError(
+            f"{output}: holds the checkpoint being exported, and an export replaces the whole "
+            "folder; choose another output folder"
+        )
     batch = BatchRange(min_batch, opt_batch, max_batch)
     if fmt in ("trt", "all"):
         from donkey.artifacts.gpu import gpu_identity, import_tensorrt

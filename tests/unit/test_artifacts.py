@@ -352,3 +352,11 @@ def test_runtime_loads_what_exists_and_the_cli_builds_what_is_missing(tiny_ckpt,
     assert model.manifest.checkpoint_sha256 == hashlib.sha256(tiny_ckpt.read_bytes()).hexdigest()
     with pytest.raises(DonkeyError, match="--engine trt needs --device cuda"):
         load_any(tiny_ckpt, "trt", "cpu")  # refused before anything is built
+
+
+def test_export_never_replaces_the_folder_holding_its_checkpoint(tiny_networks, tmp_path, runner):
+    run = tmp_path / "run"
+    ckpt = save_checkpoint(run / "last.ckpt", tiny_networks)
+    result = runner.invoke(app, ["export", "--model", str(ckpt), "-o", str(run), "--overwrite"])
+    assert result.exit_code == 1 and "holds the checkpoint being exported" in result.output
+    assert _names(run) == ["last.ckpt"]
