@@ -360,3 +360,18 @@ def test_export_never_replaces_the_folder_holding_its_checkpoint(tiny_networks, 
     result = runner.invoke(app, ["export", "--model", str(ckpt), "-o", str(run), "--overwrite"])
     assert result.exit_code == 1 and "holds the checkpoint being exported" in result.output
     assert _names(run) == ["last.ckpt"]
+
+
+def test_metadata_read_off_the_wire_equals_onnx_parsing(good):
+    import onnx
+
+    from donkey.artifacts.verify import onnx_metadata
+
+    for path in sorted(good.glob("*.onnx")):
+        data = path.read_bytes()
+        model = onnx.load_from_string(data)
+        assert onnx_metadata(data) == {p.key: p.value for p in model.metadata_props}
+        assert onnx_metadata(data)["donkey.graph"] == path.stem
+        with pytest.raises(ValueError):
+            onnx_metadata(data[: len(data) // 2])  # cut inside the graph field
+    assert onnx_metadata(b"") == {}
