@@ -127,3 +127,31 @@ def test_engine_folders_need_cuda_and_missing_tensorrt_is_one_line(onnx_dir, mon
         DonkeyError, match=r"TensorRT is not installed: pip install 'donkey\[trt\]'"
     ):
         import_tensorrt()
+
+
+def test_export_all_writes_both_folders_whole(fake_trt, tiny_ckpt, tmp_path, monkeypatch, runner):
+    from donkey.cli.app import app
+
+    monkeypatch.setattr(
+        "donkey.artifacts.gpu.gpu_identity",
+        lambda index=0: {"name": "Fake GPU", "compute_capability": "9.0"},
+    )
+    out = tmp_path / "all"
+    args = ["export", "--model", str(tiny_ckpt), "-o", str(out), "--format", "all"]
+    result = runner.invoke(app, [*args, "--max-batch", "16"])
+    assert result.exit_code == 0, result.output
+    assert sorted(p.name for p in out.iterdir()) == ["onnx", "trt"]
+    assert verify_folder(out / "onnx").format == "onnx"
+    engines = verify_folder(out / "trt")
+    assert engines.format == "trt" and engines.engine.batch == BatchRange(1, 8, 16)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["all"]  # no temporary sibling
+    # A failing engine build leaves the previous export as it was, and nothing beside it.
+    before = {p.relative_to(out): p.read_bytes() for p in out.rglob("*") if p.is_file()}
+    monkeypatch.setattr(
+        "donkey.export.tensorrt_build.build_engine",
+        lambda *a, **k: (_ for _ in ()).throw(DonkeyError("x.onnx: TensorRT failed to build")),
+    )
+    result = runner.invoke(app, args)
+    assert result.exit_code == 1 and "TensorRT failed to build" in result.output
+    after = {p.relative_to(out): p.read_bytes() for p in out.rglob("*") if p.is_file()}
+    assert after == before and sorted(p.name for p in tmp_path.iterdir()) == ["all"]
