@@ -6,7 +6,7 @@ from __future__ import annotations
 import ast
 from pathlib import Path
 
-PACKAGE = Path(__file__).resolve().parents[2] / "donkey"
+PACKAGE = Path(__file__).resolve().parents[1] / "donkey"
 
 # Which subpackages each subpackage may import (itself included). train may use runtime's
 # Animator for evaluation; nothing below imports train, export or cli.

@@ -5,7 +5,7 @@ when ONNX Runtime agrees with it.
 
 The weights come from numpy's PCG64 (stable across numpy and torch versions), not torch's
 initialisers. After an intended numerical change, regenerate the stored file with
-`DONKEY_UPDATE_GOLDEN=1 pytest tests/.../test_golden_torch.py` and say why in the commit.
+`DONKEY_UPDATE_GOLDEN=1 pytest tests/model/test_golden_torch.py` and say why in the commit.
 """
 
 from __future__ import annotations
