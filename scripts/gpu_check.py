@@ -80,11 +80,13 @@ def run_case(case: dict, batches: list[int], device: str, runs: int) -> list[dic
     """One bench case in this process: random weights of the config, then `donkey bench`'s loop."""
     import torch
 
+    from donkey.artifacts.settings import BatchRange
+    from donkey.cli.models import load_model
     from donkey.model.checkpoint import save_checkpoint
     from donkey.model.config import load_config
     from donkey.model.networks import Networks
+    from donkey.runtime.backend import LoadOptions
     from donkey.runtime.bench import run_bench
-    from donkey.runtime.loader import load_model
 
     torch.set_flush_denormal(True)  # as the `donkey` command does at start-up
     threads = os.cpu_count() or 1
@@ -92,15 +94,13 @@ def run_case(case: dict, batches: list[int], device: str, runs: int) -> list[dic
     with tempfile.TemporaryDirectory(prefix="donkey-gpu-check-") as tmp:
         torch.manual_seed(0)
         ckpt = save_checkpoint(Path(tmp) / "random.ckpt", Networks(load_config(config).model))
-        options: dict = {"threads": threads, "max_batch": max(batches)}
+        providers = None
         if case["provider"]:
-            options["ort_providers"] = list(dict.fromkeys([case["provider"], "cpu"]))
-        if case["engine"] == "trt":
-            from donkey.export.exporter import BatchRange
-
-            top = max(batches)
-            options["batch_range"] = BatchRange(min(batches), min(8, top), top)
-        model = load_model(ckpt, case["engine"], device, case["precision"], options)
+            providers = tuple(dict.fromkeys([case["provider"], "cpu"]))
+        options = LoadOptions(threads=threads, ort_providers=providers)
+        top = max(batches)
+        batch = BatchRange(min(batches), min(8, top), top)
+        model = load_model(ckpt, case["engine"], device, case["precision"], options, batch)
         if case["provider"]:
             for graph in model.graphs.values():
                 graph.activate()

@@ -9,10 +9,11 @@ from rich.table import Table
 
 from donkey.cli import ranked
 from donkey.cli.common import out, progress_bar, tagged
+from donkey.cli.models import load_model
+from donkey.runtime.animate_options import AnimateOptions
 from donkey.runtime.animator import Animator
+from donkey.runtime.backend import LoadOptions
 from donkey.runtime.batch import plan_jobs, run_jobs
-from donkey.runtime.loader import load_model
-from donkey.runtime.pipeline import AnimateOptions
 
 
 def animate_batch(
@@ -30,7 +31,7 @@ def animate_batch(
     pair_list: Path | None = None,
     skip_existing: bool = False,
     suffix: str = ".gif",
-    engine_options: dict | None = None,
+    engine_options: LoadOptions | None = None,
 ) -> None:
     jobs = plan_jobs(sources, drivings, out_dir, pair_list, suffix)
     # torchrun: this rank's share of the jobs and its device (everything, unchanged, without).

@@ -8,13 +8,14 @@ from pathlib import Path
 import typer
 
 from donkey.cli.common import MODEL_HELP, handles_errors, out, progress_bar
+from donkey.cli.models import load_model
 from donkey.data.frames import FIT_MODES, parse_colour
 from donkey.data.writers import check_output_suffix
 from donkey.model.errors import DonkeyError
+from donkey.runtime.animate_options import AnimateOptions
 from donkey.runtime.animator import Animator
+from donkey.runtime.backend import LoadOptions
 from donkey.runtime.batch import Job, run_jobs
-from donkey.runtime.loader import load_model
-from donkey.runtime.pipeline import AnimateOptions
 
 
 def _options(fit: str, background: str, side: bool) -> AnimateOptions:
@@ -109,12 +110,12 @@ def animate(
             pair_list,
             skip_existing,
             f".{out_format}",
-            {"cuda_graphs": cuda_graphs},
+            LoadOptions(cuda_graphs=cuda_graphs),
         )
         return
     check_output_suffix(output)
     started = time.perf_counter()
-    loaded = load_model(model, engine, device, precision, {"cuda_graphs": cuda_graphs})
+    loaded = load_model(model, engine, device, precision, LoadOptions(cuda_graphs=cuda_graphs))
     for backend in loaded.graphs.values():
         backend.activate()
     load_seconds = time.perf_counter() - started

@@ -11,14 +11,17 @@ import torch
 import typer
 from rich.table import Table
 
+from donkey.artifacts.settings import BatchRange
 from donkey.cli.common import MODEL_HELP, console, handles_errors, out, parse_int_list
+from donkey.cli.models import load_model
 from donkey.model.checkpoint import save_checkpoint
 from donkey.model.config import load_config
 from donkey.model.errors import DonkeyError
 from donkey.model.files import atomic_output
 from donkey.model.networks import Networks
+from donkey.runtime.backend import LoadOptions
 from donkey.runtime.bench import run_bench
-from donkey.runtime.loader import ENGINES, load_model
+from donkey.runtime.loader import ENGINES
 
 
 @handles_errors
@@ -58,15 +61,13 @@ def bench(
             target = str(
                 save_checkpoint(Path(tmp) / "random.ckpt", Networks(load_config(config).model))
             )
-        options = {"threads": threads, "max_batch": max(batches)}
+        options = LoadOptions(threads=threads)
+        low, top = min(batches), max(batches)
+        # Engines cover exactly the benchmarked batch sizes, tuned for 8 where it is in range.
+        engine_batch = BatchRange(low, min(max(8, low), top), top)
 
         def load(name: str):
-            if name == "trt":
-                from donkey.export.exporter import BatchRange
-
-                top = max(batches)
-                options["batch_range"] = BatchRange(min(batches), min(8, top), top)
-            return load_model(target, name, device, precision, options)
+            return load_model(target, name, device, precision, options, batch=engine_batch)
 
         rows = run_bench(
             load,

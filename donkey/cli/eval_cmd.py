@@ -11,11 +11,11 @@ from rich.table import Table
 
 from donkey.cli import ranked
 from donkey.cli.common import MODEL_HELP, handles_errors, out, progress_bar, tagged
+from donkey.cli.models import load_model
 from donkey.data.datasets import list_videos, load_videos, select_split
 from donkey.data.manifest import load_manifest
 from donkey.model.errors import DonkeyError
 from donkey.runtime.animator import Animator
-from donkey.runtime.loader import load_model
 from donkey.train.evaluate import (
     EvalResult,
     reconstruction_l1,

@@ -10,13 +10,16 @@ import typer
 from rich.table import Table
 from rich.text import Text
 
+from donkey.artifacts.folders import staged_folder
+from donkey.artifacts.settings import BatchRange, EngineSettings
 from donkey.cli.common import console, handles_errors, out, tagged
-from donkey.export.exporter import BatchRange, export_onnx
+from donkey.data.sample_clip import rendered_clip
 from donkey.export.lint import lint_folder
-from donkey.export.onnx_export import DEFAULT_OPSET
-from donkey.export.parity import assert_parity, clip_parity, graph_parity, rendered_clip
+from donkey.export.onnx_folder import write_onnx_folder
+from donkey.export.onnx_trace import DEFAULT_OPSET
 from donkey.model.errors import DonkeyError
-from donkey.runtime.loader import load_model, model_kind, resolve_model
+from donkey.runtime.loader import load_model, resolve_model
+from donkey.runtime.parity import assert_parity, clip_parity, graph_parity
 
 FORMATS = ("onnx", "trt", "all")
 
@@ -43,21 +46,30 @@ def _print_parity(rows, title: str) -> None:
 
 
 def _check(
-    checkpoint: Path, folder: Path, engine: str, device: str, batches: tuple[int, ...]
+    checkpoint: Path,
+    folder: Path,
+    engine: str,
+    device: str,
+    batches: tuple[int, ...],
+    label: str,
 ) -> None:
     reference = load_model(checkpoint, "torch", device)
     other = load_model(folder, engine, device)
     rows = graph_parity(reference, other, batches)
     source, driving = rendered_clip(reference.config.image_size)
     rows += clip_parity(reference, other, source, driving)
-    _print_parity(rows, f"parity: {engine} ({folder.name}) vs torch fp32 on {reference.device}")
+    _print_parity(rows, f"parity: {engine} ({label}) vs torch fp32 on {reference.device}")
     assert_parity(rows)
 
 
 @handles_errors
 def export(
     output: Path = typer.Option(
-        ..., "-o", "--output", help="Folder to write graphs/engines and manifest.json into."
+        ...,
+        "-o",
+        "--output",
+        help="Folder to write graphs/engines and manifest.json into. Written whole or not at "
+        "all; a previous export there is replaced.",
     ),
     model: str | None = typer.Option(
         None, "--model", "-m", help="Checkpoint to export. Default: the bundled model."
@@ -87,62 +99,77 @@ def export(
         help="Run exported graphs and PyTorch on the same inputs; fail on a missed tolerance.",
     ),
     device: str = typer.Option("auto", help="Device for --check (and the engines' GPU)."),
+    overwrite: bool = typer.Option(
+        False,
+        "--overwrite",
+        help="Replace OUTPUT even when it is a non-empty folder that holds no Donkey export "
+        "(its contents are deleted).",
+    ),
 ) -> None:
     """Export the four inference graphs (kp_detector, dense_motion, source_encoder, generator)."""
     if fmt not in FORMATS:
         raise DonkeyError(f"--format must be one of {', '.join(FORMATS)}, got {fmt!r}")
     checkpoint = resolve_model(model)
-    if model_kind(checkpoint) != "checkpoint":
+    if checkpoint.is_dir():
         raise DonkeyError(f"{checkpoint}: export needs a checkpoint file, not an export folder")
+    if checkpoint.resolve().is_relative_to(output.resolve()):
+        raise DonkeyError(
+            f"{output}: holds the checkpoint being exported, and an export replaces the whole "
+            "folder; choose another output folder"
+        )
     batch = BatchRange(min_batch, opt_batch, max_batch)
     if fmt in ("trt", "all"):
-        from donkey.export.tensorrt_build import gpu_identity, import_tensorrt
+        from donkey.artifacts.gpu import gpu_identity, import_tensorrt
 
         import_tensorrt()
         gpu_identity()
-    onnx_dir = output if fmt == "onnx" else output / "onnx"
-    result = export_onnx(
-        checkpoint,
-        onnx_dir,
-        fp16=fp16,
-        opset=opset,
-        log=lambda m: console.print(m, highlight=False),
-    )
-    out.print(
-        f"ONNX: {onnx_dir} ({result.seconds['onnx']:.1f}s, opset {opset}, "
-        f"{sum(p.stat().st_size for p in result.files.values()) / 1e6:.1f} MB)"
-    )
-    target, engine = onnx_dir, "ort"
-    if fmt in ("trt", "all"):
-        from donkey.export.tensorrt_build import EngineSettings, build_engines
+    log = lambda m: console.print(m, highlight=False)  # noqa: E731
+    onnx_part = Path() if fmt == "onnx" else Path("onnx")
+    engine_part = Path() if fmt == "trt" else Path("trt")
+    # Everything is written (and --check'ed) in a temporary sibling of OUTPUT, which becomes
+    # OUTPUT only when all of it succeeded: a failed or killed export leaves no folder behind.
+    with staged_folder(output, replace=overwrite) as stage:
+        onnx_dir = stage / onnx_part
+        result = write_onnx_folder(checkpoint, onnx_dir, fp16=fp16, opset=opset, log=log)
+        out.print(
+            f"ONNX: {output / onnx_part} ({result.seconds['onnx']:.1f}s, opset {opset}, "
+            f"{sum(p.stat().st_size for p in result.files.values()) / 1e6:.1f} MB)"
+        )
+        target, engine = onnx_part, "ort"
+        if fmt in ("trt", "all"):
+            from donkey.export.tensorrt_build import build_engines
 
-        engine_dir = output if fmt == "trt" else output / "trt"
-        seconds = build_engines(
-            onnx_dir,
-            engine_dir,
-            EngineSettings(batch=batch, workspace_gb=workspace),
-            log=lambda m: console.print(m, highlight=False),
-        )
-        out.print(f"TensorRT: {engine_dir} ({sum(seconds.values()):.1f}s)")
-        target, engine = engine_dir, "trt"
-    if check:
-        batches = (
-            tuple(b for b in (1, 3, 8) if batch.min <= b <= batch.max)
-            if engine == "trt"
-            else (1, 3, 8)
-        )
-        _check(checkpoint, onnx_dir, "ort", "cpu" if engine == "ort" else device, (1, 3, 8))
-        if engine == "trt":
-            _check(checkpoint, target, "trt", "cuda", batches)
+            seconds = build_engines(
+                onnx_dir,
+                stage / engine_part,
+                EngineSettings(batch=batch, workspace_gb=workspace),
+                log=log,
+            )
+            out.print(f"TensorRT: {output / engine_part} ({sum(seconds.values()):.1f}s)")
+            target, engine = engine_part, "trt"
+        if check:
+            batches = (
+                tuple(b for b in (1, 3, 8) if batch.min <= b <= batch.max)
+                if engine == "trt"
+                else (1, 3, 8)
+            )
+            cpu = "cpu" if engine == "ort" else device
+            _check(checkpoint, onnx_dir, "ort", cpu, (1, 3, 8), str(output / onnx_part))
+            if engine == "trt":
+                _check(checkpoint, stage / target, "trt", "cuda", batches, str(output / target))
+    final = output / target
     out.print(
-        f"next: donkey animate SOURCE DRIVING -o out.gif --model {shlex.quote(str(target))} --engine {engine}"
+        f"next: donkey animate SOURCE DRIVING -o out.gif --model {shlex.quote(str(final))} --engine {engine}"
     )
 
 
 @handles_errors
-def lint(folder: Path = typer.Argument(..., help="Folder of exported .onnx graphs.")) -> None:
+def lint(folder: Path = typer.Argument(..., help="ONNX export folder (`donkey export`).")) -> None:
     """TensorRT-compatibility lint: supported ops, GridSample/Resize modes, no
-    Inverse/ScatterND/Loop/If, static non-batch dimensions. Exits non-zero on any violation."""
+    Inverse/ScatterND/Loop/If, static non-batch dimensions. Exits non-zero on any violation.
+
+    The folder is checked first: valid manifest.json, every graph inside the folder with its
+    recorded sha256, no stray temporary or unknown file."""
     report = lint_folder(folder)
     problems = [v for violations in report.values() for v in violations]
     for v in problems:

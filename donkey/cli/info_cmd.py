@@ -8,12 +8,13 @@ from pathlib import Path
 import typer
 from rich.table import Table
 
+from donkey.artifacts.verify import verify_folder
 from donkey.cli.common import MODEL_HELP, handles_errors, out
 from donkey.model.checkpoint import load_checkpoint
 from donkey.model.complexity import model_complexity
-from donkey.model.config import load_config, model_config_from_dict
+from donkey.model.config import load_config
 from donkey.model.errors import DonkeyError
-from donkey.runtime.loader import model_kind, read_manifest, resolve_model
+from donkey.runtime.loader import model_kind, resolve_model
 
 
 def _model_config(config: Path | None, model: str | None):
@@ -24,7 +25,7 @@ def _model_config(config: Path | None, model: str | None):
     path = resolve_model(model)
     if model_kind(path) == "checkpoint":
         return load_checkpoint(path).model_config, str(path)
-    return model_config_from_dict(read_manifest(path)["model_config"]), str(path)
+    return verify_folder(path).model_config, str(path)
 
 
 @handles_errors

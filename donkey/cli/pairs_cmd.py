@@ -10,8 +10,10 @@ import typer
 from rich.table import Table
 
 from donkey.cli.common import MODEL_HELP, console, handles_errors, out, progress_bar, tagged
+from donkey.cli.models import load_model
 from donkey.data.contact_sheets import write_sheets
 from donkey.data.datasets import list_videos, load_videos
+from donkey.data.features import encoder_features, vgg11_features, video_keypoints
 from donkey.data.manifest import save_manifest
 from donkey.data.pair_builder import (
     ClusterParams,
@@ -24,8 +26,6 @@ from donkey.data.pair_builder import (
 from donkey.data.pairing import PairingParams, appearance_similarity
 from donkey.data.synthetic import read_sidecar
 from donkey.model.errors import DonkeyError
-from donkey.runtime.features import encoder_features, vgg11_features, video_keypoints
-from donkey.runtime.loader import load_model
 
 
 def _synth_keypoints(files: list[Path]) -> list[np.ndarray]:

@@ -61,7 +61,7 @@ def serve(
         raise DonkeyError(
             "donkey serve needs Gradio, which is not installed: pip install 'donkey[web]'"
         )
-    from donkey.runtime.loader import load_model
+    from donkey.cli.models import load_model
     from donkey.serve.page import start
     from donkey.serve.service import AnimationService
 
@@ -74,7 +74,7 @@ def serve(
             "and this machine's CPU/GPU; there is no login",
         )
     _check_can_listen(host, port)  # before the model loads: a taken port fails at once
-    loaded = load_model(model, engine, device, precision, {})
+    loaded = load_model(model, engine, device, precision)
     for backend in loaded.graphs.values():
         backend.activate()
     service = AnimationService(loaded, batch_size=batch_size, max_frames=max_frames)

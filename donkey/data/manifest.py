@@ -1,4 +1,5 @@
-"""The pairs manifest (DESIGN.md section 4): JSON written by `donkey pairs` / `donkey synth --pairs`."""
+"""The pairs manifest (docs/architecture.md, "Pairs manifest"): JSON written by `donkey pairs`
+and `donkey synth --pairs`."""
 
 from __future__ import annotations
 

@@ -1,7 +1,7 @@
 """fp16 variants decided in the graph (TensorRT 11 is strongly typed: no FP16 builder flag).
 
-Kept in fp32: the whole keypoint detector; every node computed from the keypoint inputs and
-the grid input alone (gaussians, whose inverse covariance reaches 1e3, offsets, identity
+Kept in fp32 (docs/architecture.md, "ONNX graph rules"): the whole keypoint detector; every
+node computed from the keypoint inputs and the grid input alone (gaussians, whose inverse covariance reaches 1e3, offsets, identity
 grids, grid resizes); the flow tail of the dense motion after its mask softmax (identity +
 sum_k mask_k * offset_k + residual); whatever the model computes from its own `.float()` casts
 alone (the dense motion's mask logits and residual); GridSample, Resize and Softmax nodes

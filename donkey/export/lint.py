@@ -8,6 +8,8 @@ from pathlib import Path
 import onnx
 from onnx import helper
 
+from donkey.artifacts.manifest import MANIFEST_NAME
+from donkey.artifacts.verify import read_verified, unknown_files, verify_folder
 from donkey.export.trt_rules import (
     FORBIDDEN_OPS,
     INTENDED_GRID_SAMPLE,
@@ -61,7 +63,8 @@ def _ranks(model: onnx.ModelProto) -> dict[str, int]:
 
 
 def lint_model(model: onnx.ModelProto, graph: str = "model") -> list[Violation]:
-    """Every rule of DESIGN.md section 5 that can be read off the graph."""
+    """Every TensorRT rule (docs/architecture.md, "ONNX graph rules") that can be read off the
+    graph."""
     found: list[Violation] = []
     opset = _opset(model)
     ranks = _ranks(model)
@@ -161,18 +164,42 @@ def lint_model(model: onnx.ModelProto, graph: str = "model") -> list[Violation]:
 
 
 def lint_folder(folder: str | Path) -> dict[str, list[Violation]]:
-    """Lints every *.onnx in folder; {file name: violations}."""
+    """Lints the graphs of an ONNX export folder; {file name: violations}.
+
+    The folder itself must be sound first (one-line DonkeyError naming the file otherwise):
+    verified as every loader verifies it (donkey/artifacts/verify.py), and holding no file
+    the manifest does not name (a stray `.tmp.onnx` is a write cut short; any other file
+    may be from another export).
+    """
     folder = Path(folder)
-    files = sorted(folder.glob("*.onnx"))
-    if not files:
-        raise DonkeyError(f"{folder}: no .onnx files to lint")
+    if not folder.is_dir():
+        problem = "not a folder" if folder.exists() else "no such folder"
+        raise DonkeyError(f"{folder}: {problem}")
+    if not (folder / MANIFEST_NAME).exists() and (folder / "onnx" / MANIFEST_NAME).is_file():
+        raise DonkeyError(
+            f"{folder}: has no {MANIFEST_NAME}; its ONNX graphs are in {folder / 'onnx'}"
+        )
+    manifest = verify_folder(folder)
+    if manifest.format != "onnx":
+        raise DonkeyError(
+            f"{folder}: a TensorRT engine folder; lint the ONNX folder it was built from"
+        )
+    unknown = unknown_files(folder, manifest)
+    if unknown:
+        raise DonkeyError(
+            f"{folder / unknown[0]}: not named by {MANIFEST_NAME} (left by another export "
+            "or a write cut short?); remove it or export again"
+        )
     report = {}
-    for path in files:
+    for name, entry in manifest.graphs.items():
+        path = folder / entry.file
         try:
-            model = onnx.load(str(path))
+            model = onnx.load_from_string(read_verified(path, entry.sha256))
+        except DonkeyError:
+            raise
         except Exception as exc:  # noqa: BLE001 - a broken file is a finding, named
             raise DonkeyError(
                 f"{path}: cannot read ONNX ({str(exc).splitlines()[0][:120]})"
             ) from None
-        report[path.name] = lint_model(model, path.stem)
+        report[entry.file] = lint_model(model, name)
     return report

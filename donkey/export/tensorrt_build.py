@@ -13,50 +13,22 @@ their own.
 
 from __future__ import annotations
 
-import json
 import re
 import time
 import warnings
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
 
-from donkey.export.exporter import BatchRange
-from donkey.export.manifest import MANIFEST, write_manifest
-from donkey.model.config import model_config_from_dict
+from donkey.artifacts.gpu import INSTALL_HINT, device_key, gpu_identity, import_tensorrt  # noqa: F401
+from donkey.artifacts.manifest import EngineInfo, GpuIdentity, GraphEntry, Manifest
+from donkey.artifacts.settings import BatchRange, EngineSettings
+from donkey.artifacts.verify import verify_folder
 from donkey.model.errors import DonkeyError
-from donkey.model.files import atomic_output, sha256_file
+from donkey.model.files import atomic_output
 from donkey.model.spec import GraphSpec, graph_specs
 
 Log = Callable[[str], None]
-INSTALL_HINT = "pip install 'donkey[trt]' (TensorRT wheels for your CUDA; needs an NVIDIA GPU)"
-
-
-def import_tensorrt() -> ModuleType:
-    try:
-        import tensorrt
-    except ImportError:
-        raise DonkeyError(f"TensorRT is not installed: {INSTALL_HINT}") from None
-    return tensorrt
-
-
-def gpu_identity(device_index: int = 0) -> dict[str, str]:
-    """Name and compute capability of the GPU engines are built for / run on."""
-    import torch
-
-    if not torch.cuda.is_available():
-        raise DonkeyError("TensorRT needs an NVIDIA GPU, and PyTorch sees none")
-    major, minor = torch.cuda.get_device_capability(device_index)
-    return {
-        "name": torch.cuda.get_device_name(device_index),
-        "compute_capability": f"{major}.{minor}",
-    }
-
-
-def device_key(gpu: dict) -> str:
-    """The identity engines and timing caches are tied to (with the TensorRT version)."""
-    return f"{gpu.get('name')} (compute capability {gpu.get('compute_capability')})"
 
 
 def timing_cache_file(folder: Path, trt_version: str, gpu: dict) -> Path:
@@ -67,14 +39,6 @@ def timing_cache_file(folder: Path, trt_version: str, gpu: dict) -> Path:
 
 def tensorrt_major(trt: ModuleType) -> int:
     return int(str(trt.__version__).split(".")[0])
-
-
-@dataclass
-class EngineSettings:
-    batch: BatchRange
-    workspace_gb: float = 4.0
-    timing_cache: Path | None = None
-    allow_tf32: bool = False
 
 
 def network_flags(trt: ModuleType) -> int:
@@ -162,43 +126,34 @@ def build_engines(
     """Engines for every graph of an ONNX export folder, plus the engine manifest."""
     trt = import_tensorrt()
     gpu = gpu_identity()
-    manifest = json.loads((onnx_dir / MANIFEST).read_text())
-    config = model_config_from_dict(manifest["model_config"])
+    manifest = verify_folder(onnx_dir)
+    config = manifest.model_config
     specs = graph_specs(config)
     out_dir.mkdir(parents=True, exist_ok=True)
     if settings.timing_cache is None:
         settings.timing_cache = timing_cache_file(out_dir, trt.__version__, gpu)
     entries, seconds = {}, {}
-    for name, info in manifest["graphs"].items():
+    for name, info in manifest.graphs.items():
         started = time.perf_counter()
-        onnx_path = onnx_dir / info["file"]
+        onnx_path = onnx_dir / info.file
         engine = build_engine(trt, onnx_path, out_dir / f"{name}.engine", specs[name], settings)
         seconds[name] = time.perf_counter() - started
-        entries[name] = {
-            "file": engine.name,
-            "sha256": sha256_file(engine),
-            "precision": info["precision"],
-            "onnx_sha256": info["sha256"],
-            "inputs": info["inputs"],
-            "outputs": info["outputs"],
-        }
+        entries[name] = GraphEntry.for_file(engine, specs[name], info.precision, info.sha256)
         log(f"{name}: engine {engine.stat().st_size / 1e6:.1f} MB in {seconds[name]:.1f}s")
-    batch = settings.batch
-    write_manifest(
-        out_dir,
-        "trt",
-        config,
-        entries,
-        Path(manifest["checkpoint"] or ""),
-        manifest["checkpoint_sha256"],
-        opset=manifest.get("opset"),
-        tensorrt_version=trt.__version__,
-        gpu=gpu,
-        batch={"min": batch.min, "opt": batch.opt, "max": batch.max},
-        flags={
-            "workspace_gb": settings.workspace_gb,
-            "tf32": settings.allow_tf32,
-            "strongly_typed": True,
-        },
-    )
+    Manifest(
+        format="trt",
+        model_config=config,
+        checkpoint=manifest.checkpoint,
+        checkpoint_sha256=manifest.checkpoint_sha256,
+        opset=manifest.opset,
+        graphs=entries,
+        engine=EngineInfo(
+            tensorrt_version=str(trt.__version__),
+            gpu=GpuIdentity(gpu["name"], gpu["compute_capability"]),
+            batch=settings.batch,
+            workspace_gb=float(settings.workspace_gb),
+            tf32=settings.allow_tf32,
+            strongly_typed=True,  # see network_flags
+        ),
+    ).write(out_dir)
     return seconds

@@ -2,8 +2,8 @@
 
 The operator list is exactly the operators marked supported (Y) in onnx-tensorrt's
 docs/operators.md at its 10.1 release (standard ONNX domain only); AffineGrid, the window
-functions and DynamicQuantizeLinear are marked N there. The project rules add what the
-project's graphs must avoid even where TensorRT would parse it.
+functions and DynamicQuantizeLinear are marked N there. The project rules add what
+docs/architecture.md ("ONNX graph rules") forbids even where TensorRT would parse it.
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ ThresholdedRelu Tile TopK Transpose Trilu Unsqueeze Upsample Where Xor
 """.split()
 )
 
-# Parsed by TensorRT, but not allowed in our graphs.
+# Parsed by TensorRT, but not allowed in our graphs (docs/architecture.md, "ONNX graph rules").
 FORBIDDEN_OPS = {
     "Inverse": "matrix inverse: use the closed-form 2x2 inverse",
     "ScatterND": "in-place slice assignment: build tensors with cat/stack instead",

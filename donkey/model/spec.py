@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import torch
 from torch import Tensor
 
 from donkey.model.config import ModelConfig
@@ -103,3 +104,19 @@ def graph_specs(config: ModelConfig) -> dict[str, GraphSpec]:
         ),
     ]
     return {spec.name: spec for spec in specs}
+
+
+def example_inputs(spec: GraphSpec, batch: int = 2, seed: int = 0) -> dict[str, torch.Tensor]:
+    """Valid inputs for a graph: images in [0, 1], keypoints in [-1, 1], SPD covariances."""
+    gen = torch.Generator().manual_seed(seed)
+    out = {}
+    for t in spec.inputs:
+        shape = (batch, *t.shape[1:])
+        if t.name.endswith("_var"):
+            a = torch.rand(shape, generator=gen) * 0.02
+            out[t.name] = a @ a.transpose(-1, -2) + 0.01 * torch.eye(2)
+        elif t.name.endswith("_mean") or t.name == "grid":
+            out[t.name] = torch.rand(shape, generator=gen) * 1.6 - 0.8
+        else:
+            out[t.name] = torch.rand(shape, generator=gen)
+    return out

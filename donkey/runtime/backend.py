@@ -1,11 +1,19 @@
-"""The Backend protocol: named tensors in, named tensors out, one exported graph per backend."""
+"""The Backend protocol (named tensors in, named tensors out, one exported graph per backend)
+and the registry through which each engine module offers its loader."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
 from typing import ClassVar, Protocol, runtime_checkable
 
+import torch
 from torch import Tensor
 
+from donkey.artifacts.manifest import Manifest
+from donkey.model.config import ModelConfig
+from donkey.model.errors import DonkeyError
 from donkey.model.spec import GraphSpec
 
 
@@ -44,3 +52,51 @@ class BaseBackend:
 
     def _infer(self, inputs: dict[str, Tensor]) -> dict[str, Tensor]:
         raise NotImplementedError
+
+
+@dataclass(frozen=True)
+class LoadOptions:
+    """Engine options; each engine reads the ones that concern it."""
+
+    threads: int | None = None  # ort: intra-op threads (None: ONNX Runtime's default)
+    ort_providers: tuple[str, ...] | None = None  # ort: e.g. ("cuda", "cpu"); None: by device
+    cuda_graphs: bool = False  # trt: capture and replay CUDA graphs per batch size
+
+
+@dataclass(frozen=True)
+class LoadRequest:
+    """What a loader gets: a checkpoint (manifest None) or a verified export folder."""
+
+    path: Path
+    kind: str  # "checkpoint", "onnx" or "trt"
+    device: torch.device
+    precision: str
+    options: LoadOptions
+    manifest: Manifest | None = None
+
+
+@dataclass
+class LoadedGraphs:
+    config: ModelConfig
+    graphs: dict[str, Backend]
+    precision: dict[str, str] = field(default_factory=dict)
+
+
+EngineLoader = Callable[[LoadRequest], LoadedGraphs]
+_LOADERS: dict[str, EngineLoader] = {}
+
+
+def register_engine(name: str) -> Callable[[EngineLoader], EngineLoader]:
+    """Decorator: `@register_engine("ort")` on the function that builds that engine's backends."""
+
+    def decorate(loader: EngineLoader) -> EngineLoader:
+        _LOADERS[name] = loader
+        return loader
+
+    return decorate
+
+
+def engine_loader(name: str) -> EngineLoader:
+    if name not in _LOADERS:
+        raise DonkeyError(f"--engine must be one of {', '.join(sorted(_LOADERS))}, got {name!r}")
+    return _LOADERS[name]

@@ -24,8 +24,8 @@ from donkey.data.frames import frames_to_tensor, tensor_to_frames
 from donkey.data.media import MEDIA_SUFFIXES, Clip, MediaError, read_image, read_video
 from donkey.data.writers import check_output_suffix, write_video
 from donkey.model.errors import DonkeyError
+from donkey.runtime.animate_options import AnimateOptions, side_by_side
 from donkey.runtime.animator import Animator, SourceState
-from donkey.runtime.pipeline import AnimateOptions, side_by_side
 
 
 @dataclass(frozen=True)

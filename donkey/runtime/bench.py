@@ -17,7 +17,7 @@ import numpy as np
 import torch
 
 from donkey.data.frames import frames_to_tensor
-from donkey.export.parity import rendered_clip
+from donkey.data.sample_clip import rendered_clip
 from donkey.runtime.animator import Animator
 from donkey.runtime.loader import LoadedModel
 

@@ -10,11 +10,10 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from donkey.model.config import model_config_from_dict
+from donkey.artifacts.verify import read_verified
 from donkey.model.errors import DonkeyError
 from donkey.model.spec import GraphSpec, graph_specs
-from donkey.runtime.backend import BaseBackend
-from donkey.runtime.loader import read_manifest
+from donkey.runtime.backend import BaseBackend, LoadedGraphs, LoadRequest, register_engine
 
 ORT_HINT = "pip install onnxruntime-gpu (or onnxruntime for CPU only)"
 PROVIDER_NAMES = {
@@ -58,12 +57,14 @@ class OrtBackend(BaseBackend):
         device: torch.device,
         providers: list[str] | None = None,
         threads: int | None = None,
+        sha256: str | None = None,
     ) -> None:
         super().__init__(spec)
         self.path = Path(path)
         self.device = device
-        self.requested = providers or default_providers(device)
+        self.requested = list(providers or default_providers(device))
         self.threads = threads
+        self.sha256 = sha256
         self.session = None
         self.providers: list[str] = []
 
@@ -88,7 +89,13 @@ class OrtBackend(BaseBackend):
                 wanted.append(name)
         if not wanted:
             raise DonkeyError(f"ONNX Runtime offers none of the providers {self.requested} here")
-        self.session = ort.InferenceSession(str(self.path), options, providers=wanted)
+        # The bytes hashed are the bytes run: the file cannot change after the folder's check.
+        source = str(self.path) if self.sha256 is None else read_verified(self.path, self.sha256)
+        try:
+            self.session = ort.InferenceSession(source, options, providers=wanted)
+        except Exception as exc:  # noqa: BLE001 - ONNX Runtime's errors name no file
+            first = str(exc).splitlines()[0][:160] if str(exc) else type(exc).__name__
+            raise DonkeyError(f"{self.path}: ONNX Runtime cannot load it ({first})") from None
         # A CUDA/TensorRT provider that fails to load falls back to CPU silently: check.
         self.providers = self.session.get_providers()
         first = wanted[0][0] if isinstance(wanted[0], tuple) else wanted[0]
@@ -132,21 +139,27 @@ class OrtBackend(BaseBackend):
         return outputs
 
 
-def load_ort_graphs(path: Path, kind: str, device: torch.device, precision: str, options: dict):
-    """Backends for an ONNX folder, or for a checkpoint exported into the cache first."""
-    if kind == "trt":
-        raise DonkeyError(f"{path}: --engine ort needs an ONNX folder or a checkpoint, not engines")
-    if kind == "checkpoint":
-        from donkey.runtime.model_cache import cached_onnx
-
-        path = cached_onnx(path, fp16=precision == "fp16")
-    manifest = read_manifest(path)
-    config = model_config_from_dict(manifest["model_config"])
-    specs = graph_specs(config)
-    providers = options.get("ort_providers")
-    threads = options.get("threads")
+@register_engine("ort")
+def load_ort_graphs(request: LoadRequest) -> LoadedGraphs:
+    """Backends for a verified ONNX folder (checkpoints are exported first, by the caller)."""
+    manifest = request.manifest
+    if manifest is None or manifest.format != "onnx":
+        what = "engines" if manifest is not None else "a checkpoint"
+        raise DonkeyError(
+            f"{request.path}: --engine ort runs an ONNX folder, not {what}; "
+            "`donkey export` one (the donkey command does this for a checkpoint)"
+        )
+    specs = graph_specs(manifest.model_config)
+    options = request.options
     graphs = {
-        name: OrtBackend(path / entry["file"], specs[name], device, providers, threads)
-        for name, entry in manifest["graphs"].items()
+        name: OrtBackend(
+            request.path / entry.file,
+            specs[name],
+            request.device,
+            list(options.ort_providers) if options.ort_providers else None,
+            options.threads,
+            sha256=entry.sha256,
+        )
+        for name, entry in manifest.graphs.items()
     }
-    return config, graphs, {"precision": manifest["precision"], "folder": str(path)}
+    return LoadedGraphs(manifest.model_config, graphs, manifest.precision)

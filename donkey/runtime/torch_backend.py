@@ -7,9 +7,10 @@ import contextlib
 import torch
 from torch import Tensor, nn
 
+from donkey.model.errors import DonkeyError
 from donkey.model.graphs import run_graph
 from donkey.model.spec import GraphSpec
-from donkey.runtime.backend import BaseBackend
+from donkey.runtime.backend import BaseBackend, LoadedGraphs, LoadRequest, register_engine
 
 
 class TorchBackend(BaseBackend):
@@ -36,3 +37,22 @@ class TorchBackend(BaseBackend):
         with torch.inference_mode(), self._autocast():
             out = run_graph(self.module, self.spec, moved)
         return {k: v.float() for k, v in out.items()}
+
+
+@register_engine("torch")
+def load_torch_graphs(request: LoadRequest) -> LoadedGraphs:
+    from donkey.model.checkpoint import build_networks, load_checkpoint
+    from donkey.model.graphs import build_graphs
+
+    if request.kind != "checkpoint":
+        raise DonkeyError(
+            f"{request.path}: --engine torch needs a checkpoint, not an {request.kind} folder"
+        )
+    if request.precision == "fp16" and request.device.type != "cuda":
+        raise DonkeyError("--precision fp16 with --engine torch needs --device cuda")
+    networks = build_networks(load_checkpoint(request.path), request.device)
+    graphs = {
+        name: TorchBackend(module, spec, request.device, request.precision)
+        for name, (module, spec) in build_graphs(networks).items()
+    }
+    return LoadedGraphs(networks.config, graphs, {name: request.precision for name in graphs})

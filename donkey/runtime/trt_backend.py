@@ -23,13 +23,11 @@ from pathlib import Path
 import torch
 from torch import Tensor
 
-from donkey.export.tensorrt_build import device_key, gpu_identity, import_tensorrt
-from donkey.model.config import model_config_from_dict
+from donkey.artifacts.gpu import device_key, gpu_identity, import_tensorrt
+from donkey.artifacts.manifest import Manifest
 from donkey.model.errors import DonkeyError
-from donkey.model.files import sha256_file
 from donkey.model.spec import GraphSpec, graph_specs
-from donkey.runtime.backend import BaseBackend
-from donkey.runtime.loader import read_manifest
+from donkey.runtime.backend import BaseBackend, LoadedGraphs, LoadRequest, register_engine
 
 # TensorRT DataType member name -> torch dtype
 TRT_DTYPES = {
@@ -51,14 +49,22 @@ def torch_dtype(trt_dtype) -> torch.dtype:
     return TRT_DTYPES[name]
 
 
-def check_engine_identity(manifest: dict, trt_version: str, gpu: dict | None, folder: Path) -> None:
-    built = manifest.get("tensorrt_version")
+def check_engine_identity(
+    manifest: Manifest, trt_version: str, gpu: dict | None, folder: Path
+) -> None:
+    built = manifest.engine.tensorrt_version if manifest.engine else None
     if built != trt_version:
         raise DonkeyError(
             f"{folder}: engines were built with TensorRT {built}, this is {trt_version}; "
             f"rebuild with `donkey export --format trt`"
         )
-    want, have = manifest.get("gpu") or {}, gpu or {}
+    built_on = manifest.engine.gpu if manifest.engine else None
+    want = (
+        {"name": built_on.name, "compute_capability": built_on.compute_capability}
+        if built_on
+        else {}
+    )
+    have = gpu or {}
     if device_key(want) != device_key(have):
         raise DonkeyError(
             f"{folder}: engines were built for {device_key(want)}, this GPU is "
@@ -233,30 +239,27 @@ class TrtBackend(BaseBackend):
         }
 
 
-def load_trt_graphs(path: Path, kind: str, device: torch.device, precision: str, options: dict):
-    """Backends for an engine folder; a checkpoint or ONNX folder is built into the cache first."""
-    if device.type != "cuda":
+@register_engine("trt")
+def load_trt_graphs(request: LoadRequest) -> LoadedGraphs:
+    """Backends for a verified engine folder (a checkpoint or ONNX folder is built into engines
+    by the caller first: donkey/cli/models.py)."""
+    if request.device.type != "cuda":
         raise DonkeyError("--engine trt needs --device cuda (TensorRT runs on NVIDIA GPUs only)")
     trt = import_tensorrt()
-    if kind in ("checkpoint", "onnx"):
-        from donkey.export.exporter import BatchRange
-        from donkey.export.tensorrt_build import EngineSettings
-        from donkey.runtime.model_cache import cached_engines, cached_onnx
-
-        onnx_dir = cached_onnx(path, fp16=precision == "fp16") if kind == "checkpoint" else path
-        batch = options.get("batch_range") or BatchRange()
-        path = cached_engines(onnx_dir, EngineSettings(batch=batch))
-    manifest = read_manifest(path)
-    check_engine_identity(manifest, trt.__version__, gpu_identity(device.index or 0), path)
-    config = model_config_from_dict(manifest["model_config"])
-    specs = graph_specs(config)
-    graphs = {}
-    for name, entry in manifest["graphs"].items():
-        engine = path / entry["file"]
-        if not engine.is_file() or sha256_file(engine) != entry["sha256"]:
-            raise DonkeyError(
-                f"{engine}: missing or changed since export (hash mismatch); "
-                f"only engines built by `donkey export` are loaded"
-            )
-        graphs[name] = TrtBackend(engine, specs[name], device, options.get("cuda_graphs", False))
-    return config, graphs, {"precision": manifest["precision"], "folder": str(path)}
+    manifest = request.manifest
+    if manifest is None or manifest.format != "trt":
+        raise DonkeyError(
+            f"{request.path}: --engine trt runs an engine folder; build one with "
+            "`donkey export --format trt`"
+        )
+    path = request.path
+    check_engine_identity(manifest, trt.__version__, gpu_identity(request.device.index or 0), path)
+    specs = graph_specs(manifest.model_config)
+    # Every engine was checked against its recorded sha256 by verify_folder (loader.py).
+    graphs = {
+        name: TrtBackend(
+            path / entry.file, specs[name], request.device, request.options.cuda_graphs
+        )
+        for name, entry in manifest.graphs.items()
+    }
+    return LoadedGraphs(manifest.model_config, graphs, manifest.precision)

@@ -23,11 +23,11 @@ from donkey.data.frames import WHITE, frames_to_tensor, tensor_to_frames
 from donkey.data.media import VIDEO_SUFFIXES, Clip, MediaError, read_image, read_video
 from donkey.data.writers import write_image, write_video
 from donkey.model.errors import DonkeyError
+from donkey.runtime.animate_options import side_by_side
 from donkey.runtime.animator import Animator, DrivingState
 from donkey.runtime.batch import output_name
 from donkey.runtime.loader import LoadedModel
 from donkey.runtime.motion import MOTION_MODES
-from donkey.runtime.pipeline import side_by_side
 
 OUT_FORMATS = ("gif", "mp4")
 # Decoded RGB bytes one upload may cost before it is resized to the model size.

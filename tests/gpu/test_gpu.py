@@ -5,11 +5,13 @@ import importlib.util
 import pytest
 import torch
 
+from donkey.artifacts.settings import BatchRange
 from donkey.cli.app import app
 from donkey.data.media import read_frames
-from donkey.export.exporter import BatchRange, export_onnx
-from donkey.export.parity import assert_parity, clip_parity, graph_parity, rendered_clip
+from donkey.data.sample_clip import rendered_clip
+from donkey.export.onnx_folder import export_onnx
 from donkey.runtime.loader import load_model
+from donkey.runtime.parity import assert_parity, clip_parity, graph_parity
 
 pytestmark = pytest.mark.gpu
 needs_cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs an NVIDIA GPU (CUDA)")
@@ -37,7 +39,7 @@ def test_torch_cuda_matches_cpu(tiny_ckpt):
 def test_torch_cuda_fp16_psnr(tiny_ckpt):
     ref = load_model(tiny_ckpt, "torch", "cuda")
     half = load_model(tiny_ckpt, "torch", "cuda", precision="fp16")
-    half.info["precision"] = {k: "fp16" for k in half.graphs}
+    half.precision = {k: "fp16" for k in half.graphs}
     rows = clip_parity(ref, half, *rendered_clip(32))
     assert rows[0].psnr >= 40.0, rows
 

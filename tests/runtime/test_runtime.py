@@ -8,9 +8,9 @@ from PIL import Image
 from donkey.cli.app import app
 from donkey.data.frames import frames_to_tensor
 from donkey.data.media import read_frames
+from donkey.data.sample_clip import rendered_clip
 from donkey.data.writers import write_image, write_video
-from donkey.export.exporter import export_onnx
-from donkey.export.parity import rendered_clip
+from donkey.export.onnx_folder import export_onnx
 from donkey.model.errors import DonkeyError
 from donkey.runtime.animator import Animator
 from donkey.runtime.batch import output_name, plan_jobs

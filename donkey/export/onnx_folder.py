@@ -1,37 +1,27 @@
-"""`donkey export`: checkpoint -> ONNX folder (fp32 or fp16) -> optionally TensorRT engines.
+"""`donkey export`: checkpoint -> ONNX folder (fp32 or fp16): four graphs and manifest.json.
 
-Every export is linted; a graph that breaks a TensorRT rule fails the export.
+Every export is linted; a graph that breaks a TensorRT rule fails the export. The folder is
+written whole or not at all (docs/architecture.md, "Export").
 """
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from donkey.artifacts.folders import staged_folder
+from donkey.artifacts.manifest import GraphEntry, Manifest
 from donkey.export.fp16 import FP32_GRAPHS, convert_to_fp16
 from donkey.export.lint import Violation, lint_model
-from donkey.export.manifest import graph_entry, write_manifest
-from donkey.export.onnx_export import DEFAULT_OPSET, export_all, save_model, set_metadata
+from donkey.export.onnx_trace import DEFAULT_OPSET, export_all, save_model, set_metadata
 from donkey.model.checkpoint import build_networks, load_checkpoint
 from donkey.model.errors import DonkeyError
 from donkey.model.files import sha256_file
 from donkey.model.spec import graph_specs
 
 Log = Callable[[str], None]
-
-
-@dataclass
-class BatchRange:
-    min: int = 1
-    opt: int = 8
-    max: int = 64
-
-    def __post_init__(self) -> None:
-        if not 1 <= self.min <= self.opt <= self.max:
-            raise DonkeyError(
-                f"batch sizes need 1 <= min <= opt <= max, got {self.min}/{self.opt}/{self.max}"
-            )
 
 
 @dataclass
@@ -49,16 +39,17 @@ class LintFailure(DonkeyError):
         super().__init__(f"exported graph breaks a TensorRT rule: {first}{more}")
 
 
-def export_onnx(
+def write_onnx_folder(
     checkpoint: Path,
     out_dir: Path,
     fp16: bool = False,
     opset: int = DEFAULT_OPSET,
     log: Log = lambda _: None,
 ) -> ExportResult:
-    """Writes `<graph>.onnx` for the four graphs plus manifest.json into out_dir."""
-    import time
+    """Writes `<graph>.onnx` for the four graphs, then manifest.json, into a fresh out_dir.
 
+    Not atomic by itself: callers write into a staged folder (`export_onnx`, the cache).
+    """
     started = time.perf_counter()
     ckpt = load_checkpoint(checkpoint)
     digest = sha256_file(checkpoint)
@@ -78,18 +69,32 @@ def export_onnx(
         if violations:
             raise LintFailure(violations)
         path = save_model(model, out_dir / f"{name}.onnx")
-        entries[name] = graph_entry(path, specs[name], precision)
+        entries[name] = GraphEntry.for_file(path, specs[name], precision)
         result.files[name] = path
         log(f"{name}: {precision}, {path.stat().st_size / 1e6:.1f} MB, lint clean{note}")
-    write_manifest(
-        out_dir,
-        "onnx",
-        ckpt.model_config,
-        entries,
-        checkpoint,
-        digest,
+    Manifest(
+        format="onnx",
+        model_config=ckpt.model_config,
+        checkpoint=str(checkpoint),
+        checkpoint_sha256=digest,
         opset=opset,
-        flags={"fp16": fp16},
-    )
+        graphs=entries,
+    ).write(out_dir)
     result.seconds["onnx"] = time.perf_counter() - started
+    return result
+
+
+def export_onnx(
+    checkpoint: Path,
+    out_dir: Path,
+    fp16: bool = False,
+    opset: int = DEFAULT_OPSET,
+    log: Log = lambda _: None,
+    overwrite: bool = False,
+) -> ExportResult:
+    """An ONNX folder at out_dir, written atomically (see `staged_folder`)."""
+    with staged_folder(out_dir, replace=overwrite) as tmp:
+        result = write_onnx_folder(checkpoint, tmp, fp16, opset, log)
+    result.folder = Path(out_dir)
+    result.files = {name: Path(out_dir) / p.name for name, p in result.files.items()}
     return result

@@ -13,13 +13,16 @@ import pytest
 import torch
 from onnx import TensorProto, helper
 
-from donkey.export.exporter import BatchRange, export_onnx
+from donkey.artifacts.gpu import device_key
+from donkey.artifacts.manifest import EngineInfo, GpuIdentity, Manifest
+from donkey.artifacts.settings import BatchRange
+from donkey.export.cache import engine_key
 from donkey.export.lint import lint_model
+from donkey.export.onnx_folder import export_onnx
 from donkey.export.tensorrt_build import (
     EngineSettings,
     build_engine,
     build_engines,
-    device_key,
     network_flags,
     timing_cache_file,
 )
@@ -27,7 +30,6 @@ from donkey.export.trt_rules import TRT_SUPPORTED_OPS
 from donkey.model.errors import DonkeyError
 from donkey.model.spec import graph_specs
 from donkey.runtime.loader import load_model
-from donkey.runtime.model_cache import engine_key
 from donkey.runtime.trt_backend import TrtBackend, check_engine_identity
 from tests.fakes import fake_tensorrt
 
@@ -168,7 +170,8 @@ def test_timing_cache_files_are_keyed_by_tensorrt_version_and_gpu(fake_trt, onnx
 def test_engines_are_tied_to_the_gpu_model_not_only_its_compute_capability(onnx_dir, tmp_path):
     a100 = {"name": "NVIDIA A100-SXM4-80GB", "compute_capability": "8.0"}
     a30 = {"name": "NVIDIA A30", "compute_capability": "8.0"}
-    manifest = {"tensorrt_version": "11.1.0", "gpu": a100}
+    engine = EngineInfo("11.1.0", GpuIdentity(**a100), BatchRange(1, 8, 64), 4.0, False, True)
+    manifest = replace(Manifest.read(onnx_dir), format="trt", engine=engine)
     check_engine_identity(manifest, "11.1.0", dict(a100), tmp_path)
     with pytest.raises(
         DonkeyError, match=r"built for NVIDIA A100-SXM4-80GB .*this GPU is NVIDIA A30"

@@ -1,13 +1,17 @@
 """TensorRT code paths against a recording fake of the `tensorrt` module (no GPU needed),
 in its TensorRT 10 and TensorRT 11 flavours."""
 
+import dataclasses
 import json
 import sys
 
 import pytest
 import torch
 
-from donkey.export.exporter import BatchRange, export_onnx
+from donkey.artifacts.manifest import GpuIdentity, Manifest
+from donkey.artifacts.settings import BatchRange
+from donkey.artifacts.verify import verify_folder
+from donkey.export.onnx_folder import export_onnx
 from donkey.export.tensorrt_build import (
     EngineSettings,
     build_engine,
@@ -68,11 +72,17 @@ def test_build_engines_writes_manifest_with_version_and_gpu(fake_trt, onnx_dir, 
     seconds = build_engines(onnx_dir, out, EngineSettings(batch=BatchRange(1, 4, 8)))
     assert set(seconds) == {"kp_detector", "dense_motion", "source_encoder", "generator"}
     manifest = json.loads((out / "manifest.json").read_text())
-    assert manifest["format"] == "trt" and manifest["tensorrt_version"] == fake_trt.__version__
-    assert manifest["gpu"] == {"name": "Fake GPU 80GB", "compute_capability": "9.0"}
-    assert manifest["batch"] == {"min": 1, "opt": 4, "max": 8}
-    assert manifest["flags"]["strongly_typed"] is True
-    cache = timing_cache_file(out, fake_trt.__version__, manifest["gpu"])
+    engine = manifest["engine"]
+    assert manifest["format"] == "trt" and engine["tensorrt_version"] == fake_trt.__version__
+    assert engine["gpu"] == {"name": "Fake GPU 80GB", "compute_capability": "9.0"}
+    assert engine["batch"] == {"min": 1, "opt": 4, "max": 8}
+    assert engine["strongly_typed"] is True
+    typed = verify_folder(out)  # what build_engines writes, the loaders read
+    assert typed.engine.batch == BatchRange(1, 4, 8)
+    assert (
+        typed.graphs["generator"].onnx_sha256 == Manifest.read(onnx_dir).graphs["generator"].sha256
+    )
+    cache = timing_cache_file(out, fake_trt.__version__, engine["gpu"])
     assert cache.is_file() and fake_trt.__version__ in cache.name and "Fake_GPU_80GB" in cache.name
 
 
@@ -101,12 +111,18 @@ def test_trt_backend_runs_named_buffers_and_returns_fresh_outputs(
         backend.infer({"image": torch.rand(5, 3, 32, 32)})
 
 
-def test_dtype_mapping_and_identity_checks(fake_trt, tmp_path):
+def test_dtype_mapping_and_identity_checks(fake_trt, onnx_dir, tmp_path):
+    engines = tmp_path / "engines"
+    build_engines(onnx_dir, engines, EngineSettings(batch=BatchRange(1, 2, 4)))
     assert torch_dtype(fake_trt.DataType.HALF) == torch.float16
     assert torch_dtype(fake_trt.DataType.FLOAT) == torch.float32
     assert torch_dtype(fake_trt.DataType.INT32) == torch.int32
     h100 = {"name": "NVIDIA H100 80GB HBM3", "compute_capability": "9.0"}
-    manifest = {"tensorrt_version": "10.99.0-fake", "gpu": h100}
+    built = Manifest.read(engines)
+    engine = dataclasses.replace(
+        built.engine, tensorrt_version="10.99.0-fake", gpu=GpuIdentity(**h100)
+    )
+    manifest = dataclasses.replace(built, engine=engine)
     check_engine_identity(manifest, "10.99.0-fake", dict(h100), tmp_path)
     with pytest.raises(DonkeyError, match="TensorRT 10.99.0-fake, this is 10.1.0; rebuild"):
         check_engine_identity(manifest, "10.1.0", h100, tmp_path)
@@ -123,9 +139,37 @@ def test_engine_folders_need_cuda_and_missing_tensorrt_is_one_line(onnx_dir, mon
     with pytest.raises(DonkeyError, match="--engine trt needs --device cuda"):
         load_model(onnx_dir, "trt", "cpu")
     monkeypatch.setitem(sys.modules, "tensorrt", None)
-    from donkey.export.tensorrt_build import import_tensorrt
+    from donkey.artifacts.gpu import import_tensorrt
 
     with pytest.raises(
         DonkeyError, match=r"TensorRT is not installed: pip install 'donkey\[trt\]'"
     ):
         import_tensorrt()
+
+
+def test_export_all_writes_both_folders_whole(fake_trt, tiny_ckpt, tmp_path, monkeypatch, runner):
+    from donkey.cli.app import app
+
+    monkeypatch.setattr(
+        "donkey.artifacts.gpu.gpu_identity",
+        lambda index=0: {"name": "Fake GPU", "compute_capability": "9.0"},
+    )
+    out = tmp_path / "all"
+    args = ["export", "--model", str(tiny_ckpt), "-o", str(out), "--format", "all"]
+    result = runner.invoke(app, [*args, "--max-batch", "16"])
+    assert result.exit_code == 0, result.output
+    assert sorted(p.name for p in out.iterdir()) == ["onnx", "trt"]
+    assert verify_folder(out / "onnx").format == "onnx"
+    engines = verify_folder(out / "trt")
+    assert engines.format == "trt" and engines.engine.batch == BatchRange(1, 8, 16)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["all"]  # no temporary sibling
+    # A failing engine build leaves the previous export as it was, and nothing beside it.
+    before = {p.relative_to(out): p.read_bytes() for p in out.rglob("*") if p.is_file()}
+    monkeypatch.setattr(
+        "donkey.export.tensorrt_build.build_engine",
+        lambda *a, **k: (_ for _ in ()).throw(DonkeyError("x.onnx: TensorRT failed to build")),
+    )
+    result = runner.invoke(app, args)
+    assert result.exit_code == 1 and "TensorRT failed to build" in result.output
+    after = {p.relative_to(out): p.read_bytes() for p in out.rglob("*") if p.is_file()}
+    assert after == before and sorted(p.name for p in tmp_path.iterdir()) == ["all"]

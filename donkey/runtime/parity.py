@@ -1,6 +1,9 @@
-"""Parity of exported graphs against PyTorch: per graph on random inputs, and for a whole
-animated clip of real (rendered) frames. Helpers report max/mean abs error and PSNR per
-tensor name, and always assert."""
+"""Parity of one engine against another (exported graphs against PyTorch): per graph on random
+inputs, and for a whole animated clip of real frames (donkey/data/sample_clip.py). Rows report
+max/mean abs error and PSNR per tensor name; `assert_parity` fails on a missed tolerance.
+
+Runtime code: it runs loaded models through the Animator. `donkey export --check` (the CLI)
+calls it on the folder it just wrote."""
 
 from __future__ import annotations
 
@@ -10,8 +13,8 @@ from dataclasses import dataclass
 import numpy as np
 from torch import Tensor
 
-from donkey.export.onnx_export import example_inputs
 from donkey.model.errors import DonkeyError
+from donkey.model.spec import example_inputs
 from donkey.runtime.animator import Animator
 from donkey.runtime.loader import LoadedModel
 
@@ -69,7 +72,7 @@ def graph_parity(
     """Every graph on the same random inputs, at several batch sizes (dynamic batch)."""
     rows = []
     for name, backend in reference.graphs.items():
-        precision = other.info.get("precision", {}).get(name, "fp32")
+        precision = other.precision.get(name, "fp32")
         for batch in batches:
             feeds = example_inputs(backend.spec, batch=batch, seed=seed + batch)
             ref = backend.infer(feeds)
@@ -96,20 +99,8 @@ def clip_parity(
     for model in (reference, other):
         animator = Animator(model, batch_size=batch_size, mode="relative")
         outputs.append(animator.animate(src, drv).cpu())
-    precision = "fp16" if "fp16" in other.info.get("precision", {}).values() else "fp32"
+    precision = "fp16" if "fp16" in other.precision.values() else "fp32"
     return [compare("animate", "clip", outputs[0], outputs[1], precision)]
-
-
-def rendered_clip(size: int, frames: int = 8, seed: int = 3) -> tuple[np.ndarray, np.ndarray]:
-    """Real image content for parity: two synthetic creatures, one source and one driving clip."""
-    from donkey.data.creature import random_plan
-    from donkey.data.synthetic import random_motion, render_video
-
-    rng = np.random.default_rng(seed)
-    motion = random_motion(rng, frames)
-    source, _ = render_video(random_plan(rng, motion.legs), motion, size)
-    driving, _ = render_video(random_plan(rng, motion.legs), motion, size)
-    return source[0], driving
 
 
 def assert_parity(rows: list[ParityRow]) -> None:

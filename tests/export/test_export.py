@@ -1,4 +1,5 @@
 import json
+import shutil
 
 import numpy as np
 import onnx
@@ -7,21 +8,23 @@ import torch
 from onnx import TensorProto, helper
 
 from donkey.cli.app import app
-from donkey.export.exporter import export_onnx
+from donkey.data.sample_clip import rendered_clip
 from donkey.export.fp16 import fp32_island
 from donkey.export.lint import lint_folder, lint_model
-from donkey.export.parity import (
+from donkey.export.onnx_folder import export_onnx
+from donkey.export.onnx_trace import set_metadata
+from donkey.model.checkpoint import save_checkpoint
+from donkey.model.config import load_config
+from donkey.model.files import sha256_file
+from donkey.model.networks import Networks
+from donkey.runtime.loader import load_model
+from donkey.runtime.parity import (
     ParityError,
     assert_parity,
     clip_parity,
     graph_parity,
     psnr,
-    rendered_clip,
 )
-from donkey.model.checkpoint import save_checkpoint
-from donkey.model.config import load_config
-from donkey.model.networks import Networks
-from donkey.runtime.loader import load_model
 from tests.conftest import CONFIGS
 
 
@@ -38,7 +41,8 @@ def test_export_writes_graphs_manifest_and_metadata(exported, tiny_ckpt):
     manifest = json.loads((folder / "manifest.json").read_text())
     assert manifest["format"] == "onnx" and manifest["opset"] == 18
     assert set(manifest["graphs"]) == {"kp_detector", "dense_motion", "source_encoder", "generator"}
-    assert all(p == "fp32" for p in manifest["precision"].values())
+    assert manifest["version"] == 2 and manifest["engine"] is None
+    assert all(g["precision"] == "fp32" for g in manifest["graphs"].values())
     assert {"torch", "onnx", "donkey"} <= set(manifest["tools"])
     model = onnx.load(str(folder / "generator.onnx"))
     onnx.checker.check_model(model)
@@ -91,8 +95,8 @@ def test_fp16_graphs_run_in_ort_cpu_with_40db_psnr(exported, tiny_ckpt):
     _, folder16 = exported
     manifest = json.loads((folder16 / "manifest.json").read_text())
     assert (
-        manifest["precision"]["kp_detector"] == "fp32"
-        and manifest["precision"]["generator"] == "fp16"
+        manifest["graphs"]["kp_detector"]["precision"] == "fp32"
+        and manifest["graphs"]["generator"]["precision"] == "fp16"
     )
     reference = load_model(tiny_ckpt, "torch", "cpu")
     other = load_model(folder16, "ort", "cpu")
@@ -167,9 +171,17 @@ def test_lint_passes_on_exports_and_catches_planted_problems(exported, tmp_path,
     )
     problems = [str(v) for v in lint_model(g20, "g20")]
     assert any("opset 20" in p for p in problems) and any("mode='linear'" in p for p in problems)
+    # A sound folder (manifest, hash and metadata agree) whose generator breaks a rule.
     folder = tmp_path / "bad graphs"
-    folder.mkdir()
-    onnx.save(bad, str(folder / "bad.onnx"))
+    shutil.copytree(exported[0], folder)
+    manifest = json.loads((folder / "manifest.json").read_text())
+    set_metadata(
+        bad,
+        {"donkey.graph": "generator", "donkey.checkpoint_sha256": manifest["checkpoint_sha256"]},
+    )
+    onnx.save(bad, str(folder / "generator.onnx"))
+    manifest["graphs"]["generator"]["sha256"] = sha256_file(folder / "generator.onnx")
+    (folder / "manifest.json").write_text(json.dumps(manifest))
     result = runner.invoke(app, ["lint", str(folder)])
     assert result.exit_code == 1 and "planted_scatter" in result.output
 
@@ -202,7 +214,7 @@ def test_cli_export_check_and_next_command(runner, tiny_ckpt, tmp_path):
 def test_parity_helpers_assert():
     a = torch.zeros(2, 3, 4, 4)
     assert psnr(a, a) == float("inf")
-    from donkey.export.parity import compare
+    from donkey.runtime.parity import compare
 
     row = compare("generator", "prediction", a, a + 2e-4, "fp32")
     assert not row.ok and row.max_abs == pytest.approx(2e-4)

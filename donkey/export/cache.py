@@ -1,8 +1,9 @@
 """Build-once caches: ONNX exports of checkpoints, and TensorRT engines of ONNX folders.
 
 Keys: the checkpoint's sha256 (+ opset, precision) for ONNX; for engines the ONNX hashes,
-TensorRT version, GPU (name and compute capability), precision and batch range. A cache entry is
-complete once its manifest.json exists (written last, atomically).
+TensorRT version, GPU (name and compute capability), precision and batch range. An entry is
+built in a temporary sibling and renamed into place whole, so a folder under its key is
+complete; the runtime still verifies it like any export folder before loading it.
 """
 
 from __future__ import annotations
@@ -14,9 +15,13 @@ import shutil
 import tempfile
 from pathlib import Path
 
+from donkey.artifacts.manifest import MANIFEST_NAME
+from donkey.artifacts.settings import EngineSettings
+from donkey.artifacts.verify import verify_folder
 from donkey.model.files import atomic_output, sha256_file
 
-MANIFEST = "manifest.json"
+# Part of every key: bump when what an entry holds changes (2: manifest version 2).
+CACHE_LAYOUT = 2
 
 
 def cache_root() -> Path:
@@ -32,13 +37,13 @@ def _key(parts: dict) -> str:
 
 def _build_into(target: Path, build) -> Path:
     """Runs build(tmp_dir) and moves the finished folder into place (atomic for readers)."""
-    if (target / MANIFEST).is_file():
+    if (target / MANIFEST_NAME).is_file():
         return target
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
     try:
         build(tmp)
-        if (target / MANIFEST).is_file():  # another process won the race
+        if (target / MANIFEST_NAME).is_file():  # another process won the race
             shutil.rmtree(tmp, ignore_errors=True)
             return target
         if target.exists():
@@ -80,39 +85,37 @@ def checkpoint_digest(path: Path) -> str:
 
 
 def cached_onnx(checkpoint: Path, fp16: bool = False, opset: int | None = None) -> Path:
-    from donkey.export.exporter import export_onnx
-    from donkey.export.onnx_export import DEFAULT_OPSET
+    from donkey.export.onnx_folder import write_onnx_folder
+    from donkey.export.onnx_trace import DEFAULT_OPSET
 
     opset = opset or DEFAULT_OPSET
-    key = _key({"sha256": checkpoint_digest(checkpoint), "fp16": fp16, "opset": opset, "v": 1})
+    digest = checkpoint_digest(checkpoint)
+    key = _key({"sha256": digest, "fp16": fp16, "opset": opset, "v": CACHE_LAYOUT})
     return _build_into(
         cache_root() / "onnx" / key,
-        lambda tmp: export_onnx(checkpoint, tmp, fp16=fp16, opset=opset),
+        lambda tmp: write_onnx_folder(checkpoint, tmp, fp16=fp16, opset=opset),
     )
 
 
 def engine_key(onnx_dir: Path, trt_version: str, device: str, batch: tuple[int, int, int]) -> str:
-    manifest = json.loads((onnx_dir / MANIFEST).read_text())
+    """`device`: the GPU's `device_key` (name and compute capability)."""
+    manifest = verify_folder(onnx_dir)
     return _key(
         {
-            "onnx": {n: g["sha256"] for n, g in manifest["graphs"].items()},
-            "precision": manifest["precision"],
+            "onnx": {n: g.sha256 for n, g in manifest.graphs.items()},
+            "precision": manifest.precision,
             "trt": trt_version,
             "gpu": device,
             "batch": list(batch),
+            "v": CACHE_LAYOUT,
         }
     )
 
 
-def cached_engines(onnx_dir: Path, settings) -> Path:
+def cached_engines(onnx_dir: Path, settings: EngineSettings) -> Path:
     """Engines for an ONNX folder, built once per (ONNX, TensorRT, GPU, precision, batches)."""
-    from donkey.export.tensorrt_build import (
-        build_engines,
-        device_key,
-        gpu_identity,
-        import_tensorrt,
-        timing_cache_file,
-    )
+    from donkey.artifacts.gpu import device_key, gpu_identity, import_tensorrt
+    from donkey.export.tensorrt_build import build_engines, timing_cache_file
 
     trt = import_tensorrt()
     gpu = gpu_identity()

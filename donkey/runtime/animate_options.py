@@ -1,4 +1,5 @@
-"""Options and frame composition shared by single-file and batch animation."""
+"""What `donkey animate` makes of its inputs and outputs (fit, background, side by side),
+shared by single-file and batch animation, and the side-by-side composition itself."""
 
 from __future__ import annotations
 

@@ -1,23 +1,37 @@
-"""Batched keypoints and appearance features over many videos (for `donkey pairs`)."""
+"""Batched keypoints and appearance features over many videos (for `donkey pairs`): what the
+pairing in this package clusters on. The model is passed in; this module never loads one."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
+from typing import Protocol
 
 import numpy as np
 import torch
 
 from donkey.data.frames import frames_to_tensor
+from donkey.model.config import ModelConfig
 from donkey.model.errors import DonkeyError
 from donkey.model.spec import skip_names
-from donkey.runtime.loader import LoadedModel
 
 Progress = Callable[[int, int], None]
 
 
+class Graph(Protocol):
+    def infer(self, inputs: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]: ...
+
+
+class GraphModel(Protocol):
+    """What these functions need of a loaded model (runtime's LoadedModel is one)."""
+
+    config: ModelConfig
+    device: torch.device
+    graphs: Mapping[str, Graph]
+
+
 def video_keypoints(
-    model: LoadedModel,
+    model: GraphModel,
     videos: Sequence[np.ndarray],
     batch_size: int = 64,
     progress: Progress | None = None,
@@ -36,7 +50,7 @@ def video_keypoints(
     return np.split(all_means, np.cumsum(lengths)[:-1])
 
 
-def encoder_features(model: LoadedModel, images: np.ndarray, batch_size: int = 64) -> np.ndarray:
+def encoder_features(model: GraphModel, images: np.ndarray, batch_size: int = 64) -> np.ndarray:
     """(N, S, S, 3) -> (N, D): the two deepest source-encoder skips, average-pooled."""
     names = skip_names(model.config)[-2:]
     out = []

@@ -7,11 +7,11 @@ import onnx
 import pytest
 from onnx import TensorProto, helper, numpy_helper
 
-from donkey.export.exporter import export_onnx
 from donkey.export.fp16 import convert_to_fp16, fp32_island
-from donkey.export.parity import graph_parity
+from donkey.export.onnx_folder import export_onnx
 from donkey.model.errors import DonkeyError
 from donkey.runtime.loader import load_model
+from donkey.runtime.parity import graph_parity
 
 
 def _cast_to(node: onnx.NodeProto) -> int:

@@ -20,33 +20,14 @@ from donkey.model.errors import DonkeyError
 from donkey.model.files import atomic_output
 from donkey.model.graphs import build_graphs
 from donkey.model.networks import Networks
-from donkey.model.spec import GRAPH_NAMES, GraphSpec
+from donkey.model.spec import GRAPH_NAMES, GraphSpec, example_inputs
 
 DEFAULT_OPSET = 18
-TRACE_BATCH = 2
-
-
-def example_inputs(
-    spec: GraphSpec, batch: int = TRACE_BATCH, seed: int = 0
-) -> dict[str, torch.Tensor]:
-    """Valid inputs for a graph: images in [0, 1], keypoints in [-1, 1], SPD covariances."""
-    gen = torch.Generator().manual_seed(seed)
-    out = {}
-    for t in spec.inputs:
-        shape = (batch, *t.shape[1:])
-        if t.name.endswith("_var"):
-            a = torch.rand(shape, generator=gen) * 0.02
-            out[t.name] = a @ a.transpose(-1, -2) + 0.01 * torch.eye(2)
-        elif t.name.endswith("_mean") or t.name == "grid":
-            out[t.name] = torch.rand(shape, generator=gen) * 1.6 - 0.8
-        else:
-            out[t.name] = torch.rand(shape, generator=gen)
-    return out
 
 
 def export_graph(module: nn.Module, spec: GraphSpec, opset: int = DEFAULT_OPSET) -> onnx.ModelProto:
     """Traces one wrapper to an ONNX model with a dynamic batch axis and spec names."""
-    inputs = example_inputs(spec)
+    inputs = example_inputs(spec, batch=2)
     args = tuple(inputs[n] for n in spec.input_names)
     dynamic = {name: {0: "batch"} for name in spec.input_names + spec.output_names}
     buffer = io.BytesIO()

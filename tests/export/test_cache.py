@@ -2,9 +2,9 @@ import hashlib
 import json
 import os
 
+from donkey.export import cache as model_cache
+from donkey.export.cache import cached_onnx, checkpoint_digest
 from donkey.model.checkpoint import save_checkpoint
-from donkey.runtime import model_cache
-from donkey.runtime.model_cache import cached_onnx, checkpoint_digest
 
 
 def test_checkpoint_digest_is_remembered_and_never_stale(tmp_path, monkeypatch):

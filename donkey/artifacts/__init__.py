@@ -1,0 +1,1 @@
+"""Artifacts shared by export and runtime: the manifest, engine settings, folder checks."""

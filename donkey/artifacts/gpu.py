@@ -1,0 +1,35 @@
+"""Which TensorRT and which GPU: engines are built for, recorded with, and checked against both."""
+
+from __future__ import annotations
+
+from types import ModuleType
+
+from donkey.model.errors import DonkeyError
+
+INSTALL_HINT = "pip install 'donkey[trt]' (TensorRT wheels for your CUDA; needs an NVIDIA GPU)"
+
+
+def import_tensorrt() -> ModuleType:
+    try:
+        import tensorrt
+    except ImportError:
+        raise DonkeyError(f"TensorRT is not installed: {INSTALL_HINT}") from None
+    return tensorrt
+
+
+def gpu_identity(device_index: int = 0) -> dict[str, str]:
+    """Name and compute capability of the GPU engines are built for / run on."""
+    import torch
+
+    if not torch.cuda.is_available():
+        raise DonkeyError("TensorRT needs an NVIDIA GPU, and PyTorch sees none")
+    major, minor = torch.cuda.get_device_capability(device_index)
+    return {
+        "name": torch.cuda.get_device_name(device_index),
+        "compute_capability": f"{major}.{minor}",
+    }
+
+
+def device_key(gpu: dict) -> str:
+    """The identity engines and timing caches are tied to (with the TensorRT version)."""
+    return f"{gpu.get('name')} (compute capability {gpu.get('compute_capability')})"

@@ -1,0 +1,50 @@
+"""Any `--model` with any `--engine`: exports a checkpoint to ONNX, or builds engines, into the
+build-once cache (export layer) when the engine needs them, then loads (runtime layer).
+
+Lives on the CLI floor because it is the one place that composes export and runtime
+(docs/architecture.md, "Layers")."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from donkey.artifacts.settings import BatchRange, EngineSettings
+from donkey.model.errors import DonkeyError
+from donkey.runtime.backend import LoadOptions
+from donkey.runtime.loader import (
+    LoadedModel,
+    check_engine,
+    default_engine,
+    model_kind,
+    resolve_device,
+    resolve_model,
+)
+from donkey.runtime.loader import load_model as load_built_model
+
+
+def load_model(
+    model: str | Path | None = None,
+    engine: str | None = None,
+    device: str = "auto",
+    precision: str = "fp32",
+    options: LoadOptions | None = None,
+    batch: BatchRange | None = None,
+) -> LoadedModel:
+    """`runtime.loader.load_model`, after exporting/building what `engine` runs when `model` is
+    a checkpoint (ort, trt) or an ONNX folder (trt). `batch`: the engines' profile range."""
+    path = resolve_model(model)
+    kind = model_kind(path)
+    engine = check_engine(engine or default_engine(kind))
+    if precision not in ("fp32", "fp16"):
+        raise DonkeyError(f"precision must be fp32 or fp16, got {precision!r}")
+    if engine == "trt" and resolve_device(device).type != "cuda":
+        raise DonkeyError("--engine trt needs --device cuda (TensorRT runs on NVIDIA GPUs only)")
+    if engine in ("ort", "trt") and kind == "checkpoint":
+        from donkey.export.cache import cached_onnx
+
+        path, kind = cached_onnx(path, fp16=precision == "fp16"), "onnx"
+    if engine == "trt" and kind == "onnx":
+        from donkey.export.cache import cached_engines
+
+        path = cached_engines(path, EngineSettings(batch=batch or BatchRange()))
+    return load_built_model(path, engine, device, precision, options)
