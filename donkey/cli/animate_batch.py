@@ -9,7 +9,7 @@ from rich.table import Table
 
 from donkey.cli.common import out, progress_bar, tagged
 from donkey.runtime.animator import Animator
-from donkey.runtime.batch import plan_jobs, run_jobs
+from donkey.runtime.batch import check_output_folder, make_output_folder, plan_jobs, run_jobs
 from donkey.runtime.loader import load_model
 from donkey.runtime.pipeline import AnimateOptions
 
@@ -31,10 +31,11 @@ def animate_batch(
     suffix: str = ".gif",
     engine_options: dict | None = None,
 ) -> None:
+    check_output_folder(out_dir)
     jobs = plan_jobs(sources, drivings, out_dir, pair_list, suffix)
     loaded = load_model(model, engine, device, precision, engine_options)
     animator = Animator(loaded, batch_size=batch_size, mode=mode, adapt_scale=adapt_scale)
-    out_dir.mkdir(parents=True, exist_ok=True)
+    make_output_folder(out_dir)
     with progress_bar() as bar:
         items = bar.add_task("items", total=len(jobs))
         frames = bar.add_task("frames", total=None)

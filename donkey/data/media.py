@@ -175,8 +175,8 @@ def _gif_header(path: Path, data: bytes | mmap.mmap) -> Header:
     that reaches past it, so that canvas is what one frame costs.
     """
     n = len(data)
-    if n < 13 or data[:3] != b"GIF":
-        raise MediaError(path, "not a GIF file (bad signature)")
+    if n < 13:
+        raise MediaError(path, "truncated or corrupt GIF (the header is cut off)")
     width, height, packed = struct.unpack_from("<HHB", data, 6)
     pos = 13
     if packed & 0x80:
@@ -225,8 +225,10 @@ def _gif_header(path: Path, data: bytes | mmap.mmap) -> Header:
 def _png_header(path: Path, data: bytes | mmap.mmap) -> Header:
     """IHDR size, APNG frame count (acTL), and whether the chunks reach IEND."""
     n = len(data)
-    if n < 33 or data[:8] != b"\x89PNG\r\n\x1a\n" or data[12:16] != b"IHDR":
-        raise MediaError(path, "not a PNG file (bad signature or no IHDR)")
+    if n < 33:
+        raise MediaError(path, "truncated or corrupt PNG (the header is cut off)")
+    if data[12:16] != b"IHDR":
+        raise MediaError(path, "corrupt PNG (no IHDR header chunk)")
     width, height = struct.unpack_from(">II", data, 16)
     frames, pos = 1, 8
     while pos + 8 <= n:
