@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import time
 from pathlib import Path
@@ -201,3 +202,39 @@ def test_two_inputs_that_reduce_to_one_name_are_refused(runner, tiny_ckpt, tmp_p
     )
     assert code == 1 and "would both write a_b__x.gif" in text
     assert not (tmp_path / "out").exists()
+
+
+def test_train_refuses_a_used_run_folder_and_bad_numbers(runner, tmp_path):
+    from donkey.data.synthetic import synthesize
+    from tests.conftest import CONFIGS
+
+    synthesize(tmp_path / "videos", 3, size=32, seed=1, frames=(4, 5))
+    run = tmp_path / "run"
+    base = ["train", CONFIGS / "tiny.yaml", "--data", tmp_path / "videos", "-o", run]
+    base += ["--device", "cpu", "--val-fraction", "0"]
+    for option, value, message in (
+        ("--threads", "-1", "--threads must be >= 1 (or 0"),
+        ("-b", "0", "--batch-size must be >= 1, got 0"),
+        ("--workers", "-1", "--workers must be >= 0, got -1"),
+        ("--steps", "-1", "--steps must be >= 1, got -1"),
+        ("--steps", "0", "--steps must be >= 1, got 0"),
+        ("--until", "0", "--until must be >= 1"),
+        ("--val-fraction", "1", "--val-fraction must be in [0, 1)"),
+        ("--val-fraction", "-0.5", "--val-fraction must be in [0, 1)"),
+        ("--set", "train.batch_size=-4", "train.batch_size must be an integer in [1, 4096]"),
+    ):
+        code, text = invoke(runner, *base, option, value)
+        assert code == 1 and len(error_lines(text)) == 1 and message in text, (option, text)
+        assert not run.exists()
+    code, text = invoke(runner, *base, "--steps", "2")
+    assert code == 0, text
+    log = (run / "log.jsonl").read_text()
+    assert len(log.splitlines()) == 2
+    code, text = invoke(runner, *base, "--steps", "3")
+    assert code == 1 and "holds a previous run" in text and "--overwrite" in text
+    assert (run / "log.jsonl").read_text() == log
+    code, text = invoke(runner, *base, "--steps", "3", "--overwrite")
+    assert code == 0, text
+    # A fresh start replaced the log: one run's records, not two runs appended.
+    steps = [json.loads(line)["step"] for line in (run / "log.jsonl").read_text().splitlines()]
+    assert steps == [1, 2, 3]
