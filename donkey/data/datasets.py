@@ -19,7 +19,7 @@ from torch.utils.data import Dataset
 
 from donkey.data.augment import augment_frames
 from donkey.data.frames import frames_to_tensor
-from donkey.data.manifest import PairsManifest
+from donkey.data.manifest import PairsManifest, check_pair_lengths
 from donkey.data.media import MEDIA_SUFFIXES, MediaError, read_video
 from donkey.model.config import AugmentConfig
 from donkey.model.errors import DonkeyError
@@ -142,11 +142,7 @@ class PairedVideoDataset(Dataset):
         self.videos = videos
         for pair in self.pairs:
             la, lb = len(self.videos[pair.a]), len(self.videos[pair.b])
-            if len(pair.b_for_a) != la or len(pair.a_for_b) != lb:
-                raise DonkeyError(
-                    f"pair ({pair.a}, {pair.b}): mappings of length {len(pair.b_for_a)}/"
-                    f"{len(pair.a_for_b)} do not match videos of {la}/{lb} frames"
-                )
+            check_pair_lengths(pair, la, lb)
             if la < 2 or lb < 2:
                 raise DonkeyError(f"pair ({pair.a}, {pair.b}): videos need at least 2 frames")
 

@@ -15,7 +15,7 @@ import torch
 
 from donkey.data.datasets import Video
 from donkey.data.frames import frames_to_tensor
-from donkey.data.manifest import PairsManifest
+from donkey.data.manifest import PairsManifest, check_pair_lengths
 from donkey.data.media import read_video
 from donkey.runtime.animator import Animator
 
@@ -76,6 +76,7 @@ def transfer_l1(
     for i, pair in enumerate(manifest.pairs):
         a = frames_to_tensor(read_video(manifest.path_of(pair.a), size).frames)
         b = frames_to_tensor(read_video(manifest.path_of(pair.b), size).frames)
+        check_pair_lengths(pair, len(a), len(b))
         target = b[pair.b_for_a]
         source = target[:1]
         prediction = _animate(animator, source, a)
