@@ -128,6 +128,10 @@ def pairs(
         )
         for note in skipped:
             tagged("skipped", "yellow", note)
+        if len(videos) < 2:
+            raise DonkeyError(
+                f"{folder}: pairing needs at least 2 readable videos, found {len(videos)}"
+            )
         kept_files = [folder / v.name for v in videos]
         if keypoints == "synth":
             kps = _synth_keypoints(kept_files)

@@ -37,6 +37,7 @@ class PairsManifest:
     pairs: list[Pair]
     params: dict[str, Any] = field(default_factory=dict)
     rejected: list[Rejected] = field(default_factory=list)
+    source: Path | None = None  # the file it was read from, for error messages
 
     def path_of(self, name: str) -> Path:
         return self.root / name
@@ -107,9 +108,9 @@ def _frame_list(value: object) -> str | None:
     return None
 
 
-def check_pair_lengths(pair: Pair, len_a: int, len_b: int) -> None:
+def check_pair_lengths(pair: Pair, len_a: int, len_b: int, source: Path | None = None) -> None:
     """The mappings fit the videos as read: one entry per frame, every index in range."""
-    where = f"pair ({pair.a}, {pair.b})"
+    where = f"{source}: pair ({pair.a}, {pair.b})" if source else f"pair ({pair.a}, {pair.b})"
     if len(pair.b_for_a) != len_a or len(pair.a_for_b) != len_b:
         raise DonkeyError(
             f"{where}: mappings of length {len(pair.b_for_a)}/{len(pair.a_for_b)} do not "
@@ -180,4 +181,4 @@ def load_manifest(path: str | Path) -> PairsManifest:
         if not all(isinstance(v, str) for v in (entry.a, entry.b, entry.reason)):
             raise DonkeyError(f"{path}: rejected entry {i} must hold a, b and reason as text")
         rejected.append(entry)
-    return PairsManifest(root=root, pairs=pairs, params=params, rejected=rejected)
+    return PairsManifest(root=root, pairs=pairs, params=params, rejected=rejected, source=path)

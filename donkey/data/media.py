@@ -87,20 +87,20 @@ class Budget:
                 path,
                 f"frames of {width}x{height} ({_mega(per_frame)}) exceed the "
                 f"{_mega(self.max_frame_pixels)} per-frame read budget "
-                f"(raise it with {self.ENV['max_frame_pixels']} or --max-frame-pixels)",
+                f"(raise it with {self.ENV['max_frame_pixels']} or animate's --max-frame-pixels)",
             )
         if frames > self.max_frames:
             raise MediaError(
                 path,
                 f"{frames} frames exceed the {self.max_frames}-frame read budget "
-                f"(raise it with {self.ENV['max_frames']} or --max-frames)",
+                f"(raise it with {self.ENV['max_frames']} or animate's --max-frames)",
             )
         if frames * per_frame > self.max_pixels:
             raise MediaError(
                 path,
                 f"{frames} frames of {width}x{height} ({_mega(frames * per_frame)}) exceed the "
                 f"{_mega(self.max_pixels)} read budget "
-                f"(raise it with {self.ENV['max_pixels']} or --max-pixels)",
+                f"(raise it with {self.ENV['max_pixels']} or animate's --max-pixels)",
             )
 
 

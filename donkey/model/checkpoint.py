@@ -172,7 +172,7 @@ def _model_config(path: Path, data: Any) -> ModelConfig:
     """The model config inside a checkpoint, range-checked and size-checked (nothing built)."""
     try:
         config = model_config_from_dict(data)
-        check_model_size(config, str(path))
+        check_model_size(config, "")
     except ConfigError as exc:
         raise CheckpointError(f"{path}: invalid model config inside ({exc})") from None
     except (KeyError, TypeError, ValueError, AttributeError) as exc:

@@ -368,7 +368,7 @@ def check_model_size(config: ModelConfig, source: str = "config") -> int:
         count = count_parameters(Networks(config))
     if count > limit:
         raise ConfigError(
-            f"{source}: the model would have {count / 1e6:.0f} M parameters, more than the "
+            f"{source + ': ' if source else ''}the model would have {count / 1e6:.0f} M parameters, more than the "
             f"{limit / 1e6:.0f} M limit (raise it with DONKEY_MAX_PARAMETERS)"
         )
     return count

@@ -76,7 +76,7 @@ def transfer_l1(
     for i, pair in enumerate(manifest.pairs):
         a = frames_to_tensor(read_video(manifest.path_of(pair.a), size).frames)
         b = frames_to_tensor(read_video(manifest.path_of(pair.b), size).frames)
-        check_pair_lengths(pair, len(a), len(b))
+        check_pair_lengths(pair, len(a), len(b), manifest.source)
         target = b[pair.b_for_a]
         source = target[:1]
         prediction = _animate(animator, source, a)
