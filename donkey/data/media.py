@@ -310,6 +310,8 @@ def _pil_frames(
                 yield frame
                 return
             for item in ImageSequence.Iterator(image):
+                # Multi-page formats (TIFF) give each page its own size, known before decoding.
+                budget.check(path, min(n_frames, budget.max_frames), *item.size)
                 frame = to_rgb8(_shrink(item, source.shrink_to), background)
                 source._account(frame)
                 yield frame
@@ -531,6 +533,8 @@ def read_video(
     if second is None:
         # One still image: a strip of square frames is split before fitting.
         still = split_strip(first) if _is_strip(first) and not path.is_dir() else first[None]
+        if len(still) > source.budget.max_frames:
+            source.budget.check(path, len(still), still.shape[2], still.shape[1])
         return Clip(prepare(still), source.fps, path)
     rest = _stack(path, itertools.chain([first, second], frames), prepare)
     return Clip(np.stack(rest), source.fps, path)

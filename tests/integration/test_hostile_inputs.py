@@ -238,3 +238,67 @@ def test_train_refuses_a_used_run_folder_and_bad_numbers(runner, tmp_path):
     # A fresh start replaced the log: one run's records, not two runs appended.
     steps = [json.loads(line)["step"] for line in (run / "log.jsonl").read_text().splitlines()]
     assert steps == [1, 2, 3]
+
+
+def test_corpus_folder_through_eval_train_and_pairs(runner, tiny_ckpt, tmp_path):
+    from tests.conftest import CONFIGS
+
+    bad = tmp_path / "bad"
+    corpus(bad)
+    before = listing(tmp_path)
+    commands = [
+        ["eval", "--data", bad, "--model", tiny_ckpt, "--device", "cpu"],
+        ["train", CONFIGS / "tiny.yaml", "--data", bad, "-o", tmp_path / "run", "--device", "cpu"],
+        ["pairs", bad, "-o", tmp_path / "pairs.json", "--model", tiny_ckpt, "--device", "cpu"],
+    ]
+    for args in commands:
+        code, text = invoke(runner, *args)
+        lines = error_lines(text)
+        assert code == 1 and len(lines) == 1, (args[0], text)
+        assert "none of the 8 files could be used" in lines[0] or "validation split" in lines[0]
+    assert listing(tmp_path) == before
+
+
+def test_hostile_checkpoints_through_info_animate_and_convert(runner, tmp_path):
+    import torch
+
+    from donkey.model.config import ModelConfig, config_to_dict
+
+    config = config_to_dict(ModelConfig())
+    for part in ("kp_detector", "dense_motion", "generator", "discriminator"):
+        config[part].update(block_expansion=2048, max_features=2048)
+    huge = tmp_path / "huge.ckpt"
+    torch.save({"format": "donkey", "version": 1, "config": config, "state": {}}, huge)
+    garbage = tmp_path / "garbage.ckpt"
+    garbage.write_bytes(bytes(range(256)) * 8)
+    source = good_gif(tmp_path / "s.gif", frames=1)
+    before = listing(tmp_path)
+    for model, message in ((huge, "more than the 200 M limit"), (garbage, "not a checkpoint")):
+        for args in (
+            ["info", "--model", model],
+            ["animate", source, source, "-o", tmp_path / "o.gif", "--model", model],
+        ):
+            code, text = invoke(runner, *args)
+            assert code == 1 and len(error_lines(text)) == 1 and message in text, (args, text)
+    code, text = invoke(runner, "convert", garbage, "-o", tmp_path / "c.ckpt")
+    assert code == 1 and len(error_lines(text)) == 1 and "cannot read safely" in text
+    assert listing(tmp_path) == before
+
+
+def test_output_places_under_a_file_are_one_line(runner, tiny_ckpt, tmp_path):
+    blocker = tmp_path / "blocker"
+    blocker.write_text("x")
+    source = good_gif(tmp_path / "s.gif", frames=2)
+    from tests.conftest import CONFIGS
+
+    cases = [
+        ["synth", blocker / "out", "--count", "1"],
+        ["init", CONFIGS / "tiny.yaml", "-o", blocker / "m.ckpt"],
+        ["animate", source, source, "-o", blocker / "o.gif", "--model", tiny_ckpt],
+        ["pairs", tmp_path, "-o", blocker / "p.json", "--model", tiny_ckpt],
+    ]
+    for args in cases:
+        code, text = invoke(runner, *args)
+        assert code == 1 and len(error_lines(text)) == 1 and str(blocker) in text, (args, text)
+    assert blocker.read_text() == "x"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["blocker", "s.gif"]

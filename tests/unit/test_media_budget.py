@@ -147,3 +147,19 @@ def test_default_budget_bounds_peak_memory_of_the_issue_files(tmp_path):
     assert "per-frame read budget" in messages[0]
     assert "1.92 gigapixels" in messages[1]
     assert max_rss_kb < 2 * 1024 * 1024
+
+
+def test_every_page_and_every_strip_frame_is_budgeted(tmp_path):
+    # A multi-page TIFF whose second page is large: refused before that page is decoded.
+    small = Image.fromarray(np.zeros((10, 10, 3), np.uint8))
+    large = Image.fromarray(np.zeros((1500, 1500, 3), np.uint8))
+    tiff = tmp_path / "pages.tif"
+    small.save(tiff, save_all=True, append_images=[large])
+    with pytest.raises(MediaError, match="1500x1500 .* per-frame read budget"):
+        read_video(tiff, 16, budget=Budget(max_frame_pixels=1_000_000))
+    # A still strip of 50 square frames counts as 50 frames.
+    strip = tmp_path / "strip.png"
+    Image.fromarray(np.zeros((8, 8 * 50, 3), np.uint8)).save(strip)
+    with pytest.raises(MediaError, match="50 frames exceed the 10-frame"):
+        read_video(strip, 8, budget=Budget(max_frames=10))
+    assert read_video(strip, 8).frames.shape == (50, 8, 8, 3)
