@@ -8,6 +8,7 @@ import typer
 from rich.table import Table
 
 from donkey.cli.common import out, progress_bar, tagged
+from donkey.model.errors import DonkeyError
 from donkey.runtime.animator import Animator
 from donkey.runtime.batch import check_output_folder, make_output_folder, plan_jobs, run_jobs
 from donkey.runtime.loader import load_model
@@ -32,6 +33,11 @@ def animate_batch(
     engine_options: dict | None = None,
 ) -> None:
     check_output_folder(out_dir)
+    for folder in (sources, drivings):
+        if folder.is_dir() and folder.resolve() == out_dir.resolve():
+            raise DonkeyError(
+                f"{out_dir}: is also an input folder; outputs would be read as inputs next time"
+            )
     jobs = plan_jobs(sources, drivings, out_dir, pair_list, suffix)
     loaded = load_model(model, engine, device, precision, engine_options)
     animator = Animator(loaded, batch_size=batch_size, mode=mode, adapt_scale=adapt_scale)

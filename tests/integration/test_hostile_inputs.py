@@ -76,6 +76,7 @@ def test_folder_inputs_need_an_output_folder(runner, tiny_ckpt, batch_inputs, tm
         (tmp_path / "single.gif", "-o must be a folder, not a file name"),
         (blocker, "exists and is not a folder"),
         (blocker / "sub" / "out", "is a file"),
+        (sources, "is also an input folder"),
     ]
     for target, message in cases:
         code, text = invoke(
