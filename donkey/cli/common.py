@@ -64,6 +64,9 @@ def set_read_budget(
 
     from donkey.data.media import Budget, parse_count, set_budget
 
+    if max_pixels is None and max_frames is None and max_frame_pixels is None:
+        set_budget(None)  # reads take the environment's budget when they start
+        return
     budget = Budget.from_env()
     for value, option, name in (
         (max_pixels, "--max-pixels", "max_pixels"),
