@@ -303,3 +303,21 @@ def test_output_places_under_a_file_are_one_line(runner, tiny_ckpt, tmp_path):
         assert code == 1 and len(error_lines(text)) == 1 and str(blocker) in text, (args, text)
     assert blocker.read_text() == "x"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["blocker", "s.gif"]
+
+
+def test_animate_budget_options(runner, tiny_ckpt, tmp_path):
+    from donkey.data.media import set_budget
+
+    driving = good_gif(tmp_path / "d.gif", frames=3, size=32)
+    out = tmp_path / "o.gif"
+    base = ["animate", driving, driving, "-o", out, "--model", tiny_ckpt]
+    try:
+        code, text = invoke(runner, *base, "--max-frames", "2")
+        assert code == 1 and "3 frames exceed the 2-frame read budget" in text
+        code, text = invoke(runner, *base, "--max-pixels", "lots")
+        assert code == 1 and "--max-pixels must be a positive number, got 'lots'" in text
+        assert not out.exists()
+        code, text = invoke(runner, *base, "--max-frames", "3")
+        assert code == 0 and read_frames(out).frames.shape[0] == 3
+    finally:
+        set_budget(None)
