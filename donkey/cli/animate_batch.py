@@ -10,10 +10,11 @@ from rich.table import Table
 from donkey.cli import ranked
 from donkey.cli.common import out, progress_bar, tagged
 from donkey.cli.models import load_model
+from donkey.model.errors import DonkeyError
 from donkey.runtime.animate_options import AnimateOptions
 from donkey.runtime.animator import Animator
 from donkey.runtime.backend import LoadOptions
-from donkey.runtime.batch import plan_jobs, run_jobs
+from donkey.runtime.batch import check_output_folder, make_output_folder, plan_jobs, run_jobs
 
 
 def animate_batch(
@@ -33,6 +34,12 @@ def animate_batch(
     suffix: str = ".gif",
     engine_options: LoadOptions | None = None,
 ) -> None:
+    check_output_folder(out_dir)
+    for folder in (sources, drivings):
+        if folder.is_dir() and folder.resolve() == out_dir.resolve():
+            raise DonkeyError(
+                f"{out_dir}: is also an input folder; outputs would be read as inputs next time"
+            )
     jobs = plan_jobs(sources, drivings, out_dir, pair_list, suffix)
     # torchrun: this rank's share of the jobs and its device (everything, unchanged, without).
     ranks, device = ranked.start(device)
@@ -43,7 +50,7 @@ def animate_batch(
         ranks, lambda: load_model(model, engine, device, precision, engine_options)
     )
     animator = Animator(loaded, batch_size=batch_size, mode=mode, adapt_scale=adapt_scale)
-    out_dir.mkdir(parents=True, exist_ok=True)
+    make_output_folder(out_dir)
     with progress_bar() as bar:
         items = bar.add_task("items", total=len(mine))
         frames = bar.add_task("frames", total=None)

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import typer
 
-from donkey.cli.common import MODEL_HELP, handles_errors, out, progress_bar
+from donkey.cli.common import MODEL_HELP, handles_errors, out, progress_bar, set_read_budget
 from donkey.cli.models import load_model
 from donkey.data.frames import FIT_MODES, parse_colour
 from donkey.data.writers import check_output_suffix
@@ -15,7 +15,7 @@ from donkey.model.errors import DonkeyError
 from donkey.runtime.animate_options import AnimateOptions
 from donkey.runtime.animator import Animator
 from donkey.runtime.backend import LoadOptions
-from donkey.runtime.batch import Job, run_jobs
+from donkey.runtime.batch import Job, check_folder_location, run_jobs
 
 
 def _options(fit: str, background: str, side: bool) -> AnimateOptions:
@@ -81,6 +81,21 @@ def animate(
         "--cuda-graphs",
         help="--engine trt: capture one CUDA graph per batch size and replay it.",
     ),
+    max_pixels: str | None = typer.Option(
+        None,
+        "--max-pixels",
+        help="Read budget per input file: frames x height x width (default 1e9; env DONKEY_MAX_PIXELS).",
+    ),
+    max_frames: str | None = typer.Option(
+        None,
+        "--max-frames",
+        help="Read budget per input file: frames (default 10000; env DONKEY_MAX_FRAMES).",
+    ),
+    max_frame_pixels: str | None = typer.Option(
+        None,
+        "--max-frame-pixels",
+        help="Read budget: height x width of one frame (default 5e7; env DONKEY_MAX_FRAME_PIXELS).",
+    ),
 ) -> None:
     """Animate SOURCE with the motion of DRIVING and write OUTPUT.
 
@@ -90,6 +105,9 @@ def animate(
     reported without stopping the rest.
     """
     options = _options(fit, background, side_by_side)
+    set_read_budget(max_pixels, max_frames, max_frame_pixels)
+    if batch_size < 1:
+        raise DonkeyError(f"--batch-size must be at least 1, got {batch_size}")
     if source.is_dir() or (driving.is_dir() and not _is_frame_folder(driving)) or pair_list:
         from donkey.cli.animate_batch import animate_batch
 
@@ -114,6 +132,9 @@ def animate(
         )
         return
     check_output_suffix(output)
+    if output.is_dir():
+        raise DonkeyError(f"{output}: is a folder; give a file name (or folder inputs for a batch)")
+    check_folder_location(output.parent)
     started = time.perf_counter()
     loaded = load_model(model, engine, device, precision, LoadOptions(cuda_graphs=cuda_graphs))
     for backend in loaded.graphs.values():
@@ -146,6 +167,9 @@ def _is_frame_folder(path: Path) -> bool:
     """A folder of still frames is one driving video; a folder of videos is a batch."""
     from donkey.data.media import VIDEO_SUFFIXES
 
-    files = [p for p in path.iterdir() if p.is_file()]
+    try:
+        files = [p for p in path.iterdir() if p.is_file()]
+    except OSError as exc:
+        raise DonkeyError(f"{path}: cannot list the folder ({exc.strerror or exc})") from None
     has_videos = any(p.suffix.lower() in VIDEO_SUFFIXES | {".gif"} for p in files)
     return bool(files) and not has_videos

@@ -48,8 +48,34 @@ def handles_errors(fn: F) -> F:
             raise typer.Exit(130) from None
         except MemoryError:
             fail("out of memory; try a smaller --batch-size")
+        except OSError as exc:
+            # A file-system refusal nothing below turned into a DonkeyError: still one line.
+            where = f"{exc.filename}: " if exc.filename else ""
+            fail(f"{where}{exc.strerror or exc}")
 
     return wrapper  # type: ignore[return-value]
+
+
+def set_read_budget(
+    max_pixels: str | None, max_frames: str | None, max_frame_pixels: str | None
+) -> None:
+    """The --max-pixels / --max-frames / --max-frame-pixels options over the environment's budget."""
+    from dataclasses import replace
+
+    from donkey.data.media import Budget, parse_count, set_budget
+
+    if max_pixels is None and max_frames is None and max_frame_pixels is None:
+        set_budget(None)  # reads take the environment's budget when they start
+        return
+    budget = Budget.from_env()
+    for value, option, name in (
+        (max_pixels, "--max-pixels", "max_pixels"),
+        (max_frames, "--max-frames", "max_frames"),
+        (max_frame_pixels, "--max-frame-pixels", "max_frame_pixels"),
+    ):
+        if value is not None:
+            budget = replace(budget, **{name: parse_count(value, option)})
+    set_budget(budget)
 
 
 def parse_int_list(text: str, option: str) -> list[int]:

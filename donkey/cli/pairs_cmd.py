@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import time
 from pathlib import Path
 
@@ -14,7 +15,7 @@ from donkey.cli.models import load_model
 from donkey.data.contact_sheets import write_sheets
 from donkey.data.datasets import list_videos, load_videos
 from donkey.data.features import encoder_features, vgg11_features, video_keypoints
-from donkey.data.manifest import save_manifest
+from donkey.data.manifest import read_text_file, save_manifest
 from donkey.data.pair_builder import (
     ClusterParams,
     VideoKeypoints,
@@ -26,6 +27,7 @@ from donkey.data.pair_builder import (
 from donkey.data.pairing import PairingParams, appearance_similarity
 from donkey.data.synthetic import read_sidecar
 from donkey.model.errors import DonkeyError
+from donkey.runtime.batch import check_folder_location
 
 
 def _synth_keypoints(files: list[Path]) -> list[np.ndarray]:
@@ -39,6 +41,23 @@ def _synth_keypoints(files: list[Path]) -> list[np.ndarray]:
             ) from None
         out.append(np.array([frame["keypoints"] for frame in side["frames"]], dtype=np.float64))
     return out
+
+
+def _check_options(
+    output: Path, sheets: Path | None, clusters: Path | None, batch_size: int, neighbours: int
+) -> None:
+    """Everything that can be refused before the (long) pairing run starts."""
+    if output.is_dir():
+        raise DonkeyError(f"{output}: is a folder; -o takes the manifest file to write")
+    check_folder_location(output.parent)
+    if sheets is not None:
+        check_folder_location(sheets)
+    if clusters is not None:
+        read_text_file(clusters, "cluster CSV")
+    if batch_size < 1:
+        raise DonkeyError(f"--batch-size must be >= 1, got {batch_size}")
+    if neighbours < 1:
+        raise DonkeyError(f"--neighbours must be >= 1, got {neighbours}")
 
 
 @handles_errors
@@ -89,6 +108,7 @@ def pairs(
     affine fit of keypoints, both directions), filter, and write a pairs manifest."""
     if keypoints not in ("model", "synth"):
         raise DonkeyError(f"--keypoints must be model or synth, got {keypoints!r}")
+    _check_options(output, sheets, clusters, batch_size, neighbours)
     started = time.perf_counter()
     files = list_videos(folder)
     params = PairingParams(
@@ -108,6 +128,10 @@ def pairs(
         )
         for note in skipped:
             tagged("skipped", "yellow", note)
+        if len(videos) < 2:
+            raise DonkeyError(
+                f"{folder}: pairing needs at least 2 readable videos, found {len(videos)}"
+            )
         kept_files = [folder / v.name for v in videos]
         if keypoints == "synth":
             kps = _synth_keypoints(kept_files)
@@ -123,7 +147,10 @@ def pairs(
         frames = {v.name: v.frames for v in videos}
         candidates = None  # manual clusters: every pair inside a cluster
         if clusters is not None:
-            assignment = read_clusters_csv(clusters)
+            try:
+                assignment = read_clusters_csv(clusters)
+            except (csv.Error, ValueError) as exc:
+                raise DonkeyError(f"{clusters}: malformed cluster CSV ({exc})") from None
         else:
             first = np.stack([v.frames[0] for v in videos])
             if vgg11_weights is not None:

@@ -7,6 +7,7 @@ Without torchrun these functions run the work as it is and return its result.
 from __future__ import annotations
 
 import atexit
+import dataclasses
 import sys
 import time
 from collections.abc import Callable, Sequence
@@ -18,6 +19,7 @@ import typer
 from donkey.cli.common import out
 from donkey.model.errors import DonkeyError
 from donkey.runtime import distributed, shard
+from donkey.runtime.backend import LoadOptions
 from donkey.runtime.batch import BatchReport, Job
 from donkey.runtime.distributed import Ranks, gather_json, run_guarded
 from donkey.runtime.shard import merge_reports, report_to_json
@@ -70,14 +72,14 @@ def in_turn(ranks: Ranks, work: Callable[[], T]) -> T:
     return once(ranks, lambda: distributed.in_turn(ranks, work))
 
 
-def engine_options(ranks: Ranks, options: dict | None) -> dict | None:
+def engine_options(ranks: Ranks, options: LoadOptions | None) -> LoadOptions | None:
     """Under torchrun, ONNX Runtime's CPU sessions use this process's share of the cores (the
     thread count torchrun gives PyTorch through OMP_NUM_THREADS), not all of them."""
-    if not ranks.distributed or (options or {}).get("threads"):
+    if not ranks.distributed or (options is not None and options.threads):
         return options
     import torch
 
-    return {**(options or {}), "threads": torch.get_num_threads()}
+    return dataclasses.replace(options or LoadOptions(), threads=torch.get_num_threads())
 
 
 def gather_results(ranks: Ranks, work: Callable[[], Any]) -> list[Any]:

@@ -20,7 +20,7 @@ from donkey.data.datasets import list_videos, load_videos, select_split
 from donkey.data.manifest import load_manifest
 from donkey.model.config import load_config
 from donkey.model.errors import DonkeyError
-from donkey.train.trainer import TrainOptions
+from donkey.train.trainer import TrainOptions, check_run_dir
 from donkey.train.trainer import train as run_training
 
 
@@ -58,6 +58,31 @@ def _load_training_videos(dirs: list[Path], size: int, val_fraction: float):
     if len(skipped) > 5:
         tagged("skipped", "yellow", f"{len(skipped) - 5} more files")
     return videos
+
+
+def _check_numbers(
+    threads: int | None,
+    batch_size: int | None,
+    workers: int | None,
+    steps: int | None,
+    until: int | None,
+    val_fraction: float,
+) -> None:
+    """Range checks before any work, each a one-line error naming the option."""
+    if threads is not None and threads < 0:
+        raise DonkeyError(f"--threads must be >= 1 (or 0 for PyTorch's default), got {threads}")
+    if batch_size is not None and batch_size < 1:
+        raise DonkeyError(f"--batch-size must be >= 1, got {batch_size}")
+    if workers is not None and workers < 0:
+        raise DonkeyError(f"--workers must be >= 0, got {workers}")
+    if steps is not None and steps < 1:
+        raise DonkeyError(f"--steps must be >= 1, got {steps}")
+    if until is not None and until < 1:
+        raise DonkeyError(f"--until must be >= 1, got {until}")
+    if until is not None and steps is not None and until > steps:
+        raise DonkeyError(f"--until {until} is past --steps {steps}")
+    if not (0.0 <= val_fraction < 1.0):
+        raise DonkeyError(f"--val-fraction must be in [0, 1), got {val_fraction}")
 
 
 @handles_errors
@@ -108,11 +133,20 @@ def train(
     workers: int | None = typer.Option(
         None, help="Data loader worker processes (config train.num_workers)."
     ),
+    overwrite: bool = typer.Option(
+        False,
+        "--overwrite",
+        help="Start from step 0 in a run folder that holds a previous run (replacing its "
+        "last.ckpt and log.jsonl). Without it (or --resume) such a folder is refused.",
+    ),
 ) -> None:
     """Train a model. Monkey mode learns from single videos (--data); dual mode from GIF pairs (--pairs).
 
     Multi-GPU / multi-node: run the same command under `torchrun --nproc_per_node N`.
     """
+    _check_numbers(threads, batch_size, workers, steps, until, val_fraction)
+    if resume is not None and overwrite:
+        raise DonkeyError("--resume and --overwrite contradict each other; give one")
     sets = list(overrides or [])
     if steps is not None:
         sets.append(f"train.steps={steps}")
@@ -127,8 +161,15 @@ def train(
         resume_path = candidate if candidate.exists() else None
     elif resume:
         resume_path = Path(resume)
+    if resume_path is not None and not resume_path.is_file():
+        raise DonkeyError(f"--resume {resume_path}: no such checkpoint file")
     if resume_path is not None and init is not None:
         init = None  # resuming restores weights; --init only matters for a fresh start
+    if cfg.train.mode == "dual" and pairs is None:
+        raise DonkeyError(f"{config}: train.mode is dual, give --pairs MANIFEST")
+    if cfg.train.mode != "dual" and not data:
+        raise DonkeyError(f"{config}: train.mode is monkey, give --data DIR")
+    check_run_dir(output, resume_path is not None, overwrite)
     videos = manifest = None
     if cfg.train.mode == "dual":
         if pairs is None:
@@ -167,6 +208,7 @@ def train(
                 device=device,
                 threads=threads,
                 until=until,
+                overwrite=overwrite,
                 debug_dir=Path(debug) if debug else None,
                 on_step=on_step,
             ),

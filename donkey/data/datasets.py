@@ -19,7 +19,7 @@ from torch.utils.data import Dataset
 
 from donkey.data.augment import augment_frames
 from donkey.data.frames import frames_to_tensor
-from donkey.data.manifest import PairsManifest
+from donkey.data.manifest import PairsManifest, check_pair_lengths
 from donkey.data.media import MEDIA_SUFFIXES, MediaError, read_video
 from donkey.model.config import AugmentConfig
 from donkey.model.errors import DonkeyError
@@ -31,7 +31,8 @@ def list_videos(folder: str | Path) -> list[Path]:
     """Media files directly inside `folder`, sorted by name."""
     folder = Path(folder)
     if not folder.is_dir():
-        raise DonkeyError(f"{folder}: no such data folder")
+        reason = "is not a folder" if folder.exists() else "no such data folder"
+        raise DonkeyError(f"{folder}: {reason}")
     files = sorted(
         p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in MEDIA_SUFFIXES
     )
@@ -79,6 +80,10 @@ def load_videos(
                 videos.append(Video(path.name, clip.frames))
         if progress is not None:
             progress(i + 1, len(files))
+    if files and not videos:
+        # Nothing to work on: say why instead of carrying on with an empty set.
+        more = f" (and {len(skipped) - 1} more)" if len(skipped) > 1 else ""
+        raise DonkeyError(f"none of the {len(files)} files could be used: {skipped[0]}{more}")
     return videos, skipped
 
 
@@ -142,11 +147,7 @@ class PairedVideoDataset(Dataset):
         self.videos = videos
         for pair in self.pairs:
             la, lb = len(self.videos[pair.a]), len(self.videos[pair.b])
-            if len(pair.b_for_a) != la or len(pair.a_for_b) != lb:
-                raise DonkeyError(
-                    f"pair ({pair.a}, {pair.b}): mappings of length {len(pair.b_for_a)}/"
-                    f"{len(pair.a_for_b)} do not match videos of {la}/{lb} frames"
-                )
+            check_pair_lengths(pair, la, lb, manifest.source)
             if la < 2 or lb < 2:
                 raise DonkeyError(f"pair ({pair.a}, {pair.b}): videos need at least 2 frames")
 

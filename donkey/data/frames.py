@@ -12,6 +12,7 @@ from torch import Tensor
 
 FIT_MODES = ("pad", "crop", "stretch")
 WHITE = (255, 255, 255)
+_BAND_PIXELS = 1 << 20
 
 
 def parse_colour(text: str) -> tuple[int, int, int]:
@@ -46,11 +47,17 @@ def to_rgb8(image: Image.Image, background: tuple[int, int, int] = WHITE) -> np.
     )
     if not has_alpha:
         return np.asarray(image.convert("RGB"), dtype=np.uint8).copy()
-    rgba = np.asarray(image.convert("RGBA"), dtype=np.float32)
-    alpha = rgba[..., 3:4] / 255.0
+    rgba = np.asarray(image.convert("RGBA"))
     bg = np.asarray(background, dtype=np.float32)
-    out = rgba[..., :3] * alpha + bg * (1.0 - alpha)
-    return np.clip(np.round(out), 0, 255).astype(np.uint8)
+    out = np.empty(rgba.shape[:2] + (3,), dtype=np.uint8)
+    # In bands of rows: float copies of a whole large frame would cost 16 bytes a pixel.
+    rows = max(1, _BAND_PIXELS // max(rgba.shape[1], 1))
+    for top in range(0, rgba.shape[0], rows):
+        band = rgba[top : top + rows].astype(np.float32)
+        alpha = band[..., 3:4] / 255.0
+        mixed = band[..., :3] * alpha + bg * (1.0 - alpha)
+        out[top : top + rows] = np.clip(np.round(mixed), 0, 255).astype(np.uint8)
+    return out
 
 
 def fit_square(

@@ -1,25 +1,42 @@
 """Media readers: GIF, APNG, MP4 (and other ffmpeg video), PNG/JPG strips, frame folders, images.
 
-Every reader returns 8-bit RGB frames (T, H, W, 3) at their native size. Unreadable input
-raises MediaError, whose message names the file and the cause in one line.
+Every read is held to a budget (frames x height x width, frames, pixels per frame) checked
+from the file's headers before anything is decoded, and again while decoding, since headers
+can lie. `read_video` and `read_image` decode frame by frame and fit each frame to the model
+size at once, so their memory follows the model size, not the file's claims; `read_frames`
+keeps native sizes (its memory is the budget's pixel count x 3 bytes at most).
+
+Unreadable, truncated or over-budget input raises MediaError, whose message names the file
+and the cause in one line. A truncated file is refused (never animated in part).
 """
 
 from __future__ import annotations
 
+import itertools
+import mmap
+import os
 import re
+import struct
+import warnings
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 from PIL import Image, ImageSequence, UnidentifiedImageError
 
-from donkey.data.frames import WHITE, prepare_frames, to_rgb8
+from donkey.data.frames import WHITE, fit_square, resize_frames, to_rgb8
 from donkey.model.errors import DonkeyError
 
 VIDEO_SUFFIXES = {".mp4", ".mov", ".avi", ".mkv", ".webm", ".m4v"}
 IMAGE_SUFFIXES = {".gif", ".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff"}
 MEDIA_SUFFIXES = VIDEO_SUFFIXES | IMAGE_SUFFIXES
 DEFAULT_FPS = 10.0
+
+# Reads are held to our own budget (checked from the headers first), which stays below
+# Pillow's warning threshold unless a user raises it; then Pillow's warning would only repeat
+# what the user asked for. Its hard limit (DecompressionBombError) still applies.
+warnings.filterwarnings("ignore", category=Image.DecompressionBombWarning)
 
 
 class MediaError(DonkeyError):
@@ -29,6 +46,90 @@ class MediaError(DonkeyError):
         self.path = Path(path)
         self.cause = cause
         super().__init__(f"{path}: {cause}")
+
+
+@dataclass(frozen=True)
+class Budget:
+    """The most one read may decode, counted at the file's native size.
+
+    The defaults keep any single read under about 1 GB of memory (a frame of 50 megapixels
+    passes through a few full-size copies while it is converted) and bound its decoding time.
+    """
+
+    max_pixels: int = 1_000_000_000  # frames x height x width of the whole file
+    max_frames: int = 10_000
+    max_frame_pixels: int = 50_000_000  # height x width of one frame
+
+    ENV = {
+        "max_pixels": "DONKEY_MAX_PIXELS",
+        "max_frames": "DONKEY_MAX_FRAMES",
+        "max_frame_pixels": "DONKEY_MAX_FRAME_PIXELS",
+    }
+
+    @classmethod
+    def from_env(cls) -> Budget:
+        """The defaults, raised or lowered by DONKEY_MAX_PIXELS / _FRAMES / _FRAME_PIXELS."""
+        values = {}
+        for field_name, var in cls.ENV.items():
+            text = os.environ.get(var)
+            if text is None or not text.strip():
+                continue
+            values[field_name] = parse_count(text, var)
+        return cls(**values)
+
+    def check(self, path: Path, frames: int, width: int, height: int) -> None:
+        """Raises MediaError when `frames` frames of width x height exceed the budget."""
+        if width < 1 or height < 1:
+            raise MediaError(path, f"declares an empty {width}x{height} frame size")
+        per_frame = width * height
+        if per_frame > self.max_frame_pixels:
+            raise MediaError(
+                path,
+                f"frames of {width}x{height} ({_mega(per_frame)}) exceed the "
+                f"{_mega(self.max_frame_pixels)} per-frame read budget "
+                f"(raise it with {self.ENV['max_frame_pixels']} or animate's --max-frame-pixels)",
+            )
+        if frames > self.max_frames:
+            raise MediaError(
+                path,
+                f"{frames} frames exceed the {self.max_frames}-frame read budget "
+                f"(raise it with {self.ENV['max_frames']} or animate's --max-frames)",
+            )
+        if frames * per_frame > self.max_pixels:
+            raise MediaError(
+                path,
+                f"{frames} frames of {width}x{height} ({_mega(frames * per_frame)}) exceed the "
+                f"{_mega(self.max_pixels)} read budget "
+                f"(raise it with {self.ENV['max_pixels']} or animate's --max-pixels)",
+            )
+
+
+def parse_count(text: str, name: str) -> int:
+    """A positive integer such as '2000000000', '2e9', '2_000_000_000'."""
+    try:
+        value = float(text.replace("_", "").strip())
+    except ValueError:
+        raise DonkeyError(f"{name} must be a positive number, got {text!r}") from None
+    if not (value >= 1 and value < 2**62):
+        raise DonkeyError(f"{name} must be a positive number, got {text!r}")
+    return int(value)
+
+
+def _mega(pixels: int) -> str:
+    return f"{pixels / 1e6:.1f} megapixels" if pixels < 10**9 else f"{pixels / 1e9:.2f} gigapixels"
+
+
+_budget_override: Budget | None = None
+
+
+def set_budget(budget: Budget | None) -> None:
+    """Sets the budget for reads that name none (the CLI's --max-* options); None: from env."""
+    global _budget_override
+    _budget_override = budget
+
+
+def current_budget() -> Budget:
+    return _budget_override if _budget_override is not None else Budget.from_env()
 
 
 @dataclass
@@ -46,7 +147,9 @@ def _reason(exc: BaseException) -> str:
 def _check_file(path: Path) -> None:
     if not path.exists():
         raise MediaError(path, "no such file")
-    if path.is_file() and path.stat().st_size == 0:
+    if not path.is_file():
+        raise MediaError(path, "not a regular file")
+    if path.stat().st_size == 0:
         raise MediaError(path, "empty file")
 
 
@@ -54,34 +157,275 @@ def _natural_key(path: Path) -> list:
     return [int(tok) if tok.isdigit() else tok for tok in re.split(r"(\d+)", path.name)]
 
 
-def _read_pil(
-    path: Path, background: tuple[int, int, int], strip: bool
-) -> tuple[np.ndarray, float]:
+# ---------------------------------------------------------------- headers, read before decoding
+
+
+@dataclass
+class Header:
+    width: int
+    height: int
+    frames: int  # frames the structure holds completely
+    truncated: bool = False  # the file ends inside a frame
+
+
+def _gif_header(path: Path, data: bytes | mmap.mmap) -> Header:
+    """Walks the GIF block structure (no LZW decoding): screen size, frames, truncation.
+
+    Pillow draws every frame on a canvas of the logical screen, grown to hold any frame
+    that reaches past it, so that canvas is what one frame costs.
+    """
+    n = len(data)
+    if n < 13:
+        raise MediaError(path, "truncated or corrupt GIF (the header is cut off)")
+    width, height, packed = struct.unpack_from("<HHB", data, 6)
+    pos = 13
+    if packed & 0x80:
+        pos += 3 << ((packed & 7) + 1)
+    frames = 0
+    right, bottom = width, height
+
+    def skip_sub_blocks(p: int) -> int:
+        while p < n:
+            size = data[p]
+            p += 1 + size
+            if size == 0:
+                return p
+        return -1  # ran out inside the sub-blocks
+
+    while True:
+        if pos >= n:
+            # No trailer: lenient, as many writers forget it; every frame seen was complete.
+            return Header(right, bottom, frames)
+        kind = data[pos]
+        if kind == 0x3B:
+            return Header(right, bottom, frames)
+        if kind == 0x21:
+            pos = skip_sub_blocks(pos + 2)
+            if pos < 0:
+                return Header(right, bottom, frames, truncated=True)
+            continue
+        if kind != 0x2C:
+            if frames:
+                # Garbage after complete frames: Pillow stops here too.
+                return Header(right, bottom, frames)
+            raise MediaError(path, f"corrupt GIF (unknown block 0x{kind:02x} before any frame)")
+        if pos + 10 > n:
+            return Header(right, bottom, frames, truncated=True)
+        left, top, w, h, fpacked = struct.unpack_from("<HHHHB", data, pos + 1)
+        right, bottom = max(right, left + w), max(bottom, top + h)
+        pos += 10
+        if fpacked & 0x80:
+            pos += 3 << ((fpacked & 7) + 1)
+        pos = skip_sub_blocks(pos + 1)  # + LZW minimum code size
+        if pos < 0:
+            return Header(right, bottom, frames, truncated=True)
+        frames += 1
+
+
+def _png_header(path: Path, data: bytes | mmap.mmap) -> Header:
+    """IHDR size, APNG frame count (acTL), and whether the chunks reach IEND."""
+    n = len(data)
+    if n < 33:
+        raise MediaError(path, "truncated or corrupt PNG (the header is cut off)")
+    if data[12:16] != b"IHDR":
+        raise MediaError(path, "corrupt PNG (no IHDR header chunk)")
+    width, height = struct.unpack_from(">II", data, 16)
+    frames, pos = 1, 8
+    while pos + 8 <= n:
+        length, kind = struct.unpack_from(">I4s", data, pos)
+        if kind == b"acTL" and pos + 12 <= n:
+            frames = max(1, struct.unpack_from(">I", data, pos + 8)[0])
+        pos += 12 + length
+        if kind == b"IEND":
+            return Header(width, height, frames)
+    return Header(width, height, frames, truncated=True)
+
+
+def _read_header(path: Path) -> Header | None:
+    """The GIF or PNG header from the file's bytes; None for other formats."""
+    with open(path, "rb") as handle:
+        magic = handle.read(8)
+        if not (magic.startswith(b"GIF8") or magic == b"\x89PNG\r\n\x1a\n"):
+            return None
+        with mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ) as data:
+            return _gif_header(path, data) if magic.startswith(b"GIF") else _png_header(path, data)
+
+
+# ---------------------------------------------------------------- frame sources
+
+
+class _Frames:
+    """Native RGB frames of one file, decoded one at a time, with the budget enforced."""
+
+    def __init__(self, path: Path, budget: Budget, first_only: bool) -> None:
+        self.path, self.budget, self.first_only = path, budget, first_only
+        self.fps = DEFAULT_FPS
+        self.count = 0
+        self.shrink_to: int | None = None  # large frames may be box-reduced to >= this side
+        self._pixels = 0
+
+    def _account(self, frame: np.ndarray) -> None:
+        h, w = frame.shape[:2]
+        self.count += 1
+        self._pixels += h * w
+        # A header that understated the file: stop as soon as the real content is over.
+        if self.count > self.budget.max_frames or self._pixels > self.budget.max_pixels:
+            self.budget.check(self.path, self.count, w, h)
+            raise MediaError(
+                self.path, f"decoded content exceeds the read budget ({_mega(self._pixels)})"
+            )
+
+
+def _pil_frames(
+    path: Path, background: tuple[int, int, int], source: _Frames
+) -> Iterator[np.ndarray]:
+    budget = source.budget
+    header = _read_header(path)
+    if header is not None:
+        if header.frames == 0:
+            cause = (
+                "truncated: the file ends inside its first frame"
+                if header.truncated
+                else "contains no frames"
+            )
+            raise MediaError(path, cause)
+        if header.truncated and not source.first_only:
+            raise MediaError(
+                path,
+                f"truncated: the file ends inside frame {header.frames + 1} "
+                f"({header.frames} complete frame{'s' if header.frames != 1 else ''} before it)",
+            )
+        budget.check(path, 1 if source.first_only else header.frames, header.width, header.height)
     try:
         with Image.open(path) as image:
-            n_frames = getattr(image, "n_frames", 1)
+            n_frames = getattr(image, "n_frames", 1) if header is None else header.frames
+            if header is None:
+                budget.check(path, 1 if source.first_only else n_frames, *image.size)
             duration = image.info.get("duration") or 0
-            if n_frames > 1:
-                frames = [to_rgb8(frame, background) for frame in ImageSequence.Iterator(image)]
-            else:
+            source.fps = 1000.0 / duration if duration else DEFAULT_FPS
+            if source.first_only or n_frames <= 1:
                 image.load()
-                frames = [to_rgb8(image, background)]
-    except (UnidentifiedImageError, OSError, EOFError, SyntaxError, ValueError) as exc:
+                frame = to_rgb8(_shrink(image, source.shrink_to), background)
+                source._account(frame)
+                yield frame
+                return
+            for item in ImageSequence.Iterator(image):
+                # Multi-page formats (TIFF) give each page its own size, known before decoding.
+                budget.check(path, min(n_frames, budget.max_frames), *item.size)
+                frame = to_rgb8(_shrink(item, source.shrink_to), background)
+                source._account(frame)
+                yield frame
+    except MediaError:
+        raise
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+        raise MediaError(
+            path, f"refused by Pillow's decompression-bomb guard ({_reason(exc)})"
+        ) from None
+    except (
+        UnidentifiedImageError,
+        OSError,
+        EOFError,
+        SyntaxError,
+        ValueError,
+        TypeError,
+        IndexError,
+        KeyError,
+        struct.error,
+        MemoryError,
+        ZeroDivisionError,
+    ) as exc:
+        # Pillow's decoders raise many types on hostile bytes; each is one bad file.
         cause = _reason(exc)
         if isinstance(exc, UnidentifiedImageError):
             cause = "not an image or video this tool can read (corrupt or unknown format)"
+        elif isinstance(exc, MemoryError):
+            cause = "out of memory while decoding"
         elif "truncated" in cause.lower() or isinstance(exc, EOFError):
-            cause = f"truncated or corrupt file ({cause})"
+            cause = f"truncated or corrupt file ({cause}; {source.count} frames read)"
+        else:
+            cause = f"corrupt file ({cause})"
         raise MediaError(path, cause) from None
-    if not frames:
-        raise MediaError(path, "contains no frames")
-    if len({f.shape for f in frames}) > 1:
-        raise MediaError(path, "frames have different sizes")
-    array = np.stack(frames)
-    fps = 1000.0 / duration if duration else DEFAULT_FPS
-    if strip and array.shape[0] == 1:
-        array = split_strip(array[0])
-    return array, fps
+
+
+def _ffmpeg_frames(path: Path, source: _Frames) -> Iterator[np.ndarray]:
+    import imageio_ffmpeg
+
+    reader = None
+    try:
+        reader = imageio_ffmpeg.read_frames(str(path), pix_fmt="rgb24")
+        meta = next(reader)
+        w, h = (int(v) for v in meta["size"])
+        fps = float(meta.get("fps") or 0) or DEFAULT_FPS
+        duration = float(meta.get("duration") or 0)
+        # An estimate (fps x duration) from the container; decoding enforces the exact count.
+        estimate = 1 if source.first_only else max(1, int(duration * fps))
+        source.budget.check(path, min(estimate, source.budget.max_frames), w, h)
+        if not source.first_only:
+            source.budget.check(path, estimate, w, h)
+        source.fps = fps
+        for buf in reader:
+            if len(buf) != w * h * 3:
+                raise MediaError(
+                    path, f"cannot decode video (frame {source.count + 1} is incomplete)"
+                )
+            frame = np.frombuffer(buf, dtype=np.uint8).reshape(h, w, 3)
+            source._account(frame)
+            yield frame
+            if source.first_only:
+                return
+    except MediaError:
+        raise
+    except (
+        OSError,
+        RuntimeError,
+        StopIteration,
+        KeyError,
+        ValueError,
+        TypeError,
+        AssertionError,
+    ) as exc:
+        raise MediaError(path, f"cannot decode video ({_reason(exc)})") from None
+    finally:
+        if reader is not None:
+            reader.close()  # stops ffmpeg when we leave early
+
+
+def _folder_frames(
+    path: Path, background: tuple[int, int, int], source: _Frames
+) -> Iterator[np.ndarray]:
+    files = sorted(
+        (p for p in path.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file()),
+        key=_natural_key,
+    )
+    if not files:
+        raise MediaError(path, "folder holds no image frames")
+    if source.first_only:
+        files = files[:1]
+    elif len(files) > source.budget.max_frames:
+        source.budget.check(path, len(files), 1, 1)
+    shape = None
+    for f in files:
+        _check_file(f)
+        inner = _Frames(f, source.budget, first_only=True)
+        inner.shrink_to = source.shrink_to
+        frame = next(_pil_frames(f, background, inner))
+        if shape is not None and frame.shape != shape:
+            raise MediaError(path, "frames in the folder have different sizes")
+        shape = frame.shape
+        source._account(frame)
+        yield frame
+
+
+def _native_frames(
+    path: Path, background: tuple[int, int, int], budget: Budget, first_only: bool
+) -> tuple[_Frames, Iterator[np.ndarray]]:
+    source = _Frames(path, budget, first_only)
+    if path.is_dir():
+        return source, _folder_frames(path, background, source)
+    _check_file(path)
+    if path.suffix.lower() in VIDEO_SUFFIXES:
+        return source, _ffmpeg_frames(path, source)
+    return source, _pil_frames(path, background, source)
 
 
 def split_strip(image: np.ndarray) -> np.ndarray:
@@ -93,36 +437,69 @@ def split_strip(image: np.ndarray) -> np.ndarray:
     return image.reshape(h, n, h, 3).transpose(1, 0, 2, 3).copy()
 
 
-def _read_ffmpeg(path: Path) -> tuple[np.ndarray, float]:
-    import imageio_ffmpeg
+def _stack(path: Path, frames: Iterator[np.ndarray], prepare: Callable | None) -> list[np.ndarray]:
+    """Prepares each frame as it arrives (so only one native frame is alive at a time)."""
+    out: list[np.ndarray] = []
+    shape = None
+    for frame in frames:
+        if shape is not None and frame.shape != shape:
+            raise MediaError(path, "frames have different sizes")
+        shape = frame.shape
+        out.append(frame if prepare is None else prepare(frame[None])[0])
+    if not out:
+        raise MediaError(path, "contains no frames")
+    return out
 
-    try:
-        reader = imageio_ffmpeg.read_frames(str(path), pix_fmt="rgb24")
-        meta = next(reader)
-        w, h = meta["size"]
-        frames = [np.frombuffer(buf, dtype=np.uint8).reshape(h, w, 3) for buf in reader]
-    except (OSError, RuntimeError, StopIteration, KeyError, ValueError) as exc:
-        raise MediaError(path, f"cannot decode video ({_reason(exc)})") from None
-    if not frames:
-        raise MediaError(path, "video contains no frames")
-    return np.stack(frames), float(meta.get("fps") or DEFAULT_FPS)
+
+_REDUCE_ABOVE = 4_000_000  # pixels; smaller frames are fitted exactly as before
 
 
-def _read_folder(path: Path, background: tuple[int, int, int]) -> tuple[np.ndarray, float]:
-    files = sorted(
-        (p for p in path.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file()),
-        key=_natural_key,
-    )
-    if not files:
-        raise MediaError(path, "folder holds no image frames")
-    frames = [_read_pil(f, background, strip=False)[0][0] for f in files]
-    if len({f.shape for f in frames}) > 1:
-        raise MediaError(path, "frames in the folder have different sizes")
-    return np.stack(frames), DEFAULT_FPS
+_NO_REDUCE_MODES = ("I;16", "I;16B", "I;16L", "I", "F")
+
+
+def _shrink(image: Image.Image, side: int | None) -> Image.Image:
+    """A large frame box-averaged by an integer factor, keeping both sides >= `side`.
+
+    Done on the decoded image before any numpy copy, so a 48-megapixel photo costs one
+    full-size buffer, not four. Strips are left whole (their split needs the exact width).
+    """
+    w, h = image.size
+    factor = min(w, h) // side if side else 0
+    if factor < 2 or w * h <= _REDUCE_ABOVE or (w > h and w % h == 0):
+        return image
+    if image.mode in _NO_REDUCE_MODES:
+        return image
+    if image.mode not in ("RGB", "RGBA", "L", "LA"):
+        alpha = image.mode in ("PA", "RGBa", "La") or (
+            image.mode == "P" and "transparency" in image.info
+        )
+        image = image.convert("RGBA" if alpha else "RGB")
+    return image.reduce(factor)
+
+
+def _fitter(size: int, fit: str, background: tuple[int, int, int]) -> Callable:
+    def prepare(frames: np.ndarray) -> np.ndarray:
+        _, h, w, _ = frames.shape
+        factor = min(h, w) // (3 * size)
+        if factor >= 2 and h * w > _REDUCE_ABOVE:
+            # Video frames (Pillow's were reduced already): box-average by an integer factor
+            # (to >= 3x the model size) so padding and Lanczos work on a small copy.
+            frames = np.asarray(Image.fromarray(frames[0]).reduce(factor))[None]
+        return resize_frames(fit_square(frames, fit, background), size)
+
+    return prepare
+
+
+def _is_strip(frame: np.ndarray) -> bool:
+    h, w = frame.shape[:2]
+    return w > h and w % h == 0
 
 
 def read_frames(
-    path: str | Path, background: tuple[int, int, int] = WHITE, strip: bool = True
+    path: str | Path,
+    background: tuple[int, int, int] = WHITE,
+    strip: bool = True,
+    budget: Budget | None = None,
 ) -> Clip:
     """Reads every frame at native size as 8-bit RGB.
 
@@ -130,29 +507,51 @@ def read_frames(
     frames when `strip` is true.
     """
     path = Path(path)
-    if path.is_dir():
-        frames, fps = _read_folder(path, background)
-        return Clip(frames, fps, path)
-    _check_file(path)
-    if path.suffix.lower() in VIDEO_SUFFIXES:
-        frames, fps = _read_ffmpeg(path)
-    else:
-        frames, fps = _read_pil(path, background, strip)
-    return Clip(frames, fps, path)
+    source, frames = _native_frames(path, background, budget or current_budget(), False)
+    array = np.stack(_stack(path, frames, None))
+    if strip and array.shape[0] == 1 and not path.is_dir():
+        array = split_strip(array[0])
+    return Clip(array, source.fps, path)
 
 
 def read_video(
-    path: str | Path, size: int, fit: str = "pad", background: tuple[int, int, int] = WHITE
+    path: str | Path,
+    size: int,
+    fit: str = "pad",
+    background: tuple[int, int, int] = WHITE,
+    budget: Budget | None = None,
 ) -> Clip:
-    """A driving video at the model size: (T, size, size, 3) uint8."""
-    clip = read_frames(path, background, strip=True)
-    clip.frames = prepare_frames(clip.frames, size, fit, background)
-    return clip
+    """A driving video at the model size: (T, size, size, 3) uint8, fitted frame by frame."""
+    path = Path(path)
+    prepare = _fitter(size, fit, background)
+    source, frames = _native_frames(path, background, budget or current_budget(), False)
+    source.shrink_to = 3 * size
+    first = next(frames, None)
+    if first is None:
+        raise MediaError(path, "contains no frames")
+    second = next(frames, None)
+    if second is None:
+        # One still image: a strip of square frames is split before fitting.
+        still = split_strip(first) if _is_strip(first) and not path.is_dir() else first[None]
+        if len(still) > source.budget.max_frames:
+            source.budget.check(path, len(still), still.shape[2], still.shape[1])
+        return Clip(prepare(still), source.fps, path)
+    rest = _stack(path, itertools.chain([first, second], frames), prepare)
+    return Clip(np.stack(rest), source.fps, path)
 
 
 def read_image(
-    path: str | Path, size: int, fit: str = "pad", background: tuple[int, int, int] = WHITE
+    path: str | Path,
+    size: int,
+    fit: str = "pad",
+    background: tuple[int, int, int] = WHITE,
+    budget: Budget | None = None,
 ) -> np.ndarray:
     """A source image at the model size: (size, size, 3) uint8 (first frame of an animation)."""
-    clip = read_frames(path, background, strip=False)
-    return prepare_frames(clip.frames[:1], size, fit, background)[0]
+    path = Path(path)
+    source, frames = _native_frames(path, background, budget or current_budget(), True)
+    source.shrink_to = 3 * size
+    first = next(frames, None)
+    if first is None:
+        raise MediaError(path, "contains no frames")
+    return _fitter(size, fit, background)(first[None])[0]

@@ -17,7 +17,12 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from donkey.model.config import ModelConfig, config_to_dict, model_config_from_dict
+from donkey.model.config import (
+    ModelConfig,
+    check_model_size,
+    config_to_dict,
+    model_config_from_dict,
+)
 from donkey.model.errors import CheckpointError, ConfigError
 from donkey.model.files import atomic_output
 from donkey.model.networks import Networks
@@ -111,39 +116,135 @@ def _read_payload(path: Path) -> dict[str, Any]:
     return payload
 
 
+_SAFETENSORS_FLOAT = {"F16", "BF16", "F32", "F64"}
+
+
+def _json_field(path: Path, meta: dict[str, str], key: str) -> Any:
+    try:
+        value = json.loads(meta[key])
+    except (ValueError, TypeError) as exc:
+        raise CheckpointError(f"{path}: metadata '{key}' is not valid JSON ({exc})") from None
+    if not isinstance(value, dict):
+        raise CheckpointError(
+            f"{path}: metadata '{key}' must be a JSON object, got {type(value).__name__}"
+        )
+    return value
+
+
 def _read_safetensors(path: Path) -> dict[str, Any]:
+    """Config and tensor shapes are read and checked before any tensor is loaded."""
     from safetensors import SafetensorError
     from safetensors.torch import load_file, safe_open
 
     try:
         with safe_open(str(path), framework="pt") as handle:
             meta = handle.metadata() or {}
-        state = load_file(str(path))
-    except (SafetensorError, OSError, ValueError) as exc:
-        raise CheckpointError(f"{path}: corrupt safetensors file ({exc})") from None
+            layout = {}
+            for key in handle.keys():
+                piece = handle.get_slice(key)
+                layout[key] = (tuple(piece.get_shape()), piece.get_dtype())
+    except (SafetensorError, OSError, ValueError, RuntimeError) as exc:
+        raise CheckpointError(f"{path}: corrupt safetensors file ({_first_line(exc)})") from None
     if meta.get("format") != FORMAT or "config" not in meta:
         raise CheckpointError(f"{path}: safetensors file without a Donkey config in its metadata")
-    train = meta.get("train_config")
+    config = _json_field(path, meta, "config")
+    train = _json_field(path, meta, "train_config") if meta.get("train_config") else None
+    model_config = _model_config(path, config)
+    expected = expected_state(model_config)
+    _compare(
+        path,
+        expected,
+        {k: (shape, dtype in _SAFETENSORS_FLOAT, dtype) for k, (shape, dtype) in layout.items()},
+    )
+    try:
+        state = load_file(str(path))
+    except (SafetensorError, OSError, ValueError, RuntimeError) as exc:
+        raise CheckpointError(f"{path}: corrupt safetensors file ({_first_line(exc)})") from None
+    return {"config": config, "train_config": train, "state": state, "training": None}
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0][:160] if text else type(exc).__name__
+
+
+def _model_config(path: Path, data: Any) -> ModelConfig:
+    """The model config inside a checkpoint, range-checked and size-checked (nothing built)."""
+    try:
+        config = model_config_from_dict(data)
+        check_model_size(config, "")
+    except ConfigError as exc:
+        raise CheckpointError(f"{path}: invalid model config inside ({exc})") from None
+    except (KeyError, TypeError, ValueError, AttributeError) as exc:
+        raise CheckpointError(f"{path}: invalid model config inside ({_first_line(exc)})") from None
+    return config
+
+
+def expected_state(config: ModelConfig) -> dict[str, tuple[tuple[int, ...], bool, str]]:
+    """Every weight the config's networks hold: shape, whether floating, dtype name.
+
+    Built on the meta device, so no memory is allocated for the weights.
+    """
+    with torch.device("meta"):
+        networks = Networks(config)
     return {
-        "config": json.loads(meta["config"]),
-        "train_config": json.loads(train) if train else None,
-        "state": state,
-        "training": None,
+        k: (tuple(v.shape), v.dtype.is_floating_point, str(v.dtype))
+        for k, v in networks.state_dict().items()
     }
 
 
+def _compare(
+    source: Path | str,
+    expected: dict[str, tuple[tuple[int, ...], bool, str]],
+    found: dict[str, tuple[tuple[int, ...], bool, str]],
+) -> None:
+    """Strict comparison that reports mismatches as one line naming a few keys."""
+    # Inference-only files carry no discriminator: it keeps its fresh initialisation.
+    missing = [k for k in expected if k not in found and not k.startswith(DISCRIMINATOR_PREFIX)]
+    unexpected = [k for k in found if k not in expected]
+    shapes = [k for k in expected if k in found and expected[k][0] != found[k][0]]
+    dtypes = [
+        k for k in expected if k in found and k not in shapes and expected[k][1] != found[k][1]
+    ]
+    if missing or unexpected or shapes or dtypes:
+        parts = []
+        for label, keys in (
+            ("missing", missing),
+            ("unexpected", unexpected),
+            ("wrong shape", shapes),
+            ("wrong dtype", dtypes),
+        ):
+            if keys:
+                parts.append(f"{len(keys)} {label} (e.g. {', '.join(keys[:2])})")
+        raise CheckpointError(f"{source}: weights do not fit the model config: {'; '.join(parts)}")
+
+
+def _tensor_layout(state: dict[str, Tensor]) -> dict[str, tuple[tuple[int, ...], bool, str]]:
+    return {k: (tuple(v.shape), v.dtype.is_floating_point, str(v.dtype)) for k, v in state.items()}
+
+
 def load_checkpoint(path: str | Path) -> Checkpoint:
-    """Reads a checkpoint; raises CheckpointError with a one-line reason on any problem."""
+    """Reads a checkpoint; raises CheckpointError with a one-line reason on any problem.
+
+    The config is range-checked and every tensor's shape and kind compared with the
+    networks it describes (built on the meta device) before anything is allocated for them.
+    """
     path = Path(path)
     payload = _read_payload(path)
-    try:
-        model_config = model_config_from_dict(payload["config"])
-    except (ConfigError, KeyError, TypeError) as exc:
-        raise CheckpointError(f"{path}: invalid model config inside ({exc})") from None
+    model_config = _model_config(path, payload.get("config"))
+    state = payload.get("state")
+    if not isinstance(state, dict) or not all(
+        isinstance(k, str) and isinstance(v, Tensor) for k, v in state.items()
+    ):
+        raise CheckpointError(f"{path}: 'state' must map weight names to tensors")
+    _compare(path, expected_state(model_config), _tensor_layout(state))
+    for key in ("train_config", "training"):
+        if payload.get(key) is not None and not isinstance(payload[key], dict):
+            raise CheckpointError(f"{path}: '{key}' must be a mapping")
     return Checkpoint(
         path=path,
         model_config=model_config,
-        state=payload["state"],
+        state=state,
         train_config=payload.get("train_config"),
         training=payload.get("training"),
     )
@@ -158,21 +259,7 @@ def build_networks(checkpoint: Checkpoint, device: str | torch.device = "cpu") -
 
 def load_state(networks: Networks, state: dict[str, Tensor], source: Path | str) -> None:
     """Strict load that reports mismatches as one line naming a few keys."""
-    own = networks.state_dict()
-    # Inference-only files carry no discriminator: it keeps its fresh initialisation.
-    missing = [k for k in own if k not in state and not k.startswith(DISCRIMINATOR_PREFIX)]
-    unexpected = [k for k in state if k not in own]
-    shapes = [k for k in own if k in state and tuple(own[k].shape) != tuple(state[k].shape)]
-    if missing or unexpected or shapes:
-        parts = []
-        for label, keys in (
-            ("missing", missing),
-            ("unexpected", unexpected),
-            ("wrong shape", shapes),
-        ):
-            if keys:
-                parts.append(f"{len(keys)} {label} (e.g. {', '.join(keys[:2])})")
-        raise CheckpointError(f"{source}: weights do not fit the model config: {'; '.join(parts)}")
+    _compare(source, _tensor_layout(networks.state_dict()), _tensor_layout(state))
     networks.load_state_dict(state, strict=False)
 
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
+import os
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -14,6 +16,40 @@ import yaml
 from donkey.model.errors import ConfigError
 
 
+def _int_in(prefix: str, name: str, value: int, low: int, high: int) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+        raise ConfigError(f"{prefix}{name} must be an integer in [{low}, {high}], got {value!r}")
+
+
+def _num_in(
+    prefix: str, name: str, value: float, low: float, high: float, open_low: bool = False
+) -> None:
+    ok = (
+        isinstance(value, (int, float))
+        and not isinstance(value, bool)
+        and math.isfinite(value)
+        and (value > low if open_low else value >= low)
+        and value <= high
+    )
+    if not ok:
+        bracket = "(" if open_low else "["
+        raise ConfigError(
+            f"{prefix}{name} must be a number in {bracket}{low}, {high}], got {value!r}"
+        )
+
+
+# Upper bounds keep a config (or a 1 KB checkpoint's config) from asking for gigabytes: the
+# paper-size model is far inside them, and the total is also held to MAX_PARAMETERS.
+MAX_WIDTH = 2048
+MAX_BLOCKS = 8
+
+
+def _check_widths(prefix: str, block_expansion: int, max_features: int, num_blocks: int) -> None:
+    _int_in(prefix, "block_expansion", block_expansion, 1, MAX_WIDTH)
+    _int_in(prefix, "max_features", max_features, 1, MAX_WIDTH)
+    _int_in(prefix, "num_blocks", num_blocks, 1, MAX_BLOCKS)
+
+
 @dataclass
 class KeypointDetectorConfig:
     block_expansion: int = 32
@@ -22,6 +58,13 @@ class KeypointDetectorConfig:
     temperature: float = 0.1
     scale_factor: float = 0.5
     clip_variance: float = 1e-3
+
+    def __post_init__(self) -> None:
+        p = "model.kp_detector."
+        _check_widths(p, self.block_expansion, self.max_features, self.num_blocks)
+        _num_in(p, "temperature", self.temperature, 0.0, 100.0, open_low=True)
+        _num_in(p, "scale_factor", self.scale_factor, 0.0, 1.0, open_low=True)
+        _num_in(p, "clip_variance", self.clip_variance, 0.0, 1.0)
 
 
 @dataclass
@@ -34,6 +77,13 @@ class DenseMotionConfig:
     bg_init: float = 2.0
     attention: bool = False  # CBAM (with ECA) between the hourglass decoder's up blocks
 
+    def __post_init__(self) -> None:
+        p = "model.dense_motion."
+        _check_widths(p, self.block_expansion, self.max_features, self.num_blocks)
+        _int_in(p, "num_group_blocks", self.num_group_blocks, 0, 16)
+        _num_in(p, "scale_factor", self.scale_factor, 0.0, 1.0, open_low=True)
+        _num_in(p, "bg_init", self.bg_init, -100.0, 100.0)
+
 
 @dataclass
 class GeneratorConfig:
@@ -44,6 +94,12 @@ class GeneratorConfig:
     embedding_scale: float = 0.5
     attention: bool = False  # CBAM (with ECA) between the decoder's up blocks
 
+    def __post_init__(self) -> None:
+        p = "model.generator."
+        _check_widths(p, self.block_expansion, self.max_features, self.num_blocks)
+        _int_in(p, "num_refinement_blocks", self.num_refinement_blocks, 0, 32)
+        _num_in(p, "embedding_scale", self.embedding_scale, 0.0, 1.0, open_low=True)
+
 
 @dataclass
 class DiscriminatorConfig:
@@ -51,6 +107,11 @@ class DiscriminatorConfig:
     max_features: int = 256
     num_blocks: int = 4
     attention: bool = False  # BAM (with ECA) between consecutive down blocks
+
+    def __post_init__(self) -> None:
+        _check_widths(
+            "model.discriminator.", self.block_expansion, self.max_features, self.num_blocks
+        )
 
 
 @dataclass
@@ -63,6 +124,35 @@ class ModelConfig:
     dense_motion: DenseMotionConfig = field(default_factory=DenseMotionConfig)
     generator: GeneratorConfig = field(default_factory=GeneratorConfig)
     discriminator: DiscriminatorConfig = field(default_factory=DiscriminatorConfig)
+
+    def __post_init__(self) -> None:
+        p = "model."
+        _int_in(p, "image_size", self.image_size, 16, 512)
+        if self.num_channels != 3:
+            raise ConfigError(f"model.num_channels must be 3 (RGB), got {self.num_channels!r}")
+        _int_in(p, "num_kp", self.num_kp, 1, 128)
+        _num_in(p, "heatmap_norm", self.heatmap_norm, 0.0, 1e6, open_low=True)
+        s = self.image_size
+        # The hourglasses halve their input num_blocks times and must meet their skips again.
+        for name, part in (("kp_detector", self.kp_detector), ("dense_motion", self.dense_motion)):
+            side = round(s * part.scale_factor)
+            if side < 1 or side % 2**part.num_blocks:
+                raise ConfigError(
+                    f"model.{name}: image_size x scale_factor = {side} must be a multiple of "
+                    f"2^num_blocks = {2**part.num_blocks}"
+                )
+        if s % 2**self.generator.num_blocks:
+            raise ConfigError(
+                f"model.image_size {s} must be a multiple of 2^generator.num_blocks "
+                f"= {2**self.generator.num_blocks}"
+            )
+        if round(s * self.generator.embedding_scale) < 1:
+            raise ConfigError("model.generator.embedding_scale leaves an empty embedding")
+        if s < 2**self.discriminator.num_blocks:
+            raise ConfigError(
+                f"model.image_size {s} is smaller than 2^discriminator.num_blocks "
+                f"= {2**self.discriminator.num_blocks}"
+            )
 
     @property
     def motion_size(self) -> int:
@@ -80,6 +170,20 @@ class LossConfig:
     perceptual_layers: list[float] = field(default_factory=lambda: [1.0, 1.0, 1.0, 1.0, 1.0])
     gan: float = 1.0
 
+    def __post_init__(self) -> None:
+        p = "train.loss."
+        for name in ("reconstruction", "perceptual", "gan"):
+            _num_in(p, name, getattr(self, name), 0.0, 1e6)
+        for name in ("feature_matching", "perceptual_layers"):
+            for value in getattr(self, name):
+                _num_in(p, name, value, 0.0, 1e6)
+        for name in ("feature_matching_scales", "perceptual_scales"):
+            values = getattr(self, name)
+            if not values or len(values) > 8:
+                raise ConfigError(f"{p}{name} must list 1 to 8 scales, got {values!r}")
+            for value in values:
+                _num_in(p, name, value, 0.0, 1.0, open_low=True)
+
 
 @dataclass
 class AugmentConfig:
@@ -88,6 +192,14 @@ class AugmentConfig:
     scale_min: float = 0.9
     scale_max: float = 1.1
     hue: float = 0.1
+
+    def __post_init__(self) -> None:
+        p = "train.augment."
+        _num_in(p, "flip_time", self.flip_time, 0.0, 1.0)
+        _num_in(p, "flip_horizontal", self.flip_horizontal, 0.0, 1.0)
+        _num_in(p, "scale_min", self.scale_min, 0.0, 4.0, open_low=True)
+        _num_in(p, "scale_max", self.scale_max, self.scale_min, 4.0)
+        _num_in(p, "hue", self.hue, 0.0, 0.5)
 
 
 @dataclass
@@ -110,6 +222,20 @@ class TrainConfig:
     augment: AugmentConfig = field(default_factory=AugmentConfig)
 
     def __post_init__(self) -> None:
+        p = "train."
+        _int_in(p, "steps", self.steps, 1, 10**9)
+        _int_in(p, "batch_size", self.batch_size, 1, 4096)
+        _num_in(p, "lr", self.lr, 0.0, 1.0, open_low=True)
+        if len(self.betas) != 2:
+            raise ConfigError(f"train.betas must be two numbers, got {self.betas!r}")
+        for beta in self.betas:
+            _num_in(p, "betas", beta, 0.0, 0.999999)
+        _num_in(p, "lr_drop_at", self.lr_drop_at, 0.0, 1.0)
+        _int_in(p, "pair_repeats", self.pair_repeats, 1, 10_000)
+        _int_in(p, "seed", self.seed, 0, 2**63 - 1)
+        _int_in(p, "num_workers", self.num_workers, 0, 256)
+        for name in ("checkpoint_every", "log_every", "sample_every"):
+            _int_in(p, name, getattr(self, name), 1, 10**9)
         if self.mode not in ("monkey", "dual"):
             raise ConfigError(f"train.mode must be 'monkey' or 'dual', got {self.mode!r}")
         if self.disc_keypoints not in ("ground_truth", "driving"):
@@ -212,9 +338,40 @@ def load_config(path: str | Path, overrides: list[str] | None = None) -> Config:
         raise ConfigError(f"{path}: expected a mapping at the top level")
     apply_overrides(data, overrides or [])
     try:
-        return config_from_dict(data)
+        config = config_from_dict(data)
     except ConfigError as exc:
         raise ConfigError(f"{path}: {exc}") from None
+    check_model_size(config.model, str(path))
+    return config
+
+
+MAX_PARAMETERS = 200_000_000  # 800 MB of float32 weights; the paper-size model has 68 M
+
+
+def check_model_size(config: ModelConfig, source: str = "config") -> int:
+    """Counts the parameters on the meta device (nothing allocated); refuses too many.
+
+    DONKEY_MAX_PARAMETERS raises the limit for deliberately larger models.
+    """
+    import torch
+
+    from donkey.model.networks import Networks, count_parameters
+
+    limit = MAX_PARAMETERS
+    text = os.environ.get("DONKEY_MAX_PARAMETERS")
+    if text:
+        try:
+            limit = int(float(text))
+        except ValueError:
+            raise ConfigError(f"DONKEY_MAX_PARAMETERS must be a number, got {text!r}") from None
+    with torch.device("meta"):
+        count = count_parameters(Networks(config))
+    if count > limit:
+        raise ConfigError(
+            f"{source + ': ' if source else ''}the model would have {count / 1e6:.0f} M parameters, more than the "
+            f"{limit / 1e6:.0f} M limit (raise it with DONKEY_MAX_PARAMETERS)"
+        )
+    return count
 
 
 def config_json(config: Any) -> str:

@@ -9,7 +9,7 @@ the items that need it; outputs are written atomically and may be skipped if the
 from __future__ import annotations
 
 import csv
-import hashlib
+import os
 import re
 import time
 from collections.abc import Callable
@@ -21,8 +21,8 @@ import numpy as np
 import torch
 
 from donkey.data.frames import frames_to_tensor, tensor_to_frames
-from donkey.data.media import MEDIA_SUFFIXES, Clip, MediaError, read_image, read_video
-from donkey.data.writers import check_output_suffix, write_video
+from donkey.data.media import MEDIA_SUFFIXES, Clip, read_frames, read_image, read_video
+from donkey.data.writers import OUTPUT_SUFFIXES, check_output_suffix, write_video
 from donkey.model.errors import DonkeyError
 from donkey.runtime.animate_options import AnimateOptions, side_by_side
 from donkey.runtime.animator import Animator, SourceState
@@ -58,11 +58,23 @@ def _media_files(path: Path, suffixes: set[str]) -> list[Path]:
 
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
+# The suffix a name usually has in its role is dropped; any other is kept, so that cat.png
+# and cat.jpg (or horse.gif and horse.mp4) never share an output name.
+_PLAIN_SOURCE, _PLAIN_DRIVING = ".png", ".gif"
+MAX_PAIR_LIST_BYTES = 16 << 20
+
+
+def _part(path: Path, plain_suffix: str) -> str:
+    return path.stem if path.suffix == plain_suffix else path.name
 
 
 def output_name(source: Path, driving: Path, suffix: str) -> str:
-    """`<source>__<driving><suffix>`, reduced to safe characters so it cannot leave OUT_DIR."""
-    stem = f"{source.stem}__{driving.stem}"
+    """`<source>__<driving><suffix>`, reduced to safe characters so it cannot leave OUT_DIR.
+
+    A pure function of the two input names: it never depends on what else is in the
+    folders, so a later run with other files finds (and skips) the same outputs.
+    """
+    stem = f"{_part(source, _PLAIN_SOURCE)}__{_part(driving, _PLAIN_DRIVING)}"
     safe = _UNSAFE.sub("_", stem).strip("._") or "output"
     return safe[:180] + suffix
 
@@ -76,7 +88,8 @@ def plan_jobs(
 ) -> list[Job]:
     """Cross product of the two folders (or files), or the pairs of a `source,driving` CSV.
 
-    Names that would collide after sanitising get a short hash of their full paths.
+    Two different pairs whose names reduce to the same output name are refused (renaming a
+    file fixes it); a pair listed twice is done once.
     """
     check_output_suffix(f"x{suffix}")
     src_files = _media_files(sources, MEDIA_SUFFIXES)
@@ -85,14 +98,20 @@ def plan_jobs(
         pairs = [(s, d) for d in drv_files for s in src_files]
     else:
         pairs = _read_pair_list(pair_list, sources, drivings)
-    jobs, used = [], set()
+    jobs: list[Job] = []
+    owner: dict[str, tuple[Path, Path]] = {}
     out_root = out_dir.resolve()
     for s, d in pairs:
         name = output_name(s, d, suffix)
-        if name in used:
-            digest = hashlib.sha1(f"{s.resolve()}|{d.resolve()}".encode()).hexdigest()[:8]
-            name = f"{Path(name).stem}_{digest}{suffix}"
-        used.add(name)
+        if name in owner:
+            if owner[name] == (s, d):
+                continue
+            a, b = owner[name]
+            raise DonkeyError(
+                f"{a.name} + {b.name} and {s.name} + {d.name} would both write {name}; "
+                "rename one of the files"
+            )
+        owner[name] = (s, d)
         target = (out_root / name).resolve()
         if target.parent != out_root:
             raise DonkeyError(f"output name {name!r} would leave {out_dir}")
@@ -100,24 +119,94 @@ def plan_jobs(
     return jobs
 
 
+def check_output_folder(out_dir: Path) -> None:
+    """Batch output must be a folder that exists or can be created, and is writable."""
+    if out_dir.suffix.lower() in MEDIA_SUFFIXES | set(OUTPUT_SUFFIXES):
+        raise DonkeyError(
+            f"{out_dir}: with folder inputs, -o must be a folder, not a file name "
+            f"(ending in {out_dir.suffix})"
+        )
+    check_folder_location(out_dir)
+
+
+def check_folder_location(out_dir: Path) -> None:
+    """`out_dir` is a folder, or can be created as one, in a writable place."""
+    if out_dir.exists() and not out_dir.is_dir():
+        raise DonkeyError(f"{out_dir}: exists and is not a folder")
+    existing = out_dir
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if not existing.is_dir():
+        raise DonkeyError(f"{out_dir}: cannot create the folder, {existing} is a file")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise DonkeyError(f"{out_dir}: cannot write there ({existing} is not writable)")
+
+
+def make_output_folder(out_dir: Path) -> None:
+    check_output_folder(out_dir)
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise DonkeyError(f"{out_dir}: cannot create the folder ({exc.strerror or exc})") from None
+
+
+def remove_stale_temporaries(jobs: list[Job]) -> list[Path]:
+    """Deletes the hidden temporary files a killed run left beside these jobs' outputs."""
+    removed = []
+    by_folder: dict[Path, set[str]] = {}
+    for job in jobs:
+        by_folder.setdefault(job.output.parent, set()).add(job.output.name)
+    for folder, names in by_folder.items():
+        if not folder.is_dir():
+            continue
+        for entry in folder.iterdir():
+            match = _TEMPORARY.match(entry.name)
+            if match and f"{match['stem']}{match['suffix']}" in names and entry.is_file():
+                entry.unlink(missing_ok=True)
+                removed.append(entry)
+    return removed
+
+
+# atomic_output's names: "." + stem + "." + 8 random characters + ".tmp" + suffix.
+_TEMPORARY = re.compile(r"^\.(?P<stem>.+)\.[A-Za-z0-9_]{8}\.tmp(?P<suffix>\.[A-Za-z0-9]+)$")
+
+
 def _read_pair_list(path: Path, sources: Path, drivings: Path) -> list[tuple[Path, Path]]:
     try:
-        rows = list(csv.reader(path.read_text().splitlines()))
+        if path.is_dir():
+            raise DonkeyError(f"{path}: is a folder, not a pair list")
+        if path.stat().st_size > MAX_PAIR_LIST_BYTES:
+            raise DonkeyError(f"{path}: pair list larger than {MAX_PAIR_LIST_BYTES >> 20} MB")
+        raw = path.read_bytes()
     except OSError as exc:
-        raise DonkeyError(f"{path}: cannot read pair list ({exc.strerror})") from None
+        raise DonkeyError(f"{path}: cannot read pair list ({exc.strerror or exc})") from None
+    if b"\0" in raw:
+        raise DonkeyError(f"{path}: binary file, not a source,driving CSV")
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise DonkeyError(
+            f"{path}: not UTF-8 text (byte {exc.start}), not a source,driving CSV"
+        ) from None
+    try:
+        rows = list(csv.reader(text.splitlines()))
+    except csv.Error as exc:
+        raise DonkeyError(f"{path}: malformed CSV ({exc})") from None
     src_dir = sources if sources.is_dir() else sources.parent
     drv_dir = drivings if drivings.is_dir() else drivings.parent
     pairs = []
     for i, row in enumerate(rows):
         if not row or row[0].startswith("#") or (i == 0 and row[0].strip().lower() == "source"):
             continue
-        if len(row) < 2:
+        if len(row) < 2 or not row[0].strip() or not row[1].strip():
             raise DonkeyError(f"{path}: line {i + 1} needs source,driving")
-        s, d = (src_dir / row[0].strip()), (drv_dir / row[1].strip())
-        for p, base in ((s, src_dir), (d, drv_dir)):
-            if base.resolve() not in p.resolve().parents:
-                raise DonkeyError(f"{path}: line {i + 1}: {p} is outside {base}")
-        pairs.append((s, d))
+        resolved = []
+        for name, base in ((row[0].strip(), src_dir), (row[1].strip(), drv_dir)):
+            p = base / name
+            if Path(name).is_absolute() or base.resolve() not in p.resolve().parents:
+                raise DonkeyError(f"{path}: line {i + 1}: {name!r} is outside {base}")
+            resolved.append(p)
+        pairs.append((resolved[0], resolved[1]))
     if not pairs:
         raise DonkeyError(f"{path}: no pairs listed")
     return pairs
@@ -133,19 +222,17 @@ def run_jobs(
     skip_existing: bool = False,
     progress: Progress | None = None,
 ) -> BatchReport:
-    """Animates every job; failures are recorded, never raised (but DonkeyError from the model is)."""
+    """Animates every job; failures are recorded, never raised (but DonkeyError from the model is).
+
+    With `skip_existing`, an existing output is trusted only when it decodes to the frame
+    count and size this run would write; anything else is written again.
+    """
     report = BatchReport()
     size = animator.model.config.image_size
     notify = progress or (lambda *_: None)
-    todo = []
-    for job in jobs:
-        if skip_existing and job.output.exists():
-            report.skipped.append(job)
-            notify("skipped", job, 0)
-        else:
-            todo.append(job)
+    remove_stale_temporaries(jobs)
     by_driving: dict[Path, list[Job]] = {}
-    for job in todo:
+    for job in jobs:
         by_driving.setdefault(job.driving, []).append(job)
     drivings = list(by_driving)
     source_cache: dict[Path, SourceState | str] = {}
@@ -155,8 +242,10 @@ def run_jobs(
         started = time.perf_counter()
         try:
             return read_video(path, size, options.fit, options.background)
-        except MediaError as exc:
+        except DonkeyError as exc:
             return str(exc)
+        except Exception as exc:  # noqa: BLE001 - one unreadable file must not stop the batch
+            return f"{path}: cannot read ({type(exc).__name__}: {_first_line(exc)})"
         finally:
             report.seconds["read"] += time.perf_counter() - started
 
@@ -181,10 +270,20 @@ def run_jobs(
                     report.failed.append((job, clip))
                     notify("failed", job, 0)
                 continue
+            width = size * (3 if options.side_by_side else 1)
+            todo = []
+            for job in group:
+                if skip_existing and output_complete(job.output, len(clip.frames), size, width):
+                    report.skipped.append(job)
+                    notify("skipped", job, 0)
+                else:
+                    todo.append(job)
+            if not todo:
+                continue
             started = time.perf_counter()
             driving_state = animator.driving_keypoints(frames_to_tensor(clip.frames))
             report.seconds["model"] += time.perf_counter() - started
-            for job in group:
+            for job in todo:
                 state = _source_state(
                     animator, job.source, size, options, source_cache, source_images, report
                 )
@@ -210,6 +309,25 @@ def run_jobs(
     return report
 
 
+def output_complete(path: Path, frames: int, height: int, width: int) -> bool:
+    """Whether an existing output decodes to `frames` frames of height x width."""
+    if not path.is_file() or path.stat().st_size == 0:
+        return False
+    try:
+        clip = read_frames(path, strip=False)
+    except DonkeyError:
+        return False
+    data = clip.frames
+    if path.suffix.lower() == ".png":  # a strip: frames side by side
+        return data.shape[0] == 1 and data.shape[1:3] == (height, width * frames)
+    return data.shape[:3] == (frames, height, width)
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0][:160] if text else "no detail"
+
+
 def _source_state(
     animator: Animator,
     path: Path,
@@ -223,8 +341,11 @@ def _source_state(
         started = time.perf_counter()
         try:
             image = read_image(path, size, options.fit, options.background)
-        except MediaError as exc:
+        except DonkeyError as exc:
             cache[path] = str(exc)
+            return cache[path]
+        except Exception as exc:  # noqa: BLE001 - one unreadable file must not stop the batch
+            cache[path] = f"{path}: cannot read ({type(exc).__name__}: {_first_line(exc)})"
             return cache[path]
         finally:
             report.seconds["read"] += time.perf_counter() - started
@@ -245,6 +366,11 @@ def _collect(writes, report: BatchReport, notify, wait: bool):
             future.result()
         except DonkeyError as exc:
             report.failed.append((job, str(exc)))
+            notify("failed", job, 0)
+        except Exception as exc:  # noqa: BLE001 - one failed write must not stop the batch
+            report.failed.append(
+                (job, f"{job.output}: cannot write ({type(exc).__name__}: {_first_line(exc)})")
+            )
             notify("failed", job, 0)
         else:
             report.done.append(job)

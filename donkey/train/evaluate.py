@@ -20,7 +20,7 @@ from torch import Tensor
 
 from donkey.data.datasets import Video
 from donkey.data.frames import frames_to_tensor
-from donkey.data.manifest import PairsManifest
+from donkey.data.manifest import PairsManifest, check_pair_lengths
 from donkey.data.media import read_video
 from donkey.runtime.animator import Animator
 
@@ -126,6 +126,7 @@ def transfer_items(
     for i, pair in enumerate(manifest.pairs):
         a = frames_to_tensor(read_video(manifest.path_of(pair.a), size).frames)
         b = frames_to_tensor(read_video(manifest.path_of(pair.b), size).frames)
+        check_pair_lengths(pair, len(a), len(b), manifest.source)
         target = b[pair.b_for_a]
         prediction = _animate(animator, target[:1], a)
         if eval_size is not None and eval_size != size:

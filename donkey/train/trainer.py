@@ -45,6 +45,7 @@ class TrainOptions:
         None  # stop at this step (an interruption); the lr schedule follows cfg steps
     )
     debug_dir: Path | None = None  # per-rank weights and sample ids, for the multi-process test
+    overwrite: bool = False  # start afresh in a run folder that holds a previous run
     on_step: Callable[[int, dict[str, float]], None] | None = None
 
 
@@ -158,6 +159,23 @@ def _save(path: Path, networks: Networks, cfg: Config, optimizers: dict, step: i
     )
 
 
+RUN_MARKERS = ("last.ckpt", "log.jsonl")
+
+
+def check_run_dir(run_dir: Path, resuming: bool, overwrite: bool) -> None:
+    """A fresh start never silently replaces a previous run's checkpoint and log."""
+    if run_dir.exists() and not run_dir.is_dir():
+        raise DonkeyError(f"{run_dir}: exists and is not a folder")
+    if resuming or overwrite:
+        return
+    found = [name for name in RUN_MARKERS if (run_dir / name).exists()]
+    if found:
+        raise DonkeyError(
+            f"{run_dir}: holds a previous run ({', '.join(found)}); continue it with "
+            "--resume auto, or start again from step 0 with --overwrite"
+        )
+
+
 def train(
     cfg: Config, videos: list[Video] | None, manifest: PairsManifest | None, options: TrainOptions
 ) -> TrainResult:
@@ -168,6 +186,7 @@ def train(
             f"train.loss.feature_matching needs {cfg.model.discriminator.num_blocks} weights "
             f"(one per discriminator block), got {len(t_cfg.loss.feature_matching)}"
         )
+    check_run_dir(options.run_dir, options.resume is not None, options.overwrite)
     if options.threads:
         torch.set_num_threads(options.threads)
     env_rank = int(os.environ.get("LOCAL_RANK", "0"))
@@ -249,7 +268,9 @@ def train(
         run_dir.mkdir(parents=True, exist_ok=True)
         (run_dir / "config.json").write_text(json.dumps(config_to_dict(cfg), indent=1))
         writer = _tensorboard(run_dir)
-    log_file = (run_dir / "log.jsonl").open("a") if dist.main else None
+    # A fresh start (allowed by --overwrite) begins a new log; a resumed run continues its own.
+    log_mode = "a" if resume_state is not None else "w"
+    log_file = (run_dir / "log.jsonl").open(log_mode) if dist.main else None
     seen: list[list[int]] = []
     written: list[str] = []
     history: list[dict[str, float]] = []

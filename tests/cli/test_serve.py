@@ -1,7 +1,7 @@
 """`donkey serve`'s request handling: the service directly, then the page through gradio_client.
 
 Real inputs (GIF, MP4, PNG files) and a real (tiny, 32x32) model; only the browser is left out
-(tests/integration/test_serve_browser.py drives that).
+(tests/cli/test_serve_browser.py drives that).
 """
 
 from __future__ import annotations

@@ -148,9 +148,13 @@ def test_cli_train_resume_auto_and_errors(runner, tmp_path, synth_videos):
     result = runner.invoke(app, [*args, "--steps", "6", "--resume", "auto"])
     assert result.exit_code == 0, result.output
     assert "step 6/6; 2 steps" in result.output
+    log, ckpt = (run / "log.jsonl").read_bytes(), (run / "last.ckpt").read_bytes()
+    result = runner.invoke(app, [*args, "--steps", "2"])  # a fresh start would replace the run
+    assert result.exit_code == 1 and "holds a previous run (last.ckpt, log.jsonl)" in result.output
+    assert (run / "log.jsonl").read_bytes() == log and (run / "last.ckpt").read_bytes() == ckpt
     result = runner.invoke(app, [*args, "--set", "train.stepz=3"])
     assert result.exit_code == 1 and "unknown config key 'train.stepz'" in result.output
-    result = runner.invoke(app, [*args, "--set", "train.loss.perceptual=1.0"])
+    result = runner.invoke(app, [*args, "--overwrite", "--set", "train.loss.perceptual=1.0"])
     assert result.exit_code == 1 and "--vgg19-weights" in result.output
     result = runner.invoke(app, ["train", str(CONFIGS / "tiny.yaml"), "-o", str(run)])
     assert result.exit_code == 1 and "give --data DIR" in result.output

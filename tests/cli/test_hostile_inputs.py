@@ -1,0 +1,323 @@
+"""Hostile and careless inputs through the commands: one-line refusals, nothing left behind."""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from donkey.cli.app import app
+from donkey.data.media import read_frames
+from donkey.data.writers import write_video
+from tests.conftest import make_creature_frames
+from tests.hostile import corpus, good_gif
+
+
+def invoke(runner, *args) -> tuple[int, str]:
+    result = runner.invoke(app, [str(a) for a in args])
+    text = result.output
+    assert "Traceback" not in text, text
+    # Anything but a clean exit (typer.Exit / SystemExit) is an uncaught exception.
+    assert result.exception is None or isinstance(result.exception, SystemExit), repr(
+        result.exception
+    )
+    return result.exit_code, text
+
+
+def error_lines(text: str) -> list[str]:
+    return [line for line in text.splitlines() if line.startswith("error:")]
+
+
+def listing(folder: Path) -> set[str]:
+    return {str(p.relative_to(folder)) for p in folder.rglob("*")}
+
+
+@pytest.fixture()
+def batch_inputs(tmp_path):
+    sources, drivings = tmp_path / "sources", tmp_path / "drivings"
+    sources.mkdir()
+    drivings.mkdir()
+    for i in range(2):
+        Image.fromarray(make_creature_frames(1, 40, seed=i)[0]).save(sources / f"animal{i}.png")
+    write_video(drivings / "walk.gif", make_creature_frames(4, 40, seed=5))
+    bad = corpus(tmp_path / "bad")
+    for name in ("screen_bomb.gif", "garbage.gif"):
+        os.replace(bad[name], sources / name)
+    for name in ("frame_bomb.gif", "empty.png", "truncated.gif"):
+        os.replace(bad[name], drivings / name)
+    return sources, drivings
+
+
+def test_bad_files_never_stop_a_batch(runner, tiny_ckpt, batch_inputs, tmp_path):
+    sources, drivings = batch_inputs
+    out = tmp_path / "out"
+    code, text = invoke(
+        runner, "animate", sources, drivings, "-o", out, "--model", tiny_ckpt, "--device", "cpu"
+    )
+    assert code == 1
+    # 4 sources x 4 drivings: the 2 good sources x 1 good driving are written.
+    assert sorted(p.name for p in out.iterdir()) == ["animal0__walk.gif", "animal1__walk.gif"]
+    assert read_frames(out / "animal0__walk.gif").frames.shape == (4, 32, 32, 3)
+    for reason in ("per-frame read budget", "1.92 gigapixels", "empty file", "truncated"):
+        assert reason in text, text
+
+
+def test_folder_inputs_need_an_output_folder(runner, tiny_ckpt, batch_inputs, tmp_path):
+    sources, drivings = batch_inputs
+    before = listing(tmp_path)
+    blocker = tmp_path / "a file"
+    blocker.write_text("x")
+    cases = [
+        (tmp_path / "single.gif", "-o must be a folder, not a file name"),
+        (blocker, "exists and is not a folder"),
+        (blocker / "sub" / "out", "is a file"),
+        (sources, "is also an input folder"),
+    ]
+    for target, message in cases:
+        code, text = invoke(
+            runner, "animate", sources, drivings, "-o", target, "--model", tiny_ckpt
+        )
+        assert code == 1 and len(error_lines(text)) == 1 and message in text, text
+    assert listing(tmp_path) == before | {"a file"}
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root may write anywhere: no unwritable folder")
+def test_unwritable_output_folder_is_one_line(runner, tiny_ckpt, batch_inputs, tmp_path):
+    sources, drivings = batch_inputs
+    locked = tmp_path / "locked"
+    locked.mkdir(mode=0o500)
+    code, text = invoke(runner, "animate", sources, drivings, "-o", locked / "out")
+    assert code == 1 and "not writable" in text
+
+
+def test_output_names_are_stable_and_skip_existing_trusts_only_complete_files(
+    runner, tiny_ckpt, tmp_path
+):
+    sources, drivings, out = tmp_path / "s", tmp_path / "d", tmp_path / "out"
+    sources.mkdir()
+    drivings.mkdir()
+    frame = make_creature_frames(2, 40, seed=1)
+    Image.fromarray(frame[0]).save(sources / "cat.png")
+    Image.fromarray(frame[1]).save(sources / "cat.gif")
+    write_video(drivings / "trot.gif", make_creature_frames(5, 40, seed=2))
+    args = ["animate", sources, drivings, "-o", out, "--model", tiny_ckpt, "--device", "cpu"]
+    code, text = invoke(runner, *args)
+    assert code == 0, text
+    names = sorted(p.name for p in out.iterdir())
+    assert names == ["cat.gif__trot.gif", "cat__trot.gif"]
+    first = (out / "cat__trot.gif").read_bytes()
+
+    # cat.gif goes away: cat.png keeps its name and its (complete) output is skipped.
+    (sources / "cat.gif").unlink()
+    (out / "cat.gif__trot.gif").write_bytes(b"")  # a 0-byte output is not trusted ...
+    stale = out / ".cat__trot.abcd1234.tmp.gif"  # ... and a killed run's temporary goes
+    stale.write_bytes(b"half")
+    mtime = (out / "cat__trot.gif").stat().st_mtime_ns
+    time.sleep(0.01)
+    code, text = invoke(runner, *args, "--skip-existing")
+    assert code == 0, text
+    assert (out / "cat__trot.gif").stat().st_mtime_ns == mtime
+    assert (out / "cat__trot.gif").read_bytes() == first
+    assert not stale.exists()
+
+    # Half an output, or one with the wrong frame count, is written again.
+    (out / "cat__trot.gif").write_bytes(first[: len(first) // 2])
+    code, text = invoke(runner, *args, "--skip-existing")
+    assert code == 0, text
+    assert read_frames(out / "cat__trot.gif").frames.shape[0] == 5
+    write_video(out / "cat__trot.gif", make_creature_frames(3, 32))
+    code, text = invoke(runner, *args, "--skip-existing")
+    assert read_frames(out / "cat__trot.gif").frames.shape[0] == 5
+    assert not [p for p in out.iterdir() if p.name.startswith(".")]
+
+
+def test_hostile_files_through_single_animate_are_one_line(runner, tiny_ckpt, tmp_path):
+    files = corpus(tmp_path / "bad")
+    good = good_gif(tmp_path / "good.gif", frames=3, size=32)
+    for name, path in files.items():
+        for source, driving in ((path, good), (good, path)):
+            out = tmp_path / "out.gif"
+            code, text = invoke(runner, "animate", source, driving, "-o", out, "--model", tiny_ckpt)
+            if source == path and name in ("frame_bomb.gif", "truncated.gif"):
+                # As a source only the first frame is read, and it is whole: a correct result.
+                assert code == 0 and read_frames(out).frames.shape == (3, 32, 32, 3), text
+                out.unlink()
+                continue
+            assert code == 1 and len(error_lines(text)) == 1, (name, text)
+            assert str(path) in error_lines(text)[0]
+            assert not out.exists() and not list(tmp_path.glob(".out*"))
+
+
+def test_pair_list_hostile_contents(runner, tiny_ckpt, tmp_path):
+    sources, drivings = tmp_path / "s", tmp_path / "d"
+    sources.mkdir()
+    drivings.mkdir()
+    Image.fromarray(make_creature_frames(1, 32)[0]).save(sources / "a.png")
+    write_video(drivings / "x.gif", make_creature_frames(3, 32))
+    (tmp_path / "secret.png").write_bytes(b"x")
+    (sources / "link.png").symlink_to(tmp_path / "secret.png")
+    cases = {
+        b"\x89PNG\r\n\x1a\n\x00\x00\x00binary": "binary file",
+        b"a.png,\xff\xfe.gif\n": "not UTF-8",
+        b"../secret.png,x.gif\n": "outside",
+        b"/etc/passwd,x.gif\n": "outside",
+        b"link.png,x.gif\n": "outside",
+        b"a.png\n": "needs source,driving",
+        b",x.gif\n": "needs source,driving",
+        b"# only a comment\n": "no pairs listed",
+    }
+    for content, message in cases.items():
+        pairs = tmp_path / "pairs.csv"
+        pairs.write_bytes(content)
+        out = tmp_path / "out"
+        code, text = invoke(
+            runner,
+            "animate",
+            sources,
+            drivings,
+            "-o",
+            out,
+            "--pair-list",
+            pairs,
+            "--model",
+            tiny_ckpt,
+        )
+        assert code == 1 and len(error_lines(text)) == 1 and message in text, (content, text)
+        assert not out.exists()
+
+
+def test_two_inputs_that_reduce_to_one_name_are_refused(runner, tiny_ckpt, tmp_path):
+    sources, drivings = tmp_path / "s", tmp_path / "d"
+    sources.mkdir()
+    drivings.mkdir()
+    for name in ("a b.png", "a_b.png"):
+        Image.fromarray(np.zeros((8, 8, 3), np.uint8)).save(sources / name)
+    write_video(drivings / "x.gif", make_creature_frames(2, 8))
+    code, text = invoke(
+        runner, "animate", sources, drivings, "-o", tmp_path / "out", "--model", tiny_ckpt
+    )
+    assert code == 1 and "would both write a_b__x.gif" in text
+    assert not (tmp_path / "out").exists()
+
+
+def test_train_refuses_a_used_run_folder_and_bad_numbers(runner, tmp_path):
+    from donkey.data.synthetic import synthesize
+    from tests.conftest import CONFIGS
+
+    synthesize(tmp_path / "videos", 3, size=32, seed=1, frames=(4, 5))
+    run = tmp_path / "run"
+    base = ["train", CONFIGS / "tiny.yaml", "--data", tmp_path / "videos", "-o", run]
+    base += ["--device", "cpu", "--val-fraction", "0"]
+    for option, value, message in (
+        ("--threads", "-1", "--threads must be >= 1 (or 0"),
+        ("-b", "0", "--batch-size must be >= 1, got 0"),
+        ("--workers", "-1", "--workers must be >= 0, got -1"),
+        ("--steps", "-1", "--steps must be >= 1, got -1"),
+        ("--steps", "0", "--steps must be >= 1, got 0"),
+        ("--until", "0", "--until must be >= 1"),
+        ("--val-fraction", "1", "--val-fraction must be in [0, 1)"),
+        ("--val-fraction", "-0.5", "--val-fraction must be in [0, 1)"),
+        ("--set", "train.batch_size=-4", "train.batch_size must be an integer in [1, 4096]"),
+    ):
+        code, text = invoke(runner, *base, option, value)
+        assert code == 1 and len(error_lines(text)) == 1 and message in text, (option, text)
+        assert not run.exists()
+    code, text = invoke(runner, *base, "--steps", "2")
+    assert code == 0, text
+    log = (run / "log.jsonl").read_text()
+    assert len(log.splitlines()) == 2
+    code, text = invoke(runner, *base, "--steps", "3")
+    assert code == 1 and "holds a previous run" in text and "--overwrite" in text
+    assert (run / "log.jsonl").read_text() == log
+    code, text = invoke(runner, *base, "--steps", "3", "--overwrite")
+    assert code == 0, text
+    # A fresh start replaced the log: one run's records, not two runs appended.
+    steps = [json.loads(line)["step"] for line in (run / "log.jsonl").read_text().splitlines()]
+    assert steps == [1, 2, 3]
+
+
+def test_corpus_folder_through_eval_train_and_pairs(runner, tiny_ckpt, tmp_path):
+    from tests.conftest import CONFIGS
+
+    bad = tmp_path / "bad"
+    corpus(bad)
+    before = listing(tmp_path)
+    commands = [
+        ["eval", "--data", bad, "--model", tiny_ckpt, "--device", "cpu"],
+        ["train", CONFIGS / "tiny.yaml", "--data", bad, "-o", tmp_path / "run", "--device", "cpu"],
+        ["pairs", bad, "-o", tmp_path / "pairs.json", "--model", tiny_ckpt, "--device", "cpu"],
+    ]
+    for args in commands:
+        code, text = invoke(runner, *args)
+        lines = error_lines(text)
+        assert code == 1 and len(lines) == 1, (args[0], text)
+        assert "none of the 8 files could be used" in lines[0] or "validation split" in lines[0]
+    assert listing(tmp_path) == before
+
+
+def test_hostile_checkpoints_through_info_animate_and_convert(runner, tmp_path):
+    import torch
+
+    from donkey.model.config import ModelConfig, config_to_dict
+
+    config = config_to_dict(ModelConfig())
+    for part in ("kp_detector", "dense_motion", "generator", "discriminator"):
+        config[part].update(block_expansion=2048, max_features=2048)
+    huge = tmp_path / "huge.ckpt"
+    torch.save({"format": "donkey", "version": 1, "config": config, "state": {}}, huge)
+    garbage = tmp_path / "garbage.ckpt"
+    garbage.write_bytes(bytes(range(256)) * 8)
+    source = good_gif(tmp_path / "s.gif", frames=1)
+    before = listing(tmp_path)
+    for model, message in ((huge, "more than the 200 M limit"), (garbage, "not a checkpoint")):
+        for args in (
+            ["info", "--model", model],
+            ["animate", source, source, "-o", tmp_path / "o.gif", "--model", model],
+        ):
+            code, text = invoke(runner, *args)
+            assert code == 1 and len(error_lines(text)) == 1 and message in text, (args, text)
+    code, text = invoke(runner, "convert", garbage, "-o", tmp_path / "c.ckpt")
+    assert code == 1 and len(error_lines(text)) == 1 and "cannot read safely" in text
+    assert listing(tmp_path) == before
+
+
+def test_output_places_under_a_file_are_one_line(runner, tiny_ckpt, tmp_path):
+    blocker = tmp_path / "blocker"
+    blocker.write_text("x")
+    source = good_gif(tmp_path / "s.gif", frames=2)
+    from tests.conftest import CONFIGS
+
+    cases = [
+        ["synth", blocker / "out", "--count", "1"],
+        ["init", CONFIGS / "tiny.yaml", "-o", blocker / "m.ckpt"],
+        ["animate", source, source, "-o", blocker / "o.gif", "--model", tiny_ckpt],
+        ["pairs", tmp_path, "-o", blocker / "p.json", "--model", tiny_ckpt],
+    ]
+    for args in cases:
+        code, text = invoke(runner, *args)
+        assert code == 1 and len(error_lines(text)) == 1 and str(blocker) in text, (args, text)
+    assert blocker.read_text() == "x"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["blocker", "s.gif"]
+
+
+def test_animate_budget_options(runner, tiny_ckpt, tmp_path):
+    from donkey.data.media import set_budget
+
+    driving = good_gif(tmp_path / "d.gif", frames=3, size=32)
+    out = tmp_path / "o.gif"
+    base = ["animate", driving, driving, "-o", out, "--model", tiny_ckpt]
+    try:
+        code, text = invoke(runner, *base, "--max-frames", "2")
+        assert code == 1 and "3 frames exceed the 2-frame read budget" in text
+        code, text = invoke(runner, *base, "--max-pixels", "lots")
+        assert code == 1 and "--max-pixels must be a positive number, got 'lots'" in text
+        assert not out.exists()
+        code, text = invoke(runner, *base, "--max-frames", "3")
+        assert code == 0 and read_frames(out).frames.shape[0] == 3
+    finally:
+        set_budget(None)

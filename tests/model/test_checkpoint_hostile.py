@@ -1,0 +1,149 @@
+"""Hostile checkpoints and configs: refused in one line before any weight is allocated."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+import torch
+from safetensors.torch import save_file
+
+from donkey.model.checkpoint import FORMAT, load_checkpoint, save_checkpoint
+from donkey.model.config import config_from_dict, config_to_dict, load_config
+from donkey.model.errors import CheckpointError, ConfigError
+from tests.conftest import CONFIGS, ROOT
+
+
+def _tiny_dict():
+    return config_to_dict(load_config(CONFIGS / "tiny.yaml").model)
+
+
+def _ckpt(path, config, state=None):
+    torch.save({"format": FORMAT, "version": 1, "config": config, "state": state or {}}, path)
+    return path
+
+
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        ({"num_kp": 0}, "model.num_kp must be an integer in [1, 128], got 0"),
+        ({"image_size": -64}, "model.image_size must be an integer in [16, 512]"),
+        ({"image_size": 36}, "multiple of"),
+        ({"num_channels": 4}, "model.num_channels must be 3"),
+        ({"heatmap_norm": float("nan")}, "model.heatmap_norm must be a number"),
+        ({"kp_detector": {"temperature": 0}}, "model.kp_detector.temperature"),
+        ({"kp_detector": {"scale_factor": 3.0}}, "model.kp_detector.scale_factor"),
+        (
+            {"generator": {"num_blocks": 40}},
+            "model.generator.num_blocks must be an integer in [1, 8]",
+        ),
+        ({"generator": {"max_features": 10**9}}, "model.generator.max_features"),
+        ({"dense_motion": {"num_group_blocks": -1}}, "num_group_blocks"),
+    ],
+)
+def test_config_ranges_are_one_line_errors(tmp_path, change, message):
+    config = _tiny_dict()
+    for key, value in change.items():
+        if isinstance(value, dict):
+            config[key].update(value)
+        else:
+            config[key] = value
+    path = _ckpt(tmp_path / "bad.ckpt", config)
+    with pytest.raises(CheckpointError) as info:
+        load_checkpoint(path)
+    text = str(info.value)
+    assert text.startswith(f"{path}: invalid model config inside") and message in text, text
+    assert "\n" not in text
+
+
+def test_huge_widths_are_refused_without_allocating(tmp_path):
+    """The issue's 1 KB checkpoint that asked for 9.7 GB: refused, in a small fresh process."""
+    config = _tiny_dict()
+    config["image_size"] = 256
+    for part in ("kp_detector", "dense_motion", "generator", "discriminator"):
+        config[part].update(block_expansion=2048, max_features=2048, num_blocks=5)
+    path = _ckpt(tmp_path / "huge.ckpt", config)
+    assert path.stat().st_size < 2048
+    code = (
+        "import resource, sys\n"
+        "from donkey.model.checkpoint import load_checkpoint\n"
+        "from donkey.model.errors import CheckpointError\n"
+        "try:\n"
+        "    load_checkpoint(sys.argv[1])\n"
+        "except CheckpointError as e:\n"
+        "    print(e)\n"
+        "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)\n"
+    )
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    env.pop("DONKEY_MAX_PARAMETERS", None)
+    result = subprocess.run(
+        [sys.executable, "-c", code, str(path)], capture_output=True, text=True, env=env, check=True
+    )
+    message, rss_kb = result.stdout.strip().splitlines()
+    assert "M parameters, more than the 200 M limit" in message
+    assert int(rss_kb) < 2 * 1024 * 1024
+
+
+def test_safetensors_metadata_must_be_json_objects(tmp_path, tiny_networks):
+    state = {k: v.contiguous() for k, v in tiny_networks.state_dict().items()}
+    for config_text, message in (
+        ("{not json", "metadata 'config' is not valid JSON"),
+        ("[1, 2]", "metadata 'config' must be a JSON object, got list"),
+        ('"text"', "must be a JSON object, got str"),
+    ):
+        path = tmp_path / "bad.safetensors"
+        save_file(state, str(path), metadata={"format": FORMAT, "config": config_text})
+        with pytest.raises(CheckpointError, match=message):
+            load_checkpoint(path)
+    good_config = json.dumps(config_to_dict(tiny_networks.config))
+    save_file(
+        state,
+        str(path),
+        metadata={"format": FORMAT, "config": good_config, "train_config": "{oops"},
+    )
+    with pytest.raises(CheckpointError, match="metadata 'train_config' is not valid JSON"):
+        load_checkpoint(path)
+
+
+def test_shapes_and_dtypes_are_compared_before_loading(tmp_path, tiny_networks):
+    good = save_checkpoint(tmp_path / "good.ckpt", tiny_networks)
+    payload = torch.load(good, weights_only=True)
+    key = next(k for k, v in payload["state"].items() if v.dim() == 4)
+    for value, message in (
+        (torch.zeros(1, 1, 1, 1), "1 wrong shape"),
+        (payload["state"][key].to(torch.int32), "1 wrong dtype"),
+    ):
+        state = dict(payload["state"], **{key: value})
+        path = _ckpt(tmp_path / "bad.ckpt", payload["config"], state)
+        with pytest.raises(CheckpointError, match=message):
+            load_checkpoint(path)
+    path = _ckpt(tmp_path / "list.ckpt", payload["config"], state=[1, 2, 3])
+    with pytest.raises(CheckpointError, match="'state' must map weight names to tensors"):
+        load_checkpoint(path)
+    torch.save({"format": FORMAT, "config": "not a mapping", "state": {}}, tmp_path / "c.ckpt")
+    with pytest.raises(CheckpointError, match="invalid model config inside"):
+        load_checkpoint(tmp_path / "c.ckpt")
+    # Safetensors: same comparison, from the header, before the tensors are read.
+    st = tmp_path / "bad.safetensors"
+    bad = {k: v.contiguous() for k, v in payload["state"].items()}
+    bad[key] = torch.zeros(2, 2)
+    save_file(bad, str(st), metadata={"format": FORMAT, "config": json.dumps(payload["config"])})
+    with pytest.raises(CheckpointError, match="1 wrong shape"):
+        load_checkpoint(st)
+
+
+def test_train_config_ranges():
+    for key, value, message in (
+        ("steps", -1, "train.steps must be an integer in [1,"),
+        ("batch_size", 0, "train.batch_size"),
+        ("num_workers", -1, "train.num_workers"),
+        ("lr", 0, "train.lr"),
+        ("checkpoint_every", 0, "train.checkpoint_every"),
+    ):
+        with pytest.raises(ConfigError, match=message.replace("[", r"\[")):
+            config_from_dict({"train": {key: value}})
+    with pytest.raises(ConfigError, match="train.augment.scale_max"):
+        config_from_dict({"train": {"augment": {"scale_min": 1.2, "scale_max": 1.1}}})
