@@ -17,15 +17,10 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from donkey.model.config import (
-    ModelConfig,
-    check_model_size,
-    config_to_dict,
-    model_config_from_dict,
-)
+from donkey.model.config import ModelConfig, config_to_dict, model_config_from_dict
 from donkey.model.errors import CheckpointError, ConfigError
 from donkey.model.files import atomic_output
-from donkey.model.networks import Networks
+from donkey.model.networks import Networks, check_model_size
 
 FORMAT = "donkey"
 VERSION = 1

@@ -5,7 +5,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
-import os
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -341,37 +340,7 @@ def load_config(path: str | Path, overrides: list[str] | None = None) -> Config:
         config = config_from_dict(data)
     except ConfigError as exc:
         raise ConfigError(f"{path}: {exc}") from None
-    check_model_size(config.model, str(path))
     return config
-
-
-MAX_PARAMETERS = 200_000_000  # 800 MB of float32 weights; the paper-size model has 68 M
-
-
-def check_model_size(config: ModelConfig, source: str = "config") -> int:
-    """Counts the parameters on the meta device (nothing allocated); refuses too many.
-
-    DONKEY_MAX_PARAMETERS raises the limit for deliberately larger models.
-    """
-    import torch
-
-    from donkey.model.networks import Networks, count_parameters
-
-    limit = MAX_PARAMETERS
-    text = os.environ.get("DONKEY_MAX_PARAMETERS")
-    if text:
-        try:
-            limit = int(float(text))
-        except ValueError:
-            raise ConfigError(f"DONKEY_MAX_PARAMETERS must be a number, got {text!r}") from None
-    with torch.device("meta"):
-        count = count_parameters(Networks(config))
-    if count > limit:
-        raise ConfigError(
-            f"{source + ': ' if source else ''}the model would have {count / 1e6:.0f} M parameters, more than the "
-            f"{limit / 1e6:.0f} M limit (raise it with DONKEY_MAX_PARAMETERS)"
-        )
-    return count
 
 
 def config_json(config: Any) -> str:
