@@ -98,8 +98,8 @@ def run_case(case: dict, batches: list[int], device: str, runs: int) -> list[dic
         if case["provider"]:
             providers = tuple(dict.fromkeys([case["provider"], "cpu"]))
         options = LoadOptions(threads=threads, ort_providers=providers)
-        top = max(batches)
-        batch = BatchRange(min(batches), min(8, top), top)
+        low, top = min(batches), max(batches)
+        batch = BatchRange(low, min(max(8, low), top), top)  # as `donkey bench` builds it
         model = load_model(ckpt, case["engine"], device, case["precision"], options, batch)
         if case["provider"]:
             for graph in model.graphs.values():

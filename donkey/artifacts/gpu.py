@@ -17,12 +17,15 @@ def import_tensorrt() -> ModuleType:
     return tensorrt
 
 
-def gpu_identity(device_index: int = 0) -> dict[str, str]:
-    """Name and compute capability of the GPU engines are built for / run on."""
+def gpu_identity(device_index: int | None = None) -> dict[str, str]:
+    """Name and compute capability of the GPU engines are built for / run on (default: the
+    current CUDA device, which torchrun ranks set to their LOCAL_RANK's GPU)."""
     import torch
 
     if not torch.cuda.is_available():
         raise DonkeyError("TensorRT needs an NVIDIA GPU, and PyTorch sees none")
+    if device_index is None:
+        device_index = torch.cuda.current_device()
     major, minor = torch.cuda.get_device_capability(device_index)
     return {
         "name": torch.cuda.get_device_name(device_index),

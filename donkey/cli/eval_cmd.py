@@ -75,7 +75,8 @@ def evaluate(
     # back into file order and prints them (the same means as one process).
     ranks, device = ranked.start(device)
     try:
-        loaded = ranked.in_turn(ranks, lambda: load_model(model, engine, device))
+        options = ranked.engine_options(ranks, None)  # ORT: this rank's share of the cores
+        loaded = ranked.in_turn(ranks, lambda: load_model(model, engine, device, options=options))
         size = loaded.config.image_size
         at = eval_size if eval_size is not None and eval_size != size else None
         result = EvalResult()
@@ -90,12 +91,18 @@ def evaluate(
                     mine = [files[i] for i in share]
                     task = bar.add_task("reading", total=len(mine))
                     videos, skipped = load_videos(
-                        mine, size, progress=lambda i, n: bar.update(task, completed=i)
+                        mine,
+                        size,
+                        progress=lambda i, n: bar.update(task, completed=i),
+                        allow_empty=True,  # one rank's share may hold only bad files
                     )
                     targets = None
                     if at is not None:
                         names = {v.name for v in videos}
-                        targets, _ = load_videos([f for f in mine if f.name in names], at)
+                        targets, more = load_videos(
+                            [f for f in mine if f.name in names], at, allow_empty=True
+                        )
+                        skipped += more
                         kept = {t.name for t in targets}
                         videos = [v for v in videos if v.name in kept]
                     task = bar.add_task("reconstruction", total=len(videos))
@@ -114,6 +121,10 @@ def evaluate(
                     for note in (note for p in parts for note in p["skipped"]):
                         tagged("skipped", "yellow", note)
                 per_video = sorted((i, v) for p in parts for i, v in p["per_video"])
+                if not per_video:
+                    notes = [note for p in parts for note in p["skipped"]]
+                    first = notes[0] if notes else "no videos"
+                    raise DonkeyError(f"none of the {len(files)} files could be used: {first}")
                 result = summarize_videos([v for _, v in per_video])
             if pairs is not None:
                 manifest = load_manifest(pairs)

@@ -20,6 +20,7 @@ from donkey.data.datasets import list_videos, load_videos, select_split
 from donkey.data.manifest import load_manifest
 from donkey.model.config import load_config
 from donkey.model.errors import DonkeyError
+from donkey.model.networks import check_model_size
 from donkey.train.trainer import TrainOptions, check_run_dir
 from donkey.train.trainer import train as run_training
 
@@ -155,6 +156,7 @@ def train(
     if workers is not None:
         sets.append(f"train.num_workers={workers}")
     cfg = load_config(config, sets)
+    check_model_size(cfg.model, str(config))  # before any video is read
     resume_path = None
     if resume == "auto":
         candidate = output / "last.ckpt"

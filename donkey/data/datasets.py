@@ -64,9 +64,16 @@ class Video:
 
 
 def load_videos(
-    files: Sequence[Path], size: int, min_frames: int = 2, progress: Progress | None = None
+    files: Sequence[Path],
+    size: int,
+    min_frames: int = 2,
+    progress: Progress | None = None,
+    allow_empty: bool = False,
 ) -> tuple[list[Video], list[str]]:
-    """Reads videos at the model size; returns them and one-line notes for skipped files."""
+    """Reads videos at the model size; returns them and one-line notes for skipped files.
+
+    When none can be used that is an error, unless `allow_empty` (one shard of a larger set,
+    whose caller decides once all shards are in)."""
     videos, skipped = [], []
     for i, path in enumerate(files):
         try:
@@ -80,7 +87,7 @@ def load_videos(
                 videos.append(Video(path.name, clip.frames))
         if progress is not None:
             progress(i + 1, len(files))
-    if files and not videos:
+    if files and not videos and not allow_empty:
         # Nothing to work on: say why instead of carrying on with an empty set.
         more = f" (and {len(skipped) - 1} more)" if len(skipped) > 1 else ""
         raise DonkeyError(f"none of the {len(files)} files could be used: {skipped[0]}{more}")

@@ -253,7 +253,7 @@ def load_trt_graphs(request: LoadRequest) -> LoadedGraphs:
             "`donkey export --format trt`"
         )
     path = request.path
-    check_engine_identity(manifest, trt.__version__, gpu_identity(request.device.index or 0), path)
+    check_engine_identity(manifest, trt.__version__, gpu_identity(request.device.index), path)
     specs = graph_specs(manifest.model_config)
     # Every engine was checked against its recorded sha256 by verify_folder (loader.py).
     graphs = {

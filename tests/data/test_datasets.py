@@ -7,6 +7,7 @@ from donkey.data.datasets import (
     SingleVideoDataset,
     StepBatchSampler,
     Video,
+    load_videos,
     select_split,
     source_candidates,
     split_fraction,
@@ -96,3 +97,13 @@ def test_paired_dataset_checks_mapping_lengths():
             None,
             videos={"a": _video("a", 3).frames, "b": _video("b", 3).frames},
         )
+
+
+def test_load_videos_with_nothing_usable_is_an_error_unless_a_shard(tmp_path):
+    bad = [tmp_path / "a.gif", tmp_path / "b.gif"]
+    for path in bad:
+        path.write_bytes(b"GIF89a not really")
+    with pytest.raises(DonkeyError, match="none of the 2 files could be used: .*a.gif"):
+        load_videos(bad, 32)
+    videos, skipped = load_videos(bad, 32, allow_empty=True)
+    assert videos == [] and len(skipped) == 2 and "b.gif" in skipped[1]

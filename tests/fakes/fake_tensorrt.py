@@ -174,7 +174,9 @@ def install(monkeypatch, flavour_name: str) -> types.ModuleType:
     """sys.modules['tensorrt'] = this fake in that flavour; donkey sees the fake GPU."""
     module = configure(flavour_name)
     monkeypatch.setitem(sys.modules, "tensorrt", module)
-    monkeypatch.setattr("donkey.export.tensorrt_build.gpu_identity", lambda index=0: dict(device))
+    # Every place that asks which GPU this is (the builder, the cache, the runtime's check).
+    for where in ("export.tensorrt_build", "artifacts.gpu", "runtime.trt_backend"):
+        monkeypatch.setattr(f"donkey.{where}.gpu_identity", lambda index=None: dict(device))
     return module
 
 
