@@ -21,6 +21,7 @@ import numpy as np
 import torch
 
 from donkey.data.frames import frames_to_tensor, tensor_to_frames
+from donkey.data.manifest import read_text_file
 from donkey.data.media import MEDIA_SUFFIXES, Clip, read_frames, read_image, read_video
 from donkey.data.writers import OUTPUT_SUFFIXES, check_output_suffix, write_video
 from donkey.model.errors import DonkeyError
@@ -172,22 +173,7 @@ _TEMPORARY = re.compile(r"^\.(?P<stem>.+)\.[A-Za-z0-9_]{8}\.tmp(?P<suffix>\.[A-Z
 
 
 def _read_pair_list(path: Path, sources: Path, drivings: Path) -> list[tuple[Path, Path]]:
-    try:
-        if path.is_dir():
-            raise DonkeyError(f"{path}: is a folder, not a pair list")
-        if path.stat().st_size > MAX_PAIR_LIST_BYTES:
-            raise DonkeyError(f"{path}: pair list larger than {MAX_PAIR_LIST_BYTES >> 20} MB")
-        raw = path.read_bytes()
-    except OSError as exc:
-        raise DonkeyError(f"{path}: cannot read pair list ({exc.strerror or exc})") from None
-    if b"\0" in raw:
-        raise DonkeyError(f"{path}: binary file, not a source,driving CSV")
-    try:
-        text = raw.decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
-        raise DonkeyError(
-            f"{path}: not UTF-8 text (byte {exc.start}), not a source,driving CSV"
-        ) from None
+    text = read_text_file(path, "source,driving CSV", MAX_PAIR_LIST_BYTES)
     try:
         rows = list(csv.reader(text.splitlines()))
     except csv.Error as exc:
