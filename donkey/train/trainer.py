@@ -28,6 +28,7 @@ from donkey.model.checkpoint import load_checkpoint, save_checkpoint
 from donkey.model.config import Config, config_to_dict
 from donkey.model.errors import CheckpointError, DonkeyError
 from donkey.model.networks import Networks
+from donkey.runtime.distributed import Ranks
 from donkey.train.losses import build_perceptual
 from donkey.train.steps import GENERATOR_STEPS, Models, discriminator_loss
 from donkey.train.visualize import save_sample_grid
@@ -56,24 +57,13 @@ class TrainResult:
     history: list[dict[str, float]] = field(default_factory=list)
 
 
-@dataclass
-class Dist:
-    rank: int = 0
-    world: int = 1
-    local_rank: int = 0
-
-    @property
-    def main(self) -> bool:
-        return self.rank == 0
-
-
-def setup_distributed(device: torch.device) -> Dist:
+def setup_distributed(device: torch.device) -> Ranks:
     world = int(os.environ.get("WORLD_SIZE", "1"))
     if world <= 1:
-        return Dist()
+        return Ranks()
     if not torch_dist.is_initialized():
         torch_dist.init_process_group(backend="nccl" if device.type == "cuda" else "gloo")
-    return Dist(
+    return Ranks(
         torch_dist.get_rank(), torch_dist.get_world_size(), int(os.environ.get("LOCAL_RANK", "0"))
     )
 
@@ -373,7 +363,7 @@ class _NullWriter:
         pass
 
 
-def _debug_dump(folder: Path, dist: Dist, networks: Networks, record: dict) -> None:
+def _debug_dump(folder: Path, dist: Ranks, networks: Networks, record: dict) -> None:
     folder.mkdir(parents=True, exist_ok=True)
     state = {k: v.detach().cpu() for k, v in networks.state_dict().items()}
     torch.save(state, folder / f"rank{dist.rank}_weights.pt")
