@@ -3,6 +3,7 @@ and `donkey synth --pairs`."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -84,6 +85,24 @@ def read_text_file(path: str | Path, what: str, max_bytes: int = MAX_TEXT_BYTES)
         raise DonkeyError(f"{path}: not UTF-8 text (byte {exc.start}), not a {what}") from None
 
 
+def _entry(cls: type, item: dict, where: str):
+    """A manifest entry from its mapping; keys are shown with repr (they may hold newlines)."""
+    names = {f.name for f in dataclasses.fields(cls)}
+    required = {
+        f.name
+        for f in dataclasses.fields(cls)
+        if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING
+    }
+    unknown = sorted(map(repr, set(item) - names))
+    missing = sorted(required - set(item))
+    if unknown or missing:
+        problem = (
+            f"unknown keys {', '.join(unknown)}" if unknown else f"missing {', '.join(missing)}"
+        )
+        raise DonkeyError(f"{where} is malformed ({problem})")
+    return cls(**item)
+
+
 def inside_root(root: Path, name: object) -> str | None:
     """Why `name` is not a plain relative name inside `root` (after symlinks), or None."""
     if not isinstance(name, str) or not name.strip():
@@ -156,10 +175,7 @@ def load_manifest(path: str | Path) -> PairsManifest:
     for i, item in enumerate(items):
         if not isinstance(item, dict):
             raise DonkeyError(f"{path}: pair {i} is not a mapping")
-        try:
-            pair = Pair(**item)
-        except TypeError as exc:
-            raise DonkeyError(f"{path}: pair {i} is malformed ({exc})") from None
+        pair = _entry(Pair, item, f"{path}: pair {i}")
         for name in (pair.a, pair.b):
             problem = inside_root(root, name)
             if problem:
@@ -175,10 +191,7 @@ def load_manifest(path: str | Path) -> PairsManifest:
         pairs.append(pair)
     rejected = []
     for i, item in enumerate(rejected_items):
-        try:
-            entry = Rejected(**item)
-        except TypeError as exc:
-            raise DonkeyError(f"{path}: rejected entry {i} is malformed ({exc})") from None
+        entry = _entry(Rejected, item, f"{path}: rejected entry {i}")
         if not all(isinstance(v, str) for v in (entry.a, entry.b, entry.reason)):
             raise DonkeyError(f"{path}: rejected entry {i} must hold a, b and reason as text")
         rejected.append(entry)

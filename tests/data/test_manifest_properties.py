@@ -178,3 +178,14 @@ def test_budget_numbers(text):
         assert str(exc).startswith("--max-pixels must be a positive number")
     else:
         assert value >= 1
+
+
+def test_a_key_with_a_newline_stays_on_one_line(tmp_path):
+    """Found by the property test above: the key used to reach the message unescaped."""
+    (tmp_path / "data").mkdir()
+    path = tmp_path / "m.json"
+    bad = {"version": MANIFEST_VERSION, "root": "data", "pairs": [{"\n": 0}], "rejected": []}
+    path.write_text(json.dumps(bad))
+    with pytest.raises(DonkeyError) as info:
+        load_manifest(path)
+    assert "\n" not in str(info.value) and "unknown keys '\\n'" in str(info.value)
