@@ -13,7 +13,7 @@ from rich.table import Table
 from donkey.cli.common import MODEL_HELP, console, handles_errors, out, progress_bar, tagged
 from donkey.cli.models import load_model
 from donkey.data.contact_sheets import write_sheets
-from donkey.data.datasets import list_videos, load_videos
+from donkey.data.datasets import list_videos, load_videos, select_split
 from donkey.data.features import encoder_features, vgg11_features, video_keypoints
 from donkey.data.manifest import read_text_file, save_manifest
 from donkey.data.pair_builder import (
@@ -103,6 +103,14 @@ def pairs(
     ),
     device: str = typer.Option("auto", help="cpu, cuda or auto (for the keypoint detector)."),
     batch_size: int = typer.Option(64, "--batch-size", "-b", help="Frames per detector batch."),
+    split: str = typer.Option(
+        "all",
+        help="Which videos of FOLDER: all, train (leaves out the ones donkey train holds out "
+        "for validation, so pairs never leak them into training) or val.",
+    ),
+    val_fraction: float = typer.Option(
+        0.1, help="Must match the training run's --val-fraction for --split train/val."
+    ),
 ) -> None:
     """Cluster videos by movement, resample each pair's frames to matching poses (least-squares
     affine fit of keypoints, both directions), filter, and write a pairs manifest."""
@@ -110,7 +118,9 @@ def pairs(
         raise DonkeyError(f"--keypoints must be model or synth, got {keypoints!r}")
     _check_options(output, sheets, clusters, batch_size, neighbours)
     started = time.perf_counter()
-    files = list_videos(folder)
+    files = select_split(list_videos(folder), split, val_fraction)
+    if not files:
+        raise DonkeyError(f"{folder}: no videos in split {split!r}")
     params = PairingParams(
         max_repeated=max_repeated,
         alpha=alpha,

@@ -93,10 +93,13 @@ def train(
         ..., "-o", "--output", help="Run folder: last.ckpt, log.jsonl, tensorboard/, samples/."
     ),
     data: list[Path] | None = typer.Option(
-        None, "--data", help="Folder of training videos (repeatable). Monkey mode."
+        None, "--data", help="Folder of training videos (repeatable). Monkey and mixed modes."
     ),
-    pairs: Path | None = typer.Option(
-        None, "--pairs", help="Pairs manifest (JSON) for dual reconstruction."
+    pairs: list[Path] | None = typer.Option(
+        None,
+        "--pairs",
+        help="Pairs manifest (JSON) from donkey pairs or donkey synth --pairs (repeatable). "
+        "Dual and mixed modes.",
     ),
     steps: int | None = typer.Option(
         None,
@@ -141,7 +144,8 @@ def train(
         "last.ckpt and log.jsonl). Without it (or --resume) such a folder is refused.",
     ),
 ) -> None:
-    """Train a model. Monkey mode learns from single videos (--data); dual mode from GIF pairs (--pairs).
+    """Train a model. Monkey mode learns from single videos (--data), dual mode from GIF pairs
+    (--pairs), mixed mode alternates the two (train.pair_every, train.pair_steps).
 
     Multi-GPU / multi-node: run the same command under `torchrun --nproc_per_node N`.
     """
@@ -167,19 +171,16 @@ def train(
         raise DonkeyError(f"--resume {resume_path}: no such checkpoint file")
     if resume_path is not None and init is not None:
         init = None  # resuming restores weights; --init only matters for a fresh start
-    if cfg.train.mode == "dual" and pairs is None:
-        raise DonkeyError(f"{config}: train.mode is dual, give --pairs MANIFEST")
-    if cfg.train.mode != "dual" and not data:
-        raise DonkeyError(f"{config}: train.mode is monkey, give --data DIR")
+    mode = cfg.train.mode
+    if mode in ("dual", "mixed") and not pairs:
+        raise DonkeyError(f"{config}: train.mode is {mode}, give --pairs MANIFEST")
+    if mode in ("monkey", "mixed") and not data:
+        raise DonkeyError(f"{config}: train.mode is {mode}, give --data DIR")
     check_run_dir(output, resume_path is not None, overwrite)
-    videos = manifest = None
-    if cfg.train.mode == "dual":
-        if pairs is None:
-            raise DonkeyError(f"{config}: train.mode is dual, give --pairs MANIFEST")
-        manifest = load_manifest(pairs)
-    else:
-        if not data:
-            raise DonkeyError(f"{config}: train.mode is monkey, give --data DIR")
+    videos = manifests = None
+    if mode in ("dual", "mixed"):
+        manifests = [load_manifest(p) for p in pairs]
+    if mode in ("monkey", "mixed"):
         videos = _load_training_videos(data, cfg.model.image_size, val_fraction)
     debug = os.environ.get("DONKEY_DEBUG_DIR")
     start = {"step": 0}
@@ -201,7 +202,7 @@ def train(
         result = run_training(
             cfg,
             videos,
-            manifest,
+            manifests,
             TrainOptions(
                 run_dir=output,
                 init=init,

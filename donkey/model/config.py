@@ -203,7 +203,11 @@ class AugmentConfig:
 
 @dataclass
 class TrainConfig:
-    mode: str = "monkey"  # "monkey": self-reconstruction; "dual": Donkey-Net dual reconstruction
+    # "monkey": self-reconstruction on single videos; "dual": steps on GIF pairs only;
+    # "mixed": every `pair_every`-th step on pairs, the others self-reconstruction on videos.
+    mode: str = "monkey"
+    pair_steps: str = "dual"  # a step on pairs: "dual" reconstruction or "self" (per video)
+    pair_every: int = 2
     steps: int = 100_000
     batch_size: int = 8
     lr: float = 2e-4
@@ -231,12 +235,15 @@ class TrainConfig:
             _num_in(p, "betas", beta, 0.0, 0.999999)
         _num_in(p, "lr_drop_at", self.lr_drop_at, 0.0, 1.0)
         _int_in(p, "pair_repeats", self.pair_repeats, 1, 10_000)
+        _int_in(p, "pair_every", self.pair_every, 1, 10_000)
         _int_in(p, "seed", self.seed, 0, 2**63 - 1)
         _int_in(p, "num_workers", self.num_workers, 0, 256)
         for name in ("checkpoint_every", "log_every", "sample_every"):
             _int_in(p, name, getattr(self, name), 1, 10**9)
-        if self.mode not in ("monkey", "dual"):
-            raise ConfigError(f"train.mode must be 'monkey' or 'dual', got {self.mode!r}")
+        if self.mode not in ("monkey", "dual", "mixed"):
+            raise ConfigError(f"train.mode must be 'monkey', 'dual' or 'mixed', got {self.mode!r}")
+        if self.pair_steps not in ("dual", "self"):
+            raise ConfigError(f"train.pair_steps must be 'dual' or 'self', got {self.pair_steps!r}")
         if self.disc_keypoints not in ("ground_truth", "driving"):
             raise ConfigError(
                 f"train.disc_keypoints must be 'ground_truth' or 'driving', got {self.disc_keypoints!r}"

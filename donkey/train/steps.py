@@ -138,7 +138,26 @@ def dual_generator_step(
     return GeneratorOutput(losses, fake, real, disc_mean, disc_var, visuals)
 
 
-GENERATOR_STEPS = {"monkey": monkey_generator_step, "dual": dual_generator_step}
+def pair_self_generator_step(
+    models: Models, batch: dict[str, Tensor], cfg: TrainConfig, perceptual: VGG19Perceptual | None
+) -> GeneratorOutput:
+    """Self-reconstruction on a pair batch: each video drives its own source, A and B alike.
+
+    The control for dual reconstruction: the same frames, the same number of predictions
+    (2 per pair), only the cross-identity path is missing.
+    """
+    single = {
+        "source": torch.cat([batch["source_a"], batch["source_b"]]),
+        "driving": torch.cat([batch["driving_a"], batch["driving_b"]]),
+    }
+    return monkey_generator_step(models, single, cfg, perceptual)
+
+
+def generator_step_for(batch: dict[str, Tensor], cfg: TrainConfig):
+    """The step a batch calls for: pair batches (mixed or dual mode) by `cfg.pair_steps`."""
+    if "driving_a" not in batch:
+        return monkey_generator_step
+    return dual_generator_step if cfg.pair_steps == "dual" else pair_self_generator_step
 
 
 def discriminator_loss(models: Models, out: GeneratorOutput) -> Tensor:

@@ -24,13 +24,14 @@ from torch.utils.data import DataLoader
 
 from donkey.data.datasets import PairedVideoDataset, SingleVideoDataset, StepBatchSampler, Video
 from donkey.data.manifest import PairsManifest
+from donkey.data.mixing import JoinedDataset, MixedStepSampler, is_pair_step
 from donkey.model.checkpoint import load_checkpoint, save_checkpoint
 from donkey.model.config import Config, config_to_dict
 from donkey.model.errors import CheckpointError, DonkeyError
 from donkey.model.networks import Networks
 from donkey.runtime.distributed import Ranks
 from donkey.train.losses import build_perceptual
-from donkey.train.steps import GENERATOR_STEPS, Models, discriminator_loss
+from donkey.train.steps import Models, discriminator_loss, generator_step_for
 from donkey.train.visualize import save_sample_grid
 
 
@@ -127,15 +128,50 @@ def _optimizers(networks: Networks, cfg: Config) -> dict[str, torch.optim.Optimi
     }
 
 
-def _dataset(cfg: Config, videos: list[Video] | None, manifest: PairsManifest | None):
-    augment = cfg.train.augment
-    if cfg.train.mode == "dual":
-        if manifest is None:
-            raise DonkeyError("train.mode is dual: give a pairs manifest with --pairs")
-        return PairedVideoDataset(manifest, cfg.model.image_size, augment, cfg.train.pair_repeats)
+def _pairs_dataset(cfg: Config, manifests: list[PairsManifest] | None):
+    if not manifests:
+        raise DonkeyError(f"train.mode is {cfg.train.mode}: give a pairs manifest with --pairs")
+    parts = [
+        PairedVideoDataset(m, cfg.model.image_size, cfg.train.augment, cfg.train.pair_repeats)
+        for m in manifests
+    ]
+    return parts[0] if len(parts) == 1 else JoinedDataset(parts)
+
+
+def _singles_dataset(cfg: Config, videos: list[Video] | None):
     if videos is None:
-        raise DonkeyError("train.mode is monkey: give training videos with --data")
-    return SingleVideoDataset(videos, augment)
+        raise DonkeyError(f"train.mode is {cfg.train.mode}: give training videos with --data")
+    return SingleVideoDataset(videos, cfg.train.augment)
+
+
+def _data(
+    cfg: Config,
+    videos: list[Video] | None,
+    manifests: list[PairsManifest] | None,
+    dist: Ranks,
+    start: int,
+    stop: int,
+):
+    """The dataset and the sampler that picks its batch for every step in [start, stop)."""
+    t = cfg.train
+
+    def sampler(size: int, seed: int) -> StepBatchSampler:
+        return StepBatchSampler(size, t.batch_size, dist.world, dist.rank, seed, start, stop)
+
+    if t.mode == "mixed":
+        singles, pairs = _singles_dataset(cfg, videos), _pairs_dataset(cfg, manifests)
+        # A different seed for the pairs' order: the two kinds do not move in lockstep.
+        mixed = MixedStepSampler(
+            sampler(len(singles), t.seed),
+            sampler(len(pairs), t.seed + 1),
+            len(singles),
+            t.pair_every,
+            start,
+            stop,
+        )
+        return JoinedDataset([singles, pairs]), mixed
+    dataset = _pairs_dataset(cfg, manifests) if t.mode == "dual" else _singles_dataset(cfg, videos)
+    return dataset, sampler(len(dataset), t.seed)
 
 
 def _save(path: Path, networks: Networks, cfg: Config, optimizers: dict, step: int) -> Path:
@@ -167,7 +203,10 @@ def check_run_dir(run_dir: Path, resuming: bool, overwrite: bool) -> None:
 
 
 def train(
-    cfg: Config, videos: list[Video] | None, manifest: PairsManifest | None, options: TrainOptions
+    cfg: Config,
+    videos: list[Video] | None,
+    manifests: list[PairsManifest] | None,
+    options: TrainOptions,
 ) -> TrainResult:
     """Trains until cfg.train.steps total steps; RUN_DIR/last.ckpt always holds the newest state."""
     t_cfg = cfg.train
@@ -232,15 +271,8 @@ def train(
     else:
         models = Models(networks.kp_detector, networks.generator, networks.discriminator)
 
-    dataset = _dataset(cfg, videos, manifest)
-    sampler = StepBatchSampler(
-        len(dataset),
-        t_cfg.batch_size,
-        dist.world,
-        dist.rank,
-        t_cfg.seed,
-        start=step,
-        stop=min(t_cfg.steps, options.until or t_cfg.steps),
+    dataset, sampler = _data(
+        cfg, videos, manifests, dist, step, min(t_cfg.steps, options.until or t_cfg.steps)
     )
     loader = DataLoader(
         dataset,
@@ -249,7 +281,6 @@ def train(
         persistent_workers=t_cfg.num_workers > 0,
         pin_memory=device.type == "cuda",
     )
-    generator_step = GENERATOR_STEPS[t_cfg.mode]
     amp = torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda" else nullcontext()
     drop_step = int(round(t_cfg.lr_drop_at * t_cfg.steps))
 
@@ -289,7 +320,7 @@ def train(
             for opt in optimizers.values():
                 opt.zero_grad(set_to_none=True)
             with amp:
-                out = generator_step(models, batch, t_cfg, perceptual)
+                out = generator_step_for(batch, t_cfg)(models, batch, t_cfg, perceptual)
             out.losses["total"].backward()
             optimizers["generator"].step()
             optimizers["kp_detector"].step()
@@ -308,6 +339,8 @@ def train(
                 lr=lr,
                 seconds=round(time.perf_counter() - t_start, 3),
             )
+            if t_cfg.mode == "mixed":
+                record["pair_step"] = float(is_pair_step(step - 1, t_cfg.pair_every))
             history.append(record)
             if dist.main:
                 log_file.write(json.dumps(record) + "\n")

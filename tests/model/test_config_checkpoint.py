@@ -38,7 +38,7 @@ def test_unknown_key_is_an_error_naming_the_key(tmp_path):
 def test_wrong_types_are_errors():
     with pytest.raises(ConfigError, match="'model.num_kp' must be an integer"):
         config_from_dict({"model": {"num_kp": "ten"}})
-    with pytest.raises(ConfigError, match="train.mode must be 'monkey' or 'dual'"):
+    with pytest.raises(ConfigError, match="train.mode must be 'monkey', 'dual' or 'mixed'"):
         config_from_dict({"train": {"mode": "donkey"}})
 
 

@@ -86,3 +86,25 @@ def test_monkey_step_and_discriminator_loss(tiny_networks):
     assert (
         nets.generator.appearance_encoder.down_blocks[0].conv.weight.grad is None
     )  # fake detached
+
+
+def test_pair_self_step_reconstructs_each_video_from_itself(tiny_networks):
+    from donkey.train.steps import generator_step_for, pair_self_generator_step
+
+    nets = copy.deepcopy(tiny_networks).eval()
+    batch = _batch(n=2, seed=3)
+    cfg = TrainConfig(mode="mixed", pair_steps="self")
+    with torch.no_grad():
+        out = pair_self_generator_step(_models(nets), batch, cfg, None)
+        kp = nets.kp_detector
+        pred_a = nets.generator(batch["source_a"], *kp(batch["source_a"]), *kp(batch["driving_a"]))
+    # Four predictions from two pairs: A's first, each against its own driving frame.
+    assert out.fake.shape == (4, 3, 32, 32)
+    assert torch.allclose(out.fake[:2], pred_a["prediction"], atol=1e-5)
+    assert torch.equal(out.real, torch.cat([batch["driving_a"], batch["driving_b"]]))
+    expected = 10 * (out.fake - out.real).abs().mean()
+    assert torch.allclose(out.losses["rec"], expected)
+    assert generator_step_for(batch, cfg) is pair_self_generator_step
+    assert generator_step_for(batch, TrainConfig(mode="mixed")) is dual_generator_step
+    single = {"source": batch["source_a"], "driving": batch["driving_a"]}
+    assert generator_step_for(single, cfg) is monkey_generator_step

@@ -125,8 +125,42 @@ def test_init_loads_weights_and_starts_at_step_zero(tmp_path, synth_videos):
 def test_dual_mode_trains_from_a_pairs_manifest(tmp_path, synth_pairs):
     manifest = load_manifest(synth_pairs)
     cfg = _cfg(**{"train.steps": 6, "train.mode": "dual", "train.disc_keypoints": "driving"})
-    result = train(cfg, None, manifest, TrainOptions(run_dir=tmp_path / "dual", device="cpu"))
+    result = train(cfg, None, [manifest], TrainOptions(run_dir=tmp_path / "dual", device="cpu"))
     assert result.step == 6 and all(np.isfinite(h["g_total"]) for h in result.history)
+
+
+def test_mixed_mode_alternates_and_resumes_bit_identically(tmp_path, synth_videos, synth_pairs):
+    videos, _ = load_videos(list_videos(synth_videos), 32)
+    manifests = [load_manifest(synth_pairs), load_manifest(synth_pairs)]
+    cfg = _cfg(
+        **{
+            "train.steps": 9,
+            "train.mode": "mixed",
+            "train.pair_every": 3,
+            "train.checkpoint_every": 2,
+        }
+    )
+    straight = train(cfg, videos, manifests, TrainOptions(run_dir=tmp_path / "a", device="cpu"))
+    assert [h["pair_step"] for h in straight.history] == [0.0, 0.0, 1.0] * 3
+    train(cfg, videos, manifests, TrainOptions(run_dir=tmp_path / "b", device="cpu", until=4))
+    resumed = train(
+        cfg,
+        videos,
+        manifests,
+        TrainOptions(run_dir=tmp_path / "b", device="cpu", resume=tmp_path / "b" / "last.ckpt"),
+    )
+    assert resumed.step == 9
+    a, b = (load_checkpoint(tmp_path / r / "last.ckpt").state for r in "ab")
+    assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_mixed_mode_needs_both_videos_and_pairs(tmp_path, synth_videos):
+    from donkey.model.errors import DonkeyError
+
+    videos, _ = load_videos(list_videos(synth_videos), 32)
+    cfg = _cfg(**{"train.steps": 2, "train.mode": "mixed"})
+    with pytest.raises(DonkeyError, match="train.mode is mixed: give a pairs manifest"):
+        train(cfg, videos, None, TrainOptions(run_dir=tmp_path / "m", device="cpu"))
 
 
 def test_cli_train_resume_auto_and_errors(runner, tmp_path, synth_videos):
