@@ -14,6 +14,7 @@ from donkey.model.checkpoint import load_checkpoint
 from donkey.model.complexity import model_complexity
 from donkey.model.config import load_config
 from donkey.model.errors import DonkeyError
+from donkey.model.provenance import describe_training, training_summary
 from donkey.runtime.loader import model_kind, resolve_model
 
 
@@ -21,11 +22,13 @@ def _model_config(config: Path | None, model: str | None):
     if config is not None and model is not None:
         raise DonkeyError("give either CONFIG or --model, not both")
     if config is not None:
-        return load_config(config).model, str(config)
+        return load_config(config).model, str(config), None
     path = resolve_model(model)
     if model_kind(path) == "checkpoint":
-        return load_checkpoint(path).model_config, str(path)
-    return verify_folder(path).model_config, str(path)
+        ckpt = load_checkpoint(path)
+        summary = training_summary(ckpt.model_config, ckpt.train_config, ckpt.training)
+        return ckpt.model_config, str(path), summary
+    return verify_folder(path).model_config, str(path), None
 
 
 @handles_errors
@@ -38,8 +41,9 @@ def info(
 
     GMAC counts convolutions for one frame at the model's image size. `generator` excludes
     the dense motion module; inference per frame is kp_detector + dense_motion + generator.
+    For a checkpoint, also how it was trained (mode, steps, attention, feature matching).
     """
-    cfg, label = _model_config(config, model)
+    cfg, label, trained = _model_config(config, model)
     stats = model_complexity(cfg)
     if as_json:
         payload = {
@@ -50,6 +54,8 @@ def info(
         payload["inference_gmac_per_frame"] = round(
             sum(stats[k]["gmac"] for k in ("kp_detector", "dense_motion", "generator")), 4
         )
+        if trained is not None:
+            payload["training"] = trained
         out.print_json(json.dumps(payload))
         return
     table = Table(title=f"{label}: {cfg.image_size}x{cfg.image_size}, {cfg.num_kp} keypoints")
@@ -61,3 +67,5 @@ def info(
     total = sum(stats[k]["gmac"] for k in ("kp_detector", "dense_motion", "generator"))
     table.add_row("inference total", "", f"{total:.3f}", style="bold")
     out.print(table)
+    if trained is not None:
+        out.print(f"trained: {describe_training(trained)}", highlight=False)

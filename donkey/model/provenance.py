@@ -1,0 +1,61 @@
+"""How a checkpoint was trained, in the few words `donkey info` shows."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from donkey.model.config import ModelConfig
+
+
+def training_summary(
+    model: ModelConfig, train_config: dict[str, Any] | None, training: dict[str, Any] | None
+) -> dict[str, Any] | None:
+    """Mode, steps, attention and losses of the run that wrote the weights; None if unknown.
+
+    `steps` is the step the weights were saved at: a training checkpoint's own step, or the
+    step a shipped file was made from (scripts/ship_model.py records it).
+    """
+    if not train_config:
+        return None
+    mode = train_config.get("mode", "monkey")
+    steps = (training or {}).get("step", train_config.get("shipped_from_step"))
+    loss = train_config.get("loss") or {}
+    summary: dict[str, Any] = {
+        "mode": mode,
+        "steps": steps,
+        "attention": {
+            "dense_motion": model.dense_motion.attention,
+            "generator": model.generator.attention,
+            "discriminator": model.discriminator.attention,
+        },
+        "feature_matching_scales": loss.get("feature_matching_scales"),
+        "perceptual": loss.get("perceptual", 0) > 0,
+    }
+    if mode != "monkey":
+        summary["pair_steps"] = train_config.get("pair_steps", "dual")
+        summary["disc_keypoints"] = train_config.get("disc_keypoints")
+    if mode == "mixed":
+        summary["pair_every"] = train_config.get("pair_every")
+    return summary
+
+
+def describe_training(summary: dict[str, Any]) -> str:
+    """One line, e.g. 'mixed (dual every 2nd step), 250 steps, attention on, FM at 3 scales'."""
+    mode = summary["mode"]
+    if mode == "mixed":
+        mode = (
+            f"mixed ({summary.get('pair_steps')} on pairs every {summary.get('pair_every')} steps)"
+        )
+    elif mode == "dual":
+        mode = f"dual ({summary.get('pair_steps')} on pairs)"
+    attention = [k for k, on in summary["attention"].items() if on]
+    scales = summary.get("feature_matching_scales") or [1.0]
+    parts = [
+        mode,
+        f"{summary['steps']} steps" if summary.get("steps") is not None else "steps unknown",
+        f"attention in {', '.join(attention)}" if attention else "no attention",
+        f"feature matching at {len(scales)} scale{'s' if len(scales) > 1 else ''}",
+    ]
+    if summary.get("perceptual"):
+        parts.append("perceptual loss")
+    return ", ".join(parts)
