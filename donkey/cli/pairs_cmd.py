@@ -6,31 +6,27 @@ import csv
 import time
 from pathlib import Path
 
-import numpy as np
 import typer
 from rich.table import Table
 
-from donkey.cli.common import MODEL_HELP, console, handles_errors, out, progress_bar, tagged
-from donkey.cli.models import load_model
-from donkey.data.contact_sheets import write_sheets
-from donkey.data.datasets import list_videos, load_videos
-from donkey.data.features import encoder_features, vgg11_features, video_keypoints
-from donkey.data.manifest import read_text_file, save_manifest
-from donkey.data.pair_builder import (
-    ClusterParams,
-    VideoKeypoints,
-    auto_clusters,
-    build_pairs,
-    group_clusters,
-    read_clusters_csv,
+from donkey.cli.choices import DEVICE_METAVAR, KeypointSource, check_device
+from donkey.cli.common import (
+    MODEL_HELP,
+    console,
+    handles_errors,
+    out,
+    progress_bar,
+    start_torch,
+    tagged,
 )
-from donkey.data.pairing import PairingParams, appearance_similarity
-from donkey.data.synthetic import read_sidecar
 from donkey.model.errors import DonkeyError
-from donkey.runtime.batch import check_folder_location
 
 
-def _synth_keypoints(files: list[Path]) -> list[np.ndarray]:
+def _synth_keypoints(files: list[Path]) -> list:
+    import numpy as np
+
+    from donkey.data.synthetic import read_sidecar
+
     out = []
     for f in files:
         try:
@@ -47,6 +43,9 @@ def _check_options(
     output: Path, sheets: Path | None, clusters: Path | None, batch_size: int, neighbours: int
 ) -> None:
     """Everything that can be refused before the (long) pairing run starts."""
+    from donkey.data.manifest import read_text_file
+    from donkey.runtime.batch import check_folder_location
+
     if output.is_dir():
         raise DonkeyError(f"{output}: is a folder; -o takes the manifest file to write")
     check_folder_location(output.parent)
@@ -65,8 +64,8 @@ def pairs(
     folder: Path = typer.Argument(..., help="Folder of GIFs / videos / PNG strips to pair."),
     output: Path = typer.Option(..., "-o", "--output", help="Pairs manifest to write (JSON)."),
     model: str | None = typer.Option(None, "--model", "-m", help=MODEL_HELP),
-    keypoints: str = typer.Option(
-        "model",
+    keypoints: KeypointSource = typer.Option(
+        KeypointSource.model,
         help="model: the detector of --model; synth: the pose JSON beside each synthetic video.",
     ),
     clusters: Path | None = typer.Option(
@@ -101,14 +100,32 @@ def pairs(
     neighbours: int = typer.Option(
         5, help="Automatic clusters: link only mutual nearest neighbours (this many) by motion."
     ),
-    device: str = typer.Option("auto", help="cpu, cuda or auto (for the keypoint detector)."),
+    device: str = typer.Option(
+        "auto", metavar=DEVICE_METAVAR, callback=check_device, help="For the keypoint detector."
+    ),
     batch_size: int = typer.Option(64, "--batch-size", "-b", help="Frames per detector batch."),
 ) -> None:
     """Cluster videos by movement, resample each pair's frames to matching poses (least-squares
     affine fit of keypoints, both directions), filter, and write a pairs manifest."""
-    if keypoints not in ("model", "synth"):
-        raise DonkeyError(f"--keypoints must be model or synth, got {keypoints!r}")
+    start_torch()
     _check_options(output, sheets, clusters, batch_size, neighbours)
+    import numpy as np
+
+    from donkey.cli.models import load_model
+    from donkey.data.contact_sheets import write_sheets
+    from donkey.data.datasets import list_videos, load_videos
+    from donkey.data.features import encoder_features, vgg11_features, video_keypoints
+    from donkey.data.manifest import save_manifest
+    from donkey.data.pair_builder import (
+        ClusterParams,
+        VideoKeypoints,
+        auto_clusters,
+        build_pairs,
+        group_clusters,
+        read_clusters_csv,
+    )
+    from donkey.data.pairing import PairingParams, appearance_similarity
+
     started = time.perf_counter()
     files = list_videos(folder)
     params = PairingParams(

@@ -15,14 +15,9 @@ from rich.progress import (
     TimeRemainingColumn,
 )
 
-from donkey.cli.common import console, handles_errors, out, tagged
-from donkey.data.datasets import list_videos, load_videos, select_split
-from donkey.data.manifest import load_manifest
-from donkey.model.config import load_config
+from donkey.cli.choices import DEVICE_METAVAR, check_device
+from donkey.cli.common import console, handles_errors, out, start_torch, tagged
 from donkey.model.errors import DonkeyError
-from donkey.model.networks import check_model_size
-from donkey.train.trainer import TrainOptions, check_run_dir
-from donkey.train.trainer import train as run_training
 
 
 def _progress() -> Progress:
@@ -44,6 +39,8 @@ def _rank0() -> bool:
 
 
 def _load_training_videos(dirs: list[Path], size: int, val_fraction: float):
+    from donkey.data.datasets import list_videos, load_videos, select_split
+
     files = []
     for folder in dirs:
         files.extend(select_split(list_videos(folder), "train", val_fraction))
@@ -88,7 +85,11 @@ def _check_numbers(
 
 @handles_errors
 def train(
-    config: Path = typer.Argument(..., help="YAML config: model + training settings."),
+    config: Path = typer.Argument(
+        ...,
+        help="YAML config (model + training settings): a file, or a bundled config's name "
+        "(small, small128, small-donkey, tiny, mgif, donkey; `donkey configs` lists them).",
+    ),
     output: Path = typer.Option(
         ..., "-o", "--output", help="Run folder: last.ckpt, log.jsonl, tensorboard/, samples/."
     ),
@@ -126,7 +127,10 @@ def train(
         0.1, help="Fraction of --data videos held out by file-name hash (see donkey eval --split)."
     ),
     device: str = typer.Option(
-        "auto", help="cpu, cuda or auto. Under torchrun each process takes its LOCAL_RANK GPU."
+        "auto",
+        metavar=DEVICE_METAVAR,
+        callback=check_device,
+        help="Under torchrun each process takes its LOCAL_RANK GPU.",
     ),
     threads: int | None = typer.Option(
         None, help="CPU threads for PyTorch (default: PyTorch's choice)."
@@ -148,6 +152,13 @@ def train(
     _check_numbers(threads, batch_size, workers, steps, until, val_fraction)
     if resume is not None and overwrite:
         raise DonkeyError("--resume and --overwrite contradict each other; give one")
+    start_torch()
+    from donkey.data.manifest import load_manifest
+    from donkey.model.config import load_config
+    from donkey.model.networks import check_model_size
+    from donkey.train.trainer import TrainOptions, check_run_dir
+    from donkey.train.trainer import train as run_training
+
     sets = list(overrides or [])
     if steps is not None:
         sets.append(f"train.steps={steps}")
