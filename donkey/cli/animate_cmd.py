@@ -132,6 +132,12 @@ def animate(
     if batch_size < 1:
         raise DonkeyError(f"--batch-size must be at least 1, got {batch_size}")
     if source.is_dir() or (driving.is_dir() and not _is_frame_folder(driving)) or pair_list:
+        from donkey.cli.preflight import check_ffmpeg_for
+
+        videos = [p for p in (source, driving) if p.is_file()]
+        if driving.is_dir() and not _is_frame_folder(driving):
+            videos += [p for p in driving.iterdir() if p.is_file()]
+        check_ffmpeg_for(videos, write=output / f"*.{out_format}")
         start_torch()
         from donkey.cli.animate_batch import animate_batch
         from donkey.runtime.backend import LoadOptions
@@ -165,6 +171,10 @@ def animate(
     if output.is_dir():
         raise DonkeyError(f"{output}: is a folder; give a file name (or folder inputs for a batch)")
     check_folder_location(output.parent)
+    from donkey.cli.preflight import check_ffmpeg_for, warn_swapped
+
+    check_ffmpeg_for([driving], write=output)
+    expected = warn_swapped(source, driving)
     started = time.perf_counter()
     loaded = load_model(model, engine, device, precision, LoadOptions(cuda_graphs=cuda_graphs))
     for backend in loaded.graphs.values():
@@ -173,7 +183,7 @@ def animate(
     animator = Animator(loaded, batch_size=batch_size, mode=mode, adapt_scale=adapt_scale)
     job = Job(source, driving, output.resolve())
     with progress_bar() as progress:
-        task = progress.add_task("animating", total=None)
+        task = progress.add_task("animating (frames)", total=expected)
         report = run_jobs(
             animator,
             [job],

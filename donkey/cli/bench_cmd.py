@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import tempfile
+import time
 from pathlib import Path
 
 import typer
@@ -14,6 +15,7 @@ from donkey.cli.choices import DEVICE_METAVAR, Precision, check_device, check_en
 from donkey.cli.choices import Engine as EngineChoice
 from donkey.cli.common import (
     MODEL_HELP,
+    clock,
     console,
     handles_errors,
     out,
@@ -43,7 +45,11 @@ def bench(
         Precision.fp32, help="fp16: torch autocast on CUDA; fp16 ONNX graphs for ort/trt."
     ),
     threads: int = typer.Option(0, help="CPU threads for every engine (0: all cores)."),
-    runs: int = typer.Option(10, help="Timed runs per engine and batch size (after 3 warm-ups)."),
+    runs: int | None = typer.Option(
+        None,
+        help="Timed runs per engine and batch size, exactly (after 3 warm-ups). Default: 10, "
+        "and more until 1 s was timed (at most 200).",
+    ),
     json_path: Path | None = typer.Option(
         None, "--json", help="Also write the rows as a JSON list here."
     ),
@@ -54,7 +60,7 @@ def bench(
     if model is not None and config is not None:
         raise DonkeyError("give --model or --config, not both")
     batches = parse_int_list(batch_sizes, "--batch-sizes")
-    if runs < 1:
+    if runs is not None and runs < 1:
         raise DonkeyError(f"--runs must be at least 1, got {runs}")
     start_torch()
     import torch
@@ -84,16 +90,31 @@ def bench(
         def load(name: str):
             return load_model(target, name, device, precision, options, batch=engine_batch)
 
+        settings = len(engines) * len(batches)
+        started = time.perf_counter()
+        done: list[int] = []
+
+        def progress(r) -> None:
+            done.append(1)
+            elapsed = time.perf_counter() - started
+            left = settings - len(done)
+            eta = f", ETA {clock(elapsed / len(done) * left)}" if left else ""
+            console.print(
+                f"[{len(done)}/{settings}] {r.engine} batch {r.batch}: {r.fps:.1f} frames/s "
+                f"({r.runs} runs{eta})",
+                highlight=False,
+            )
+
         rows = run_bench(
             load,
             engines,
             batches,
             threads,
             precision,
-            runs,
-            progress=lambda r: console.print(
-                f"{r.engine} batch {r.batch}: {r.fps:.1f} frames/s", highlight=False
-            ),
+            10 if runs is None else runs,
+            progress=progress,
+            # --runs: exactly that many; by default at least 1 s of timed runs per setting.
+            min_seconds=1.0 if runs is None else 0.0,
         )
     table = Table(title=f"donkey bench ({threads} threads, {rows[0].device}, {precision})")
     for column in ("engine", "batch", "frames/s", "p50 ms", "p95 ms", "peak MB", "runs"):

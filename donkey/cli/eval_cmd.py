@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import json
+import shlex
 from pathlib import Path
 
 import typer
@@ -174,3 +175,27 @@ def evaluate(
             str(result.pairs),
         )
     out.print(table)
+    _next_steps(result, str(loaded.path), data, split)
+
+
+def _next_steps(result, model: str, data: Path | None, split: str) -> None:
+    worse = [
+        name
+        for name, mine, baseline in (
+            ("reconstruction", result.l1, result.identity_l1),
+            ("transfer", result.transfer_l1, result.transfer_identity_l1),
+        )
+        if mine is not None and baseline is not None and mine >= baseline
+    ]
+    if worse:
+        out.print(
+            f"note: {' and '.join(worse)} L1 is no better than the identity baseline (output = "
+            "source): the model has not learnt to move this data; train longer or on similar videos"
+        )
+    quoted = shlex.quote(model)
+    if data is not None and split == "all":
+        out.print(
+            f"next: donkey eval --model {quoted} --data {shlex.quote(str(data))} --split val"
+            "   # only the videos training held out"
+        )
+    out.print(f"next: donkey animate SOURCE DRIVING -o out.gif --model {quoted}")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import shlex
 import time
 from pathlib import Path
 
@@ -211,6 +212,7 @@ def pairs(
         )
         out.print(f"contact sheets: {index}")
     _summary(report, directions, time.perf_counter() - started, output)
+    _next_steps(report, output, clusters is not None, params, appearance_min, neighbours)
 
 
 def _summary(report, directions: dict[str, str], seconds: float, output: Path) -> None:
@@ -228,3 +230,40 @@ def _summary(report, directions: dict[str, str], seconds: float, output: Path) -
         table.add_row(f"rejected: {reason}", str(n))
     out.print(table)
     out.print(f"wrote {output}")
+
+
+def _next_steps(
+    report, output: Path, manual: bool, params, appearance_min: float, neighbours: int
+) -> None:
+    """With pairs: how to use them. Without: which options let more pairs through, for the
+    filters that rejected them, the most frequent first."""
+    manifest = shlex.quote(str(output))
+    if report.kept:
+        out.print(
+            f"next: donkey train small-donkey --pairs {manifest} --init CKPT -o RUN"
+            "   # Donkey-Net fine-tune of a Monkey-Net run"
+        )
+        out.print(f"next: donkey eval --model CKPT --pairs {manifest}   # transfer L1")
+        return
+    if report.candidates == 0:
+        if manual:
+            out.print(
+                "next: no cluster of --clusters holds two readable videos; put videos that move alike in one cluster"
+            )
+        else:
+            out.print(
+                f"next: no two videos were clustered together: lower --appearance-min (now "
+                f"{appearance_min}), raise --motion-max (now {params.threshold}, the --threshold) or "
+                f"--neighbours (now {neighbours}), or cluster by hand: --sheets DIR writes "
+                "clusters_template.csv for --clusters"
+            )
+        return
+    advice = {
+        "repeated": f"raise --max-repeated (now {params.max_repeated}; the share of frames used twice)",
+        "score": f"raise --threshold (now {params.threshold}) or lower --alpha (now {params.alpha})",
+        "duplicate": f"lower --min-difference (now {params.min_difference}; 0 keeps identical-looking pairs)",
+        "keypoints": "use one --model for all videos (keypoint counts differ)",
+    }
+    for reason, count in report.rejected_by.most_common():
+        if reason in advice:
+            out.print(f"next: {count} rejected for {reason}: {advice[reason]}")

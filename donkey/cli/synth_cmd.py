@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shlex
 from pathlib import Path
 
 import typer
@@ -55,3 +56,13 @@ def synth(
         )
     extra = f" and {output / 'pairs.json'}" if pairs else ""
     out.print(f"wrote {len(written)} videos to {output}{extra}")
+    folder = shlex.quote(str(output))
+    if pairs:
+        manifest = shlex.quote(str(output / "pairs.json"))
+        out.print(
+            f"next: donkey eval --pairs {manifest}   # transfer L1 against exact ground truth"
+        )
+        out.print(f"next: donkey train small-donkey --pairs {manifest} --init CKPT -o RUN")
+    else:
+        out.print(f"next: donkey train small --data {folder} -o runs/synth")
+        out.print(f"next: donkey pairs {folder} -o pairs.json --keypoints synth")

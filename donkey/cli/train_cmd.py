@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shlex
 from pathlib import Path
 
 import typer
@@ -16,11 +17,22 @@ from rich.progress import (
 )
 
 from donkey.cli.choices import DEVICE_METAVAR, check_device
-from donkey.cli.common import console, handles_errors, out, start_torch, tagged
+from donkey.cli.common import (
+    PlainProgress,
+    clock,
+    console,
+    handles_errors,
+    out,
+    start_torch,
+    tagged,
+)
 from donkey.model.errors import DonkeyError
 
 
-def _progress() -> Progress:
+def _progress(lines: bool = True) -> Progress | PlainProgress:
+    """A live bar on a terminal; otherwise plain lines (rank 0, and only when `lines`)."""
+    if not console.is_terminal:
+        return PlainProgress(quiet=not (lines and _rank0()))
     return Progress(
         TextColumn("{task.description}", style="bold", markup=False),
         BarColumn(),
@@ -195,7 +207,8 @@ def train(
     debug = os.environ.get("DONKEY_DEBUG_DIR")
     start = {"step": 0}
 
-    with _progress() as bar:
+    # Not on a terminal, on_step prints a line every train.log_every steps instead of a bar.
+    with _progress(lines=False) as bar:
         task = bar.add_task("training", total=cfg.train.steps, info="")
 
         def on_step(step: int, record: dict[str, float]) -> None:
@@ -205,8 +218,11 @@ def train(
             bar.update(task, completed=step, info=info)
             if not console.is_terminal and _rank0() and step % cfg.train.log_every == 0:
                 rate = (step - start["step"] + 1) / max(record["seconds"], 1e-9)
+                stop = until or cfg.train.steps
+                eta = f", ETA {clock((stop - step) / rate)}" if rate > 0 and step < stop else ""
                 console.print(
-                    f"step {step}/{cfg.train.steps} {info} ({rate:.2f} steps/s)", highlight=False
+                    f"step {step}/{cfg.train.steps} {info} ({rate:.2f} steps/s{eta})",
+                    highlight=False,
                 )
 
         result = run_training(
@@ -233,3 +249,23 @@ def train(
             f"step {result.step}/{cfg.train.steps}; {done} steps in {result.seconds:.1f}s "
             f"({rate:.2f} steps/s); checkpoint: {output / 'last.ckpt'}"
         )
+        _next_steps(output / "last.ckpt", result.step < cfg.train.steps, data, pairs)
+
+
+def _next_steps(ckpt: Path, unfinished: bool, data: list[Path] | None, pairs: Path | None) -> None:
+    """What to do with the checkpoint, as commands to copy."""
+    model = shlex.quote(str(ckpt))
+    if unfinished:
+        out.print("next: continue to --steps with the same command and --resume auto")
+    if data:
+        out.print(
+            f"next: donkey eval --model {model} --data {shlex.quote(str(data[0]))} --split val"
+            "   # L1 on the held-out videos"
+        )
+    if pairs is not None:
+        out.print(f"next: donkey eval --model {model} --pairs {shlex.quote(str(pairs))}")
+    out.print(f"next: donkey animate SOURCE DRIVING -o out.gif --model {model}")
+    out.print(
+        f"next: donkey export --model {model} -o exported/ --check"
+        "   # then animate with --model exported/ --engine ort"
+    )
