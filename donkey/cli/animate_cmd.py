@@ -127,18 +127,28 @@ def animate(
     batch mode: every source with every driving (or the --pair-list pairs), one bad file
     reported without stopping the rest.
     """
-    options = _options(fit, background, side_by_side)
-    set_read_budget(max_pixels, max_frames, max_frame_pixels)
     if batch_size < 1:
         raise DonkeyError(f"--batch-size must be at least 1, got {batch_size}")
-    if source.is_dir() or (driving.is_dir() and not _is_frame_folder(driving)) or pair_list:
-        from donkey.cli.preflight import check_ffmpeg_for
+    from donkey.cli.preflight import check_ffmpeg_for, check_writable, warn_swapped
 
+    # Checks that need no heavy import come first: a refusal is immediate.
+    batch = source.is_dir() or (driving.is_dir() and not _is_frame_folder(driving)) or pair_list
+    check_writable(output)
+    if batch:
         videos = [p for p in (source, driving) if p.is_file()]
-        if driving.is_dir() and not _is_frame_folder(driving):
+        if driving.is_dir():
             videos += [p for p in driving.iterdir() if p.is_file()]
         check_ffmpeg_for(videos, write=output / f"*.{out_format}")
-        start_torch()
+    else:
+        if output.is_dir():
+            raise DonkeyError(
+                f"{output}: is a folder; give a file name (or folder inputs for a batch)"
+            )
+        check_ffmpeg_for([driving], write=output)
+    start_torch()
+    options = _options(fit, background, side_by_side)
+    set_read_budget(max_pixels, max_frames, max_frame_pixels)
+    if batch:
         from donkey.cli.animate_batch import animate_batch
         from donkey.runtime.backend import LoadOptions
 
@@ -160,7 +170,6 @@ def animate(
             LoadOptions(cuda_graphs=cuda_graphs),
         )
         return
-    start_torch()
     from donkey.cli.models import load_model
     from donkey.data.writers import check_output_suffix
     from donkey.runtime.animator import Animator
@@ -168,12 +177,7 @@ def animate(
     from donkey.runtime.batch import Job, check_folder_location, run_jobs
 
     check_output_suffix(output)
-    if output.is_dir():
-        raise DonkeyError(f"{output}: is a folder; give a file name (or folder inputs for a batch)")
     check_folder_location(output.parent)
-    from donkey.cli.preflight import check_ffmpeg_for, warn_swapped
-
-    check_ffmpeg_for([driving], write=output)
     expected = warn_swapped(source, driving)
     started = time.perf_counter()
     loaded = load_model(model, engine, device, precision, LoadOptions(cuda_graphs=cuda_graphs))
@@ -205,11 +209,11 @@ def animate(
 
 def _is_frame_folder(path: Path) -> bool:
     """A folder of still frames is one driving video; a folder of videos is a batch."""
-    from donkey.data.media import VIDEO_SUFFIXES
+    from donkey.cli.preflight import FFMPEG_SUFFIXES
 
     try:
         files = [p for p in path.iterdir() if p.is_file()]
     except OSError as exc:
         raise DonkeyError(f"{path}: cannot list the folder ({exc.strerror or exc})") from None
-    has_videos = any(p.suffix.lower() in VIDEO_SUFFIXES | {".gif"} for p in files)
+    has_videos = any(p.suffix.lower() in FFMPEG_SUFFIXES | {".gif"} for p in files)
     return bool(files) and not has_videos

@@ -133,8 +133,8 @@ def clock(seconds: float) -> str:
 
 class PlainProgress:
     """rich.progress.Progress's add_task/advance/update for output that is not a terminal:
-    a line per task every DONKEY_PROGRESS_SECONDS (default 10) and when it completes, with
-    n/total, rate and ETA where the total is known. A live bar would show nothing in a log
+    a line per task every DONKEY_PROGRESS_SECONDS (default 10), and when it completes if it
+    printed before, with n/total and ETA where the total is known. A live bar would show nothing in a log
     (rich draws it only on terminals) or fill the log with redraws."""
 
     def __init__(self, every: float | None = None, quiet: bool = False) -> None:
@@ -152,7 +152,7 @@ class PlainProgress:
 
     def __exit__(self, *exc: object) -> None:
         for task_id, task in self.tasks.items():
-            if task["completed"] != task["printed"]:
+            if task["lines"] and task["completed"] != task["printed"]:
                 self._print(task_id)
 
     def add_task(self, description: str, total: float | None = None, **fields: Any) -> int:
@@ -165,6 +165,7 @@ class PlainProgress:
             started=now,
             last=now,
             printed=0,
+            lines=0,
             fields=fields,
         )
         return task_id
@@ -190,14 +191,18 @@ class PlainProgress:
             task["completed"] += advance
         task["fields"].update(fields)
         now = time.monotonic()
+        # The last line only for a task that printed before: a task done within one
+        # interval leaves no lines.
         finished = task["total"] is not None and task["completed"] >= task["total"]
-        if task["completed"] != task["printed"] and (finished or now - task["last"] >= self.every):
+        due = now - task["last"] >= self.every or (finished and task["lines"])
+        if task["completed"] != task["printed"] and due:
             self._print(task_id)
 
     def _print(self, task_id: int) -> None:
         task = self.tasks[task_id]
         now = time.monotonic()
         task["last"], task["printed"] = now, task["completed"]
+        task["lines"] += 1
         if self.quiet:
             return
         done, total = task["completed"], task["total"]

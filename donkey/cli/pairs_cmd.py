@@ -44,14 +44,17 @@ def _check_options(
     output: Path, sheets: Path | None, clusters: Path | None, batch_size: int, neighbours: int
 ) -> None:
     """Everything that can be refused before the (long) pairing run starts."""
+    from donkey.cli.preflight import check_writable
     from donkey.data.manifest import read_text_file
     from donkey.runtime.batch import check_folder_location
 
     if output.is_dir():
         raise DonkeyError(f"{output}: is a folder; -o takes the manifest file to write")
     check_folder_location(output.parent)
+    check_writable(output)
     if sheets is not None:
         check_folder_location(sheets)
+        check_writable(sheets)
     if clusters is not None:
         read_text_file(clusters, "cluster CSV")
     if batch_size < 1:

@@ -3,9 +3,11 @@ silently give a useless result, only after the whole clip was rendered."""
 
 from __future__ import annotations
 
+import tempfile
 from pathlib import Path
 
 from donkey.cli.common import tagged
+from donkey.model.errors import DonkeyError
 
 # Suffixes ffmpeg reads or writes for us (data.media.VIDEO_SUFFIXES; that module imports
 # PyTorch, and a test checks the two agree).
@@ -16,12 +18,28 @@ def check_ffmpeg_for(paths: list[Path], write: Path | None = None) -> None:
     """ffmpeg must run when `write` is a video, or when an input file is one."""
     from donkey.data.ffmpeg import find_ffmpeg
 
-    if write is not None and write.suffix.lower() in FFMPEG_SUFFIXES:
+    if write is not None and write.suffix.lower() == ".mp4":  # the one video output format
         find_ffmpeg(f"writing {write}")
     for path in paths:
         if path.is_file() and path.suffix.lower() in FFMPEG_SUFFIXES:
             find_ffmpeg(f"reading {path}")
             return
+
+
+def check_writable(path: Path) -> None:
+    """Creates and removes a hidden file where `path` (a file or folder to be written) will go,
+    in its nearest existing folder: os.access says yes to root on read-only or pseudo file
+    systems (/proc), and the write would fail only after the rendering."""
+    folder = path
+    while not folder.exists() and folder != folder.parent:
+        folder = folder.parent
+    if not folder.is_dir():
+        return  # check_folder_location names a path that runs through a file
+    try:
+        with tempfile.NamedTemporaryFile(dir=folder, prefix=".donkey-write-check-"):
+            pass
+    except OSError as exc:
+        raise DonkeyError(f"{path}: cannot write there ({folder}: {exc.strerror or exc})") from None
 
 
 def _source_frames(path: Path) -> int | None:

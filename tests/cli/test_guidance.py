@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import sys
+from pathlib import Path
 
 import pytest
 from PIL import Image
@@ -136,13 +137,15 @@ def test_plain_progress_lines(capsys, monkeypatch):
     with PlainProgress(every=10) as bar:
         task = bar.add_task("reading", total=40)
         open_ended = bar.add_task("clustering")
+        quick = bar.add_task("quick", total=2)
         now[0] += 5
         bar.update(task, completed=10)  # 5 s after the start: too soon for a line
+        bar.update(quick, completed=2)  # done within one interval: no line at all
         now[0] += 5
         bar.update(task, completed=20)
         bar.advance(open_ended, 3)
         now[0] += 20
-        bar.update(task, completed=40)
+        bar.update(task, completed=40)  # done: its last line at once
         bar.advance(open_ended, 1)
         now[0] += 1
         bar.advance(open_ended, 1)  # 1 s after its last line: printed when the block ends
@@ -251,3 +254,31 @@ def test_train_and_eval_print_next_steps(runner, tmp_path):
     assert result.exit_code == 0, result.output
     assert f"next: donkey eval --model {ckpt} --data {videos} --split val" in result.output
     assert f"next: donkey animate SOURCE DRIVING -o out.gif --model {ckpt}" in result.output
+
+
+@pytest.mark.skipif(not Path("/proc/self").is_dir(), reason="needs Linux /proc")
+def test_unwritable_output_is_refused_before_the_work(runner, clip, tmp_path):
+    # /proc refuses new files even to root, for whom os.access says yes.
+    src, drv = clip
+    missing = tmp_path / "no.ckpt"  # the model is never reached
+    for output in (Path("/proc/out.gif"), Path("/proc/new/folder/out.mp4")):
+        result = runner.invoke(
+            app, ["animate", str(src), str(drv), "-o", str(output), "--model", str(missing)]
+        )
+        assert result.exit_code == 1
+        assert result.output.startswith(f"error: {output}: cannot write there (/proc: ")
+    result = runner.invoke(
+        app,
+        [
+            "animate",
+            str(src.parent),
+            str(drv.parent),
+            "-o",
+            "/proc/results",
+            "--model",
+            str(missing),
+        ],
+    )
+    assert result.exit_code == 1
+    assert result.output.startswith("error: /proc/results: cannot write there (/proc: ")
+    assert not list(tmp_path.glob(".donkey-write-check-*"))
