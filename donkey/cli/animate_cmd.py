@@ -129,10 +129,11 @@ def animate(
     """
     if batch_size < 1:
         raise DonkeyError(f"--batch-size must be at least 1, got {batch_size}")
-    from donkey.cli.preflight import check_ffmpeg_for, check_writable, warn_swapped
+    from donkey.cli.preflight import check_ffmpeg_for, check_paths, check_writable, warn_swapped
 
     # Checks that need no heavy import come first: a refusal is immediate.
     batch = source.is_dir() or (driving.is_dir() and not _is_frame_folder(driving)) or pair_list
+    check_paths(source, driving, None if batch or output.is_dir() else output)
     check_writable(output)
     if batch:
         videos = [p for p in (source, driving) if p.is_file()]

@@ -14,6 +14,23 @@ from donkey.model.errors import DonkeyError
 FFMPEG_SUFFIXES = frozenset({".mp4", ".mov", ".avi", ".mkv", ".webm", ".m4v"})
 
 
+# data.writers.OUTPUT_SUFFIXES (a test checks they agree), with the same message.
+OUTPUT_SUFFIXES = (".gif", ".mp4", ".png")
+
+
+def check_paths(source: Path, driving: Path, output: Path | None) -> None:
+    """Missing inputs and an output format no writer has, refused before PyTorch loads (the
+    readers and writers say the same later)."""
+    for path in (source, driving):
+        if not path.exists():
+            raise DonkeyError(f"{path}: no such file")
+    if output is not None and output.suffix.lower() not in OUTPUT_SUFFIXES:
+        raise DonkeyError(
+            f"{output}: unsupported output format '{output.suffix.lower() or '(none)'}' "
+            "(use .gif, .mp4 or .png)"
+        )
+
+
 def check_ffmpeg_for(paths: list[Path], write: Path | None = None) -> None:
     """ffmpeg must run when `write` is a video, or when an input file is one."""
     from donkey.data.ffmpeg import find_ffmpeg

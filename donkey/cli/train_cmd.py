@@ -164,6 +164,9 @@ def train(
     _check_numbers(threads, batch_size, workers, steps, until, val_fraction)
     if resume is not None and overwrite:
         raise DonkeyError("--resume and --overwrite contradict each other; give one")
+    from donkey.model.named_configs import resolve_config
+
+    resolve_config(config)  # a wrong name or path is refused before PyTorch loads
     start_torch()
     from donkey.data.manifest import load_manifest
     from donkey.model.config import load_config

@@ -37,6 +37,11 @@ def resolve_config(config: str | Path) -> Path:
     if "/" not in text and "\\" not in text and stem in config_names():
         return CONFIG_DIR / f"{stem}.yaml"
     names = ", ".join(config_names())
+    if path.name.removesuffix(".yaml") in config_names():
+        raise ConfigError(
+            f"{config}: no such config file; the package ships one of that name: give "
+            f"{path.name.removesuffix('.yaml')} instead of the path"
+        )
     raise ConfigError(
         f"{config}: no such config file, and not a bundled config name ({names}; "
         "`donkey configs` lists them)"

@@ -4,6 +4,7 @@ steps printed after a command, and `bench --runs` meaning exactly that many runs
 from __future__ import annotations
 
 import json
+import subprocess
 import sys
 from pathlib import Path
 
@@ -12,9 +13,9 @@ from PIL import Image
 
 from donkey.cli.app import app
 from donkey.cli.common import PlainProgress
-from donkey.cli.preflight import FFMPEG_SUFFIXES
+from donkey.cli.preflight import FFMPEG_SUFFIXES, OUTPUT_SUFFIXES
 from donkey.data.synthetic import synthesize
-from tests.conftest import make_creature_frames
+from tests.conftest import ROOT, make_creature_frames, run_cli
 
 FFMPEG_HELP = (
     "pip install imageio-ffmpeg (its wheels bundle ffmpeg), or install ffmpeg "
@@ -34,10 +35,36 @@ def clip(tmp_path):
     return src, drv
 
 
-def test_video_suffixes_agree_with_the_readers():
+def test_suffixes_agree_with_the_readers_and_writers():
     from donkey.data.media import VIDEO_SUFFIXES
+    from donkey.data.writers import OUTPUT_SUFFIXES as WRITTEN
 
     assert FFMPEG_SUFFIXES == VIDEO_SUFFIXES
+    assert OUTPUT_SUFFIXES == WRITTEN
+
+
+def test_missing_inputs_and_bad_suffix_are_refused_before_pytorch_loads(clip, tmp_path):
+    src, drv = clip
+    done = run_cli("animate", tmp_path / "nosuch.png", drv, "-o", tmp_path / "o.gif", timeout=120)
+    assert (done.returncode, done.stderr) == (
+        1,
+        f"error: {tmp_path / 'nosuch.png'}: no such file\n",
+    )
+    done = run_cli("animate", src, drv, "-o", tmp_path / "o.avi", timeout=120)
+    assert done.returncode == 1
+    assert done.stderr == (
+        f"error: {tmp_path / 'o.avi'}: unsupported output format '.avi' (use .gif, .mp4 or .png)\n"
+    )
+    # Neither imported PyTorch: the probe below runs the same command in one interpreter.
+    code = (
+        "import sys; from typer.testing import CliRunner; from donkey.cli.app import app; "
+        f"r = CliRunner().invoke(app, ['animate', {str(src)!r}, {str(drv)!r}, '-o', 'o.avi']); "
+        "print(r.exit_code, 'torch' in sys.modules)"
+    )
+    probe = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=120
+    )
+    assert probe.stdout.split() == ["1", "False"], probe.stderr
 
 
 def test_mp4_without_a_usable_ffmpeg_is_refused_before_the_model_loads(
