@@ -215,7 +215,12 @@ def pairs(
         )
         out.print(f"contact sheets: {index}")
     _summary(report, directions, time.perf_counter() - started, output)
-    _next_steps(report, output, clusters is not None, params, appearance_min, neighbours)
+    cluster_options = {
+        "--appearance-min": appearance_min,
+        "--motion-max": threshold if motion_max is None else motion_max,
+        "--neighbours": neighbours,
+    }
+    _next_steps(report, output, clusters is not None, params, cluster_options)
 
 
 def _summary(report, directions: dict[str, str], seconds: float, output: Path) -> None:
@@ -236,7 +241,7 @@ def _summary(report, directions: dict[str, str], seconds: float, output: Path) -
 
 
 def _next_steps(
-    report, output: Path, manual: bool, params, appearance_min: float, neighbours: int
+    report, output: Path, manual: bool, params, cluster_options: dict[str, float]
 ) -> None:
     """With pairs: how to use them. Without: which options let more pairs through, for the
     filters that rejected them, the most frequent first."""
@@ -251,21 +256,23 @@ def _next_steps(
     if report.candidates == 0:
         if manual:
             out.print(
-                "next: no cluster of --clusters holds two readable videos; put videos that move alike in one cluster"
+                "next: no cluster of --clusters holds two readable videos; "
+                "put videos that move alike in one cluster"
             )
         else:
+            now = ", ".join(f"{k} {v}" for k, v in cluster_options.items())
             out.print(
-                f"next: no two videos were clustered together: lower --appearance-min (now "
-                f"{appearance_min}), raise --motion-max (now {params.threshold}, the --threshold) or "
-                f"--neighbours (now {neighbours}), or cluster by hand: --sheets DIR writes "
+                f"next: no two videos were clustered together ({now}): lower --appearance-min, "
+                "raise --motion-max or --neighbours, or cluster by hand: --sheets DIR writes "
                 "clusters_template.csv for --clusters"
             )
         return
     advice = {
         "repeated": f"raise --max-repeated (now {params.max_repeated}; the share of frames used twice)",
-        "score": f"raise --threshold (now {params.threshold}) or lower --alpha (now {params.alpha})",
+        "score": f"raise --threshold (now {params.threshold}) or raise --alpha (now {params.alpha}; it rewards unique frames)",
         "duplicate": f"lower --min-difference (now {params.min_difference}; 0 keeps identical-looking pairs)",
-        "keypoints": "use one --model for all videos (keypoint counts differ)",
+        "keypoints": "keypoint counts differ between videos (--keypoints synth: body plans); "
+        "use --keypoints model",
     }
     for reason, count in report.rejected_by.most_common():
         if reason in advice:

@@ -245,8 +245,8 @@ def test_synth_and_pairs_print_next_steps(runner, tmp_path):
     )
     assert result.exit_code == 0, result.output
     assert (
-        "next: 3 rejected for score: raise --threshold (now -10.0) or lower --alpha (now 0.8)"
-        in result.output
+        "next: 3 rejected for score: raise --threshold (now -10.0) or raise --alpha (now 0.8; "
+        "it rewards unique frames)" in result.output
     )
 
 
@@ -309,3 +309,23 @@ def test_unwritable_output_is_refused_before_the_work(runner, clip, tmp_path):
     assert result.exit_code == 1
     assert result.output.startswith("error: /proc/results: cannot write there (/proc: ")
     assert not list(tmp_path.glob(".donkey-write-check-*"))
+
+
+def test_pairs_hints_when_nothing_was_clustered(capsys):
+    from collections import Counter
+    from types import SimpleNamespace
+
+    from donkey.cli.pairs_cmd import _next_steps
+    from donkey.data.pairing import PairingParams
+
+    report = SimpleNamespace(kept=0, candidates=0, rejected_by=Counter())
+    options = {"--appearance-min": 0.8, "--motion-max": 0.14, "--neighbours": 5}
+    _next_steps(report, Path("p.json"), False, PairingParams(), options)
+    _next_steps(report, Path("p.json"), True, PairingParams(), options)
+    assert capsys.readouterr().out.splitlines() == [
+        "next: no two videos were clustered together (--appearance-min 0.8, --motion-max 0.14, "
+        "--neighbours 5): lower --appearance-min, raise --motion-max or --neighbours, or cluster "
+        "by hand: --sheets DIR writes clusters_template.csv for --clusters",
+        "next: no cluster of --clusters holds two readable videos; put videos that move alike "
+        "in one cluster",
+    ]

@@ -42,7 +42,7 @@ def _probe(commands: list[list[str]]) -> dict:
 
 def test_every_help_imports_nothing_heavy():
     names = sorted(app.registered_commands[i].name for i in range(len(app.registered_commands)))
-    assert len(names) == 13 and "configs" in names
+    assert len(names) >= 13 and "configs" in names  # every command, however many
     commands = [["--help"]] + [[name, "--help"] for name in names]
     report = _probe(commands)
     assert report["heavy"] == []
