@@ -86,7 +86,10 @@ def make_creature_frames(t: int = 6, size: int = 48, seed: int = 0) -> np.ndarra
 
 @pytest.fixture()
 def runner() -> CliRunner:
-    return CliRunner()
+    # CliRunner's output mixes stderr into stdout: no plain progress lines there (a slow,
+    # loaded machine would otherwise print some into --json output); tests that check them
+    # set DONKEY_PROGRESS_SECONDS themselves.
+    return CliRunner(env={"DONKEY_PROGRESS_SECONDS": "inf"})
 
 
 def run_cli(*args: str, cwd: Path | None = None, timeout: int = 300) -> subprocess.CompletedProcess:

@@ -19,6 +19,8 @@ ALLOWED = {
     "train": {"train", "runtime", "artifacts", "data", "model"},
     "serve": {"serve", "runtime", "artifacts", "data", "model"},
     "cli": {"cli", "serve", "train", "export", "runtime", "artifacts", "data", "model"},
+    # donkey/api.py, the Python API: what cli/models.py composes, for scripts.
+    "api": {"api", "cli", "runtime", "artifacts", "data", "model"},
 }
 # donkey/__init__.py (the version) may be imported from anywhere; donkey/__main__.py is the top.
 ROOT_MODULES = {"donkey", "donkey.__main__"}

@@ -10,6 +10,7 @@ from rich.table import Table
 from donkey.cli import ranked
 from donkey.cli.common import out, progress_bar, tagged
 from donkey.cli.models import load_model
+from donkey.data.probe import frame_count
 from donkey.model.errors import DonkeyError
 from donkey.runtime.animate_options import AnimateOptions
 from donkey.runtime.animator import Animator
@@ -51,9 +52,13 @@ def animate_batch(
     )
     animator = Animator(loaded, batch_size=batch_size, mode=mode, adapt_scale=adapt_scale)
     make_output_folder(out_dir)
+    # The frames to render, from the drivings' headers (GIF/PNG exact, videos duration x fps):
+    # the frame bar's total and ETA. Unknown when one cannot be probed.
+    counts = {d: frame_count(d) for d in {job.driving for job in mine}}
+    expected = {"frames": None if None in counts.values() else sum(counts[j.driving] for j in mine)}
     with progress_bar() as bar:
         items = bar.add_task("items", total=len(mine))
-        frames = bar.add_task("frames", total=None)
+        frames = bar.add_task("frames", total=expected["frames"])
 
         def progress(event: str, job, count: int) -> None:
             if event == "frames":
@@ -64,6 +69,10 @@ def animate_batch(
                 tagged("ok", "green", job.output.name)
             elif event == "skipped":
                 tagged("exists", "dim", job.output.name)
+            if event == "skipped" and expected["frames"] is not None:
+                # a finished output is not rendered again
+                expected["frames"] -= counts[job.driving] or 0
+                bar.update(frames, total=expected["frames"])
 
         run = lambda: run_jobs(animator, mine, options, skip_existing, progress)  # noqa: E731
         # torchrun: all ranks' reports merged; ranks other than 0 exit here.

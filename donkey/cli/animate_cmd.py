@@ -7,25 +7,39 @@ from pathlib import Path
 
 import typer
 
-from donkey.cli.common import MODEL_HELP, handles_errors, out, progress_bar, set_read_budget
-from donkey.cli.models import load_model
-from donkey.data.frames import FIT_MODES, parse_colour
-from donkey.data.writers import check_output_suffix
+from donkey.cli.choices import (
+    DEVICE_METAVAR,
+    Engine,
+    Fit,
+    Motion,
+    OutFormat,
+    Precision,
+    check_colour,
+    check_device,
+)
+from donkey.cli.common import (
+    MODEL_HELP,
+    handles_errors,
+    out,
+    progress_bar,
+    set_read_budget,
+    start_torch,
+)
 from donkey.model.errors import DonkeyError
-from donkey.runtime.animate_options import AnimateOptions
-from donkey.runtime.animator import Animator
-from donkey.runtime.backend import LoadOptions
-from donkey.runtime.batch import Job, check_folder_location, run_jobs
+
+# PyTorch, numpy and the runtime are imported inside animate(), after the options are checked:
+# `donkey animate --help` and a refused option cost no heavy import.
 
 
-def _options(fit: str, background: str, side: bool) -> AnimateOptions:
-    if fit not in FIT_MODES:
-        raise DonkeyError(f"--fit must be one of {', '.join(FIT_MODES)}, got {fit!r}")
+def _options(fit: str, background: str, side: bool):
+    from donkey.data.colours import parse_colour
+    from donkey.runtime.animate_options import AnimateOptions
+
     try:
         colour = parse_colour(background)
     except ValueError as exc:
         raise DonkeyError(f"--background: {exc}") from None
-    return AnimateOptions(fit=fit, background=colour, side_by_side=side)
+    return AnimateOptions(fit=str(fit), background=colour, side_by_side=side)
 
 
 @handles_errors
@@ -40,11 +54,18 @@ def animate(
         ..., "-o", "--output", help="Output file (.gif, .mp4, .png strip) or folder for batches."
     ),
     model: str | None = typer.Option(None, "--model", "-m", help=MODEL_HELP),
-    engine: str | None = typer.Option(None, help="torch, ort or trt. Default: what --model is."),
-    device: str = typer.Option("auto", help="cpu, cuda or auto (cuda when available)."),
-    precision: str = typer.Option("fp32", help="fp32 or fp16 (torch on CUDA: autocast)."),
-    mode: str = typer.Option(
-        "relative",
+    engine: Engine | None = typer.Option(None, help="Default: what --model is."),
+    device: str = typer.Option(
+        "auto",
+        metavar=DEVICE_METAVAR,
+        callback=check_device,
+        help="cuda when available with auto.",
+    ),
+    precision: Precision = typer.Option(
+        Precision.fp32, help="fp16: torch on CUDA autocasts; ort/trt run fp16 graphs."
+    ),
+    mode: Motion = typer.Option(
+        Motion.relative,
         help="absolute: copy driving keypoints; relative: apply their motion since frame 0 to the source's keypoints.",
     ),
     adapt_scale: bool = typer.Option(
@@ -55,12 +76,14 @@ def animate(
     batch_size: int = typer.Option(
         8, "--batch-size", "-b", help="Driving frames per inference batch."
     ),
-    fit: str = typer.Option(
-        "pad",
+    fit: Fit = typer.Option(
+        Fit.pad,
         help="Non-square input: pad (to square, background colour), crop (centre) or stretch.",
     ),
     background: str = typer.Option(
-        "white", help="Colour behind alpha and padding: white, black, gray or #rrggbb."
+        "white",
+        callback=check_colour,
+        help="Colour behind alpha and padding: a name (white, pink, gray, ...) or hex (#ffc0cb, ffc0cb).",
     ),
     side_by_side: bool = typer.Option(
         False, "--side-by-side", help="Write source | driving | result side by side."
@@ -73,8 +96,8 @@ def animate(
     skip_existing: bool = typer.Option(
         False, "--skip-existing", help="Batch mode: leave outputs that already exist."
     ),
-    out_format: str = typer.Option(
-        "gif", "--out-format", help="Batch mode: gif, mp4 or png (strip)."
+    out_format: OutFormat = typer.Option(
+        OutFormat.gif, "--out-format", help="Batch mode: output files (png: a strip)."
     ),
     cuda_graphs: bool = typer.Option(
         False,
@@ -104,15 +127,32 @@ def animate(
     batch mode: every source with every driving (or the --pair-list pairs), one bad file
     reported without stopping the rest.
     """
-    options = _options(fit, background, side_by_side)
-    set_read_budget(max_pixels, max_frames, max_frame_pixels)
     if batch_size < 1:
         raise DonkeyError(f"--batch-size must be at least 1, got {batch_size}")
-    if source.is_dir() or (driving.is_dir() and not _is_frame_folder(driving)) or pair_list:
-        from donkey.cli.animate_batch import animate_batch
+    from donkey.cli.preflight import check_ffmpeg_for, check_paths, check_writable, warn_swapped
 
-        if out_format not in ("gif", "mp4", "png"):
-            raise DonkeyError(f"--out-format must be gif, mp4 or png, got {out_format!r}")
+    # Checks that need no heavy import come first: a refusal is immediate.
+    batch = source.is_dir() or (driving.is_dir() and not _is_frame_folder(driving)) or pair_list
+    check_paths(source, driving, None if batch or output.is_dir() else output)
+    check_writable(output)
+    if batch:
+        videos = [p for p in (source, driving) if p.is_file()]
+        if driving.is_dir():
+            videos += [p for p in driving.iterdir() if p.is_file()]
+        check_ffmpeg_for(videos, write=output / f"*.{out_format}")
+    else:
+        if output.is_dir():
+            raise DonkeyError(
+                f"{output}: is a folder; give a file name (or folder inputs for a batch)"
+            )
+        check_ffmpeg_for([driving], write=output)
+    start_torch()
+    options = _options(fit, background, side_by_side)
+    set_read_budget(max_pixels, max_frames, max_frame_pixels)
+    if batch:
+        from donkey.cli.animate_batch import animate_batch
+        from donkey.runtime.backend import LoadOptions
+
         animate_batch(
             source,
             driving,
@@ -131,10 +171,15 @@ def animate(
             LoadOptions(cuda_graphs=cuda_graphs),
         )
         return
+    from donkey.cli.models import load_model
+    from donkey.data.writers import check_output_suffix
+    from donkey.runtime.animator import Animator
+    from donkey.runtime.backend import LoadOptions
+    from donkey.runtime.batch import Job, check_folder_location, run_jobs
+
     check_output_suffix(output)
-    if output.is_dir():
-        raise DonkeyError(f"{output}: is a folder; give a file name (or folder inputs for a batch)")
     check_folder_location(output.parent)
+    expected = warn_swapped(source, driving)
     started = time.perf_counter()
     loaded = load_model(model, engine, device, precision, LoadOptions(cuda_graphs=cuda_graphs))
     for backend in loaded.graphs.values():
@@ -143,7 +188,7 @@ def animate(
     animator = Animator(loaded, batch_size=batch_size, mode=mode, adapt_scale=adapt_scale)
     job = Job(source, driving, output.resolve())
     with progress_bar() as progress:
-        task = progress.add_task("animating", total=None)
+        task = progress.add_task("animating (frames)", total=expected)
         report = run_jobs(
             animator,
             [job],
@@ -165,11 +210,11 @@ def animate(
 
 def _is_frame_folder(path: Path) -> bool:
     """A folder of still frames is one driving video; a folder of videos is a batch."""
-    from donkey.data.media import VIDEO_SUFFIXES
+    from donkey.cli.preflight import FFMPEG_SUFFIXES
 
     try:
         files = [p for p in path.iterdir() if p.is_file()]
     except OSError as exc:
         raise DonkeyError(f"{path}: cannot list the folder ({exc.strerror or exc})") from None
-    has_videos = any(p.suffix.lower() in VIDEO_SUFFIXES | {".gif"} for p in files)
+    has_videos = any(p.suffix.lower() in FFMPEG_SUFFIXES | {".gif"} for p in files)
     return bool(files) and not has_videos

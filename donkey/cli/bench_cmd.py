@@ -5,54 +5,75 @@ from __future__ import annotations
 import json
 import os
 import tempfile
+import time
 from pathlib import Path
 
-import torch
 import typer
 from rich.table import Table
 
-from donkey.artifacts.settings import BatchRange
-from donkey.cli.common import MODEL_HELP, console, handles_errors, out, parse_int_list
-from donkey.cli.models import load_model
-from donkey.model.checkpoint import save_checkpoint
-from donkey.model.config import load_config
+from donkey.cli.choices import DEVICE_METAVAR, Precision, check_device, check_engines, listed
+from donkey.cli.choices import Engine as EngineChoice
+from donkey.cli.common import (
+    MODEL_HELP,
+    clock,
+    console,
+    handles_errors,
+    out,
+    parse_int_list,
+    start_torch,
+)
 from donkey.model.errors import DonkeyError
-from donkey.model.files import atomic_output
-from donkey.model.networks import Networks
-from donkey.runtime.backend import LoadOptions
-from donkey.runtime.bench import run_bench
-from donkey.runtime.loader import ENGINES
 
 
 @handles_errors
 def bench(
     model: str | None = typer.Option(None, "--model", "-m", help=MODEL_HELP),
     config: Path | None = typer.Option(
-        None, "--config", "-c", help="Benchmark a config with random weights instead of a model."
+        None,
+        "--config",
+        "-c",
+        help="Benchmark a config (a file or a bundled name) with random weights instead of a model.",
     ),
-    engine: str = typer.Option("torch,ort", help="Comma-separated engines: torch, ort, trt."),
+    engine: str = typer.Option(
+        "torch,ort",
+        callback=check_engines,
+        help=f"Comma-separated engines: {listed(EngineChoice)}.",
+    ),
     batch_sizes: str = typer.Option("1,8,32", "--batch-sizes", help="Comma-separated batch sizes."),
-    device: str = typer.Option("auto", help="cpu, cuda or auto."),
-    precision: str = typer.Option(
-        "fp32", help="fp32 or fp16 (torch autocast on CUDA; fp16 ONNX graphs for ort/trt)."
+    device: str = typer.Option("auto", metavar=DEVICE_METAVAR, callback=check_device),
+    precision: Precision = typer.Option(
+        Precision.fp32, help="fp16: torch autocast on CUDA; fp16 ONNX graphs for ort/trt."
     ),
     threads: int = typer.Option(0, help="CPU threads for every engine (0: all cores)."),
-    runs: int = typer.Option(10, help="Timed runs per engine and batch size (after 3 warm-ups)."),
+    runs: int | None = typer.Option(
+        None,
+        help="Timed runs per engine and batch size, exactly (after 3 warm-ups). Default: 10, "
+        "and more until 1 s was timed (at most 200).",
+    ),
     json_path: Path | None = typer.Option(
         None, "--json", help="Also write the rows as a JSON list here."
     ),
 ) -> None:
     """Model-only throughput: keypoints of the driving batch + dense motion + generator, source
     encoding cached. Every engine runs with the same thread count, reported in each row."""
-    engines = [e.strip() for e in engine.split(",") if e.strip()]
-    bad = [e for e in engines if e not in ENGINES]
-    if bad or not engines:
-        raise DonkeyError(
-            f"--engine takes a comma-separated subset of {', '.join(ENGINES)}, got {engine!r}"
-        )
+    engines = engine.split(",")  # checked while parsing (check_engines)
     if model is not None and config is not None:
         raise DonkeyError("give --model or --config, not both")
     batches = parse_int_list(batch_sizes, "--batch-sizes")
+    if runs is not None and runs < 1:
+        raise DonkeyError(f"--runs must be at least 1, got {runs}")
+    start_torch()
+    import torch
+
+    from donkey.artifacts.settings import BatchRange
+    from donkey.cli.models import load_model
+    from donkey.model.checkpoint import save_checkpoint
+    from donkey.model.config import load_config
+    from donkey.model.files import atomic_output
+    from donkey.model.networks import Networks
+    from donkey.runtime.backend import LoadOptions
+    from donkey.runtime.bench import run_bench
+
     threads = threads or os.cpu_count() or 1
     with tempfile.TemporaryDirectory(prefix="donkey-bench-") as tmp:
         target = model
@@ -69,16 +90,31 @@ def bench(
         def load(name: str):
             return load_model(target, name, device, precision, options, batch=engine_batch)
 
+        settings = len(engines) * len(batches)
+        started = time.perf_counter()
+        done: list[int] = []
+
+        def progress(r) -> None:
+            done.append(1)
+            elapsed = time.perf_counter() - started
+            left = settings - len(done)
+            eta = f", ETA {clock(elapsed / len(done) * left)}" if left else ""
+            console.print(
+                f"[{len(done)}/{settings}] {r.engine} batch {r.batch}: {r.fps:.1f} frames/s "
+                f"({r.runs} runs{eta})",
+                highlight=False,
+            )
+
         rows = run_bench(
             load,
             engines,
             batches,
             threads,
             precision,
-            runs,
-            progress=lambda r: console.print(
-                f"{r.engine} batch {r.batch}: {r.fps:.1f} frames/s", highlight=False
-            ),
+            10 if runs is None else runs,
+            progress=progress,
+            # --runs: exactly that many; by default at least 1 s of timed runs per setting.
+            min_seconds=1.0 if runs is None else 0.0,
         )
     table = Table(title=f"donkey bench ({threads} threads, {rows[0].device}, {precision})")
     for column in ("engine", "batch", "frames/s", "p50 ms", "p95 ms", "peak MB", "runs"):

@@ -4,20 +4,17 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import torch
 import typer
 
-from donkey.cli.common import handles_errors, out, tagged
-from donkey.model.checkpoint import save_checkpoint
-from donkey.model.config import Config, config_to_dict, load_config
-from donkey.model.convert import convert_monkeynet_state
+from donkey.cli.common import handles_errors, out, start_torch, tagged
 from donkey.model.errors import CheckpointError
-from donkey.model.networks import Networks
 
 
 def _read_official(path: Path) -> dict:
     if not path.is_file():
         raise CheckpointError(f"{path}: no such checkpoint file")
+    import torch
+
     try:
         data = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # noqa: BLE001 - arbitrary bytes break the unpickler in arbitrary ways
@@ -40,14 +37,23 @@ def convert(
     ),
     config: Path | None = typer.Option(
         None,
-        help="Config whose model the weights fill; configs/donkey.yaml adds attention (gates start "
-        "at 0). Default: Monkey-Net's paper-size model (the model of configs/mgif.yaml).",
+        help="Config whose model the weights fill; `donkey` (configs/donkey.yaml) adds attention (gates start "
+        "at 0). Default: Monkey-Net's paper-size model (the model of config mgif).",
     ),
     seed: int = typer.Option(0, help="Seed for modules the file lacks (attention)."),
 ) -> None:
     """Map Monkey-Net's 3-D (time kernel 1) weights onto our 2-D networks; report unmapped keys."""
-    # The dataclass defaults are the paper-size model, so an installed package (which has no
-    # configs/ folder) converts without one.
+    if not checkpoint.is_file():
+        raise CheckpointError(f"{checkpoint}: no such checkpoint file")
+    start_torch()
+    import torch
+
+    from donkey.model.checkpoint import save_checkpoint
+    from donkey.model.config import Config, config_to_dict, load_config
+    from donkey.model.convert import convert_monkeynet_state
+    from donkey.model.networks import Networks
+
+    # The dataclass defaults are the paper-size model (that of the bundled config mgif).
     cfg = load_config(config) if config is not None else Config()
     torch.manual_seed(seed)
     networks = Networks(cfg.model)

@@ -4,25 +4,15 @@ from __future__ import annotations
 
 import copy
 import json
+import shlex
 from pathlib import Path
 
 import typer
 from rich.table import Table
 
-from donkey.cli import ranked
-from donkey.cli.common import MODEL_HELP, handles_errors, out, progress_bar, tagged
-from donkey.cli.models import load_model
-from donkey.data.datasets import list_videos, load_videos, select_split
-from donkey.data.manifest import load_manifest
+from donkey.cli.choices import DEVICE_METAVAR, Engine, Motion, Split, check_device
+from donkey.cli.common import MODEL_HELP, handles_errors, out, progress_bar, start_torch, tagged
 from donkey.model.errors import DonkeyError
-from donkey.runtime.animator import Animator
-from donkey.train.evaluate import (
-    EvalResult,
-    reconstruction_l1,
-    summarize_pairs,
-    summarize_videos,
-    transfer_items,
-)
 
 
 @handles_errors
@@ -34,15 +24,15 @@ def evaluate(
     pairs: Path | None = typer.Option(
         None, "--pairs", help="Pairs manifest (transfer L1 against the paired ground truth)."
     ),
-    split: str = typer.Option(
-        "all", help="Which --data videos: all, val (held out by `donkey train`) or train."
+    split: Split = typer.Option(
+        Split.all, help="Which --data videos: all, val (held out by `donkey train`) or train."
     ),
     val_fraction: float = typer.Option(
         0.1, help="Must match the training run's --val-fraction for --split val/train."
     ),
     limit: int | None = typer.Option(None, help="Evaluate at most this many videos / pairs."),
-    engine: str | None = typer.Option(None, help="torch, ort or trt. Default: what --model is."),
-    device: str = typer.Option("auto", help="cpu, cuda or auto."),
+    engine: Engine | None = typer.Option(None, help="Default: what --model is."),
+    device: str = typer.Option("auto", metavar=DEVICE_METAVAR, callback=check_device),
     batch_size: int = typer.Option(16, "--batch-size", "-b", help="Frames per inference batch."),
     eval_size: int | None = typer.Option(
         None,
@@ -52,9 +42,7 @@ def evaluate(
         help="Compare at N x N pixels: targets read from the files at N, predictions resized to "
         "N (bilinear). Use it to compare models of different sizes. Default: the model's size.",
     ),
-    transfer_mode: str = typer.Option(
-        "relative", help="Keypoint mode for transfer: relative or absolute."
-    ),
+    transfer_mode: Motion = typer.Option(Motion.relative, help="Keypoint mode for transfer."),
     as_json: bool = typer.Option(
         False, "--json", help="Print one JSON object (l1, identity_l1, videos, ...)."
     ),
@@ -71,6 +59,20 @@ def evaluate(
     """
     if data is None and pairs is None:
         raise DonkeyError("give --data DIR, --pairs MANIFEST, or both")
+    start_torch()
+    from donkey.cli import ranked
+    from donkey.cli.models import load_model
+    from donkey.data.datasets import list_videos, load_videos, select_split
+    from donkey.data.manifest import load_manifest
+    from donkey.runtime.animator import Animator
+    from donkey.train.evaluate import (
+        EvalResult,
+        reconstruction_l1,
+        summarize_pairs,
+        summarize_videos,
+        transfer_items,
+    )
+
     # torchrun: each rank evaluates a share of the videos and pairs; rank 0 merges the numbers
     # back into file order and prints them (the same means as one process).
     ranks, device = ranked.start(device)
@@ -173,3 +175,27 @@ def evaluate(
             str(result.pairs),
         )
     out.print(table)
+    _next_steps(result, str(loaded.path), data, split)
+
+
+def _next_steps(result, model: str, data: Path | None, split: str) -> None:
+    worse = [
+        name
+        for name, mine, baseline in (
+            ("reconstruction", result.l1, result.identity_l1),
+            ("transfer", result.transfer_l1, result.transfer_identity_l1),
+        )
+        if mine is not None and baseline is not None and mine >= baseline
+    ]
+    if worse:
+        out.print(
+            f"note: {' and '.join(worse)} L1 is no better than the identity baseline (output = "
+            "source): the model has not learnt to move this data; train longer or on similar videos"
+        )
+    quoted = shlex.quote(model)
+    if data is not None and split == "all":
+        out.print(
+            f"next: donkey eval --model {quoted} --data {shlex.quote(str(data))} --split val"
+            "   # only the videos training held out"
+        )
+    out.print(f"next: donkey animate SOURCE DRIVING -o out.gif --model {quoted}")

@@ -10,18 +10,12 @@ import typer
 from rich.table import Table
 from rich.text import Text
 
-from donkey.artifacts.folders import staged_folder
-from donkey.artifacts.settings import BatchRange, EngineSettings
-from donkey.cli.common import console, handles_errors, out, tagged
-from donkey.data.sample_clip import rendered_clip
-from donkey.export.lint import lint_folder
-from donkey.export.onnx_folder import write_onnx_folder
-from donkey.export.onnx_trace import DEFAULT_OPSET
+from donkey.cli.choices import DEVICE_METAVAR, ExportFormat, check_device
+from donkey.cli.common import console, handles_errors, out, start_torch, tagged
 from donkey.model.errors import DonkeyError
-from donkey.runtime.loader import load_model, resolve_model
-from donkey.runtime.parity import assert_parity, clip_parity, graph_parity
 
-FORMATS = ("onnx", "trt", "all")
+# export.onnx_trace.DEFAULT_OPSET (that module imports PyTorch; a test checks they agree).
+DEFAULT_OPSET = 18
 
 
 def _print_parity(rows, title: str) -> None:
@@ -53,6 +47,10 @@ def _check(
     batches: tuple[int, ...],
     label: str,
 ) -> None:
+    from donkey.data.sample_clip import rendered_clip
+    from donkey.runtime.loader import load_model
+    from donkey.runtime.parity import assert_parity, clip_parity, graph_parity
+
     reference = load_model(checkpoint, "torch", device)
     other = load_model(folder, engine, device)
     rows = graph_parity(reference, other, batches)
@@ -74,8 +72,8 @@ def export(
     model: str | None = typer.Option(
         None, "--model", "-m", help="Checkpoint to export. Default: the bundled model."
     ),
-    fmt: str = typer.Option(
-        "onnx",
+    fmt: ExportFormat = typer.Option(
+        ExportFormat.onnx,
         "--format",
         help="onnx, trt (engines; ONNX kept in OUTPUT/onnx) or all (OUTPUT/onnx + OUTPUT/trt).",
     ),
@@ -98,7 +96,12 @@ def export(
         "--check",
         help="Run exported graphs and PyTorch on the same inputs; fail on a missed tolerance.",
     ),
-    device: str = typer.Option("auto", help="Device for --check (and the engines' GPU)."),
+    device: str = typer.Option(
+        "auto",
+        metavar=DEVICE_METAVAR,
+        callback=check_device,
+        help="Device for --check (and the engines' GPU).",
+    ),
     overwrite: bool = typer.Option(
         False,
         "--overwrite",
@@ -107,8 +110,12 @@ def export(
     ),
 ) -> None:
     """Export the four inference graphs (kp_detector, dense_motion, source_encoder, generator)."""
-    if fmt not in FORMATS:
-        raise DonkeyError(f"--format must be one of {', '.join(FORMATS)}, got {fmt!r}")
+    start_torch()
+    from donkey.artifacts.folders import staged_folder
+    from donkey.artifacts.settings import BatchRange, EngineSettings
+    from donkey.export.onnx_folder import write_onnx_folder
+    from donkey.runtime.loader import resolve_model
+
     checkpoint = resolve_model(model)
     if checkpoint.is_dir():
         raise DonkeyError(f"{checkpoint}: export needs a checkpoint file, not an export folder")
@@ -170,6 +177,8 @@ def lint(folder: Path = typer.Argument(..., help="ONNX export folder (`donkey ex
 
     The folder is checked first: valid manifest.json, every graph inside the folder with its
     recorded sha256, no stray temporary or unknown file."""
+    from donkey.export.lint import lint_folder
+
     report = lint_folder(folder)
     problems = [v for violations in report.values() for v in violations]
     for v in problems:

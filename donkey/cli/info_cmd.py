@@ -8,19 +8,20 @@ from pathlib import Path
 import typer
 from rich.table import Table
 
-from donkey.artifacts.verify import verify_folder
-from donkey.cli.common import MODEL_HELP, handles_errors, out
-from donkey.model.checkpoint import load_checkpoint
-from donkey.model.complexity import model_complexity
-from donkey.model.config import load_config
+from donkey.cli.common import MODEL_HELP, handles_errors, out, start_torch
 from donkey.model.errors import DonkeyError
-from donkey.model.provenance import describe_training, training_summary
-from donkey.runtime.loader import model_kind, resolve_model
 
 
 def _model_config(config: Path | None, model: str | None):
     if config is not None and model is not None:
         raise DonkeyError("give either CONFIG or --model, not both")
+    start_torch()
+    from donkey.artifacts.verify import verify_folder
+    from donkey.model.checkpoint import load_checkpoint
+    from donkey.model.config import load_config
+    from donkey.model.provenance import training_summary
+    from donkey.runtime.loader import model_kind, resolve_model
+
     if config is not None:
         return load_config(config).model, str(config), None
     path = resolve_model(model)
@@ -33,7 +34,10 @@ def _model_config(config: Path | None, model: str | None):
 
 @handles_errors
 def info(
-    config: Path | None = typer.Argument(None, help="YAML config to describe instead of a model."),
+    config: Path | None = typer.Argument(
+        None,
+        help="YAML config (a file or a bundled name: donkey configs) to describe instead of a model.",
+    ),
     model: str | None = typer.Option(None, "--model", "-m", help=MODEL_HELP),
     as_json: bool = typer.Option(False, "--json", help="Print JSON instead of a table."),
 ) -> None:
@@ -44,6 +48,9 @@ def info(
     For a checkpoint, also how it was trained (mode, steps, attention, feature matching).
     """
     cfg, label, trained = _model_config(config, model)
+    from donkey.model.complexity import model_complexity
+    from donkey.model.provenance import describe_training
+
     stats = model_complexity(cfg)
     if as_json:
         payload = {

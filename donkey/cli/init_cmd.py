@@ -4,24 +4,30 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import torch
 import typer
 
-from donkey.cli.common import handles_errors, out
-from donkey.model.checkpoint import save_checkpoint
-from donkey.model.config import config_to_dict, load_config
-from donkey.model.networks import Networks
+from donkey.cli.common import handles_errors, out, start_torch
 
 
 @handles_errors
 def init(
-    config: Path = typer.Argument(..., help="YAML config (model + training sections)."),
+    config: Path = typer.Argument(
+        ...,
+        help="YAML config (model + training sections): a file or a bundled name (donkey configs).",
+    ),
     output: Path = typer.Option(
         ..., "-o", "--output", help="Checkpoint to write (.ckpt or .safetensors)."
     ),
     seed: int = typer.Option(0, help="Seed for the random initialisation."),
 ) -> None:
     """Write a checkpoint with freshly initialised weights for CONFIG."""
+    start_torch()
+    import torch
+
+    from donkey.model.checkpoint import save_checkpoint
+    from donkey.model.config import config_to_dict, load_config
+    from donkey.model.networks import Networks
+
     cfg = load_config(config)
     torch.manual_seed(seed)
     networks = Networks(cfg.model)

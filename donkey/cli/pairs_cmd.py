@@ -3,34 +3,31 @@
 from __future__ import annotations
 
 import csv
+import shlex
 import time
 from pathlib import Path
 
-import numpy as np
 import typer
 from rich.table import Table
 
-from donkey.cli.common import MODEL_HELP, console, handles_errors, out, progress_bar, tagged
-from donkey.cli.models import load_model
-from donkey.data.contact_sheets import write_sheets
-from donkey.data.datasets import list_videos, load_videos, select_split
-from donkey.data.features import encoder_features, vgg11_features, video_keypoints
-from donkey.data.manifest import read_text_file, save_manifest
-from donkey.data.pair_builder import (
-    ClusterParams,
-    VideoKeypoints,
-    auto_clusters,
-    build_pairs,
-    group_clusters,
-    read_clusters_csv,
+from donkey.cli.choices import DEVICE_METAVAR, KeypointSource, Split, check_device
+from donkey.cli.common import (
+    MODEL_HELP,
+    console,
+    handles_errors,
+    out,
+    progress_bar,
+    start_torch,
+    tagged,
 )
-from donkey.data.pairing import PairingParams, appearance_similarity
-from donkey.data.synthetic import read_sidecar
 from donkey.model.errors import DonkeyError
-from donkey.runtime.batch import check_folder_location
 
 
-def _synth_keypoints(files: list[Path]) -> list[np.ndarray]:
+def _synth_keypoints(files: list[Path]) -> list:
+    import numpy as np
+
+    from donkey.data.synthetic import read_sidecar
+
     out = []
     for f in files:
         try:
@@ -47,11 +44,17 @@ def _check_options(
     output: Path, sheets: Path | None, clusters: Path | None, batch_size: int, neighbours: int
 ) -> None:
     """Everything that can be refused before the (long) pairing run starts."""
+    from donkey.cli.preflight import check_writable
+    from donkey.data.manifest import read_text_file
+    from donkey.runtime.batch import check_folder_location
+
     if output.is_dir():
         raise DonkeyError(f"{output}: is a folder; -o takes the manifest file to write")
     check_folder_location(output.parent)
+    check_writable(output)
     if sheets is not None:
         check_folder_location(sheets)
+        check_writable(sheets)
     if clusters is not None:
         read_text_file(clusters, "cluster CSV")
     if batch_size < 1:
@@ -65,8 +68,8 @@ def pairs(
     folder: Path = typer.Argument(..., help="Folder of GIFs / videos / PNG strips to pair."),
     output: Path = typer.Option(..., "-o", "--output", help="Pairs manifest to write (JSON)."),
     model: str | None = typer.Option(None, "--model", "-m", help=MODEL_HELP),
-    keypoints: str = typer.Option(
-        "model",
+    keypoints: KeypointSource = typer.Option(
+        KeypointSource.model,
         help="model: the detector of --model; synth: the pose JSON beside each synthetic video.",
     ),
     clusters: Path | None = typer.Option(
@@ -101,10 +104,12 @@ def pairs(
     neighbours: int = typer.Option(
         5, help="Automatic clusters: link only mutual nearest neighbours (this many) by motion."
     ),
-    device: str = typer.Option("auto", help="cpu, cuda or auto (for the keypoint detector)."),
+    device: str = typer.Option(
+        "auto", metavar=DEVICE_METAVAR, callback=check_device, help="For the keypoint detector."
+    ),
     batch_size: int = typer.Option(64, "--batch-size", "-b", help="Frames per detector batch."),
-    split: str = typer.Option(
-        "all",
+    split: Split = typer.Option(
+        Split.all,
         help="Which videos of FOLDER: all, train (leaves out the ones donkey train holds out "
         "for validation, so pairs never leak them into training) or val.",
     ),
@@ -114,13 +119,29 @@ def pairs(
 ) -> None:
     """Cluster videos by movement, resample each pair's frames to matching poses (least-squares
     affine fit of keypoints, both directions), filter, and write a pairs manifest."""
-    if keypoints not in ("model", "synth"):
-        raise DonkeyError(f"--keypoints must be model or synth, got {keypoints!r}")
+    start_torch()
     _check_options(output, sheets, clusters, batch_size, neighbours)
+    import numpy as np
+
+    from donkey.cli.models import load_model
+    from donkey.data.contact_sheets import write_sheets
+    from donkey.data.datasets import list_videos, load_videos, select_split
+    from donkey.data.features import encoder_features, vgg11_features, video_keypoints
+    from donkey.data.manifest import save_manifest
+    from donkey.data.pair_builder import (
+        ClusterParams,
+        VideoKeypoints,
+        auto_clusters,
+        build_pairs,
+        group_clusters,
+        read_clusters_csv,
+    )
+    from donkey.data.pairing import PairingParams, appearance_similarity
+
     started = time.perf_counter()
-    files = select_split(list_videos(folder), split, val_fraction)
+    files = select_split(list_videos(folder), split.value, val_fraction)
     if not files:
-        raise DonkeyError(f"{folder}: no videos in split {split!r}")
+        raise DonkeyError(f"{folder}: no videos in split {split.value!r}")
     params = PairingParams(
         max_repeated=max_repeated,
         alpha=alpha,
@@ -204,6 +225,12 @@ def pairs(
         )
         out.print(f"contact sheets: {index}")
     _summary(report, directions, time.perf_counter() - started, output)
+    cluster_options = {
+        "--appearance-min": appearance_min,
+        "--motion-max": threshold if motion_max is None else motion_max,
+        "--neighbours": neighbours,
+    }
+    _next_steps(report, output, clusters is not None, params, cluster_options)
 
 
 def _summary(report, directions: dict[str, str], seconds: float, output: Path) -> None:
@@ -221,3 +248,42 @@ def _summary(report, directions: dict[str, str], seconds: float, output: Path) -
         table.add_row(f"rejected: {reason}", str(n))
     out.print(table)
     out.print(f"wrote {output}")
+
+
+def _next_steps(
+    report, output: Path, manual: bool, params, cluster_options: dict[str, float]
+) -> None:
+    """With pairs: how to use them. Without: which options let more pairs through, for the
+    filters that rejected them, the most frequent first."""
+    manifest = shlex.quote(str(output))
+    if report.kept:
+        out.print(
+            f"next: donkey train small-donkey --pairs {manifest} --init CKPT -o RUN"
+            "   # Donkey-Net fine-tune of a Monkey-Net run"
+        )
+        out.print(f"next: donkey eval --model CKPT --pairs {manifest}   # transfer L1")
+        return
+    if report.candidates == 0:
+        if manual:
+            out.print(
+                "next: no cluster of --clusters holds two readable videos; "
+                "put videos that move alike in one cluster"
+            )
+        else:
+            now = ", ".join(f"{k} {v}" for k, v in cluster_options.items())
+            out.print(
+                f"next: no two videos were clustered together ({now}): lower --appearance-min, "
+                "raise --motion-max or --neighbours, or cluster by hand: --sheets DIR writes "
+                "clusters_template.csv for --clusters"
+            )
+        return
+    advice = {
+        "repeated": f"raise --max-repeated (now {params.max_repeated}; the share of frames used twice)",
+        "score": f"raise --threshold (now {params.threshold}) or raise --alpha (now {params.alpha}; it rewards unique frames)",
+        "duplicate": f"lower --min-difference (now {params.min_difference}; 0 keeps identical-looking pairs)",
+        "keypoints": "keypoint counts differ between videos (--keypoints synth: body plans); "
+        "use --keypoints model",
+    }
+    for reason, count in report.rejected_by.most_common():
+        if reason in advice:
+            out.print(f"next: {count} rejected for {reason}: {advice[reason]}")

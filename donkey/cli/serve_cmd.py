@@ -11,7 +11,8 @@ import time
 
 import typer
 
-from donkey.cli.common import MODEL_HELP, handles_errors, out, tagged
+from donkey.cli.choices import DEVICE_METAVAR, Engine, Precision, check_device
+from donkey.cli.common import MODEL_HELP, handles_errors, out, start_torch, tagged
 from donkey.model.errors import DonkeyError
 
 _LOOPBACK_NAMES = {"localhost", "ip6-localhost"}
@@ -29,9 +30,16 @@ def is_loopback(host: str) -> bool:
 @handles_errors
 def serve(
     model: str | None = typer.Option(None, "--model", "-m", help=MODEL_HELP),
-    engine: str | None = typer.Option(None, help="torch, ort or trt. Default: what --model is."),
-    device: str = typer.Option("auto", help="cpu, cuda or auto (cuda when available)."),
-    precision: str = typer.Option("fp32", help="fp32 or fp16 (torch on CUDA: autocast)."),
+    engine: Engine | None = typer.Option(None, help="Default: what --model is."),
+    device: str = typer.Option(
+        "auto",
+        metavar=DEVICE_METAVAR,
+        callback=check_device,
+        help="cuda when available with auto.",
+    ),
+    precision: Precision = typer.Option(
+        Precision.fp32, help="fp16: torch on CUDA autocasts; ort/trt run fp16 graphs."
+    ),
     host: str = typer.Option(
         "127.0.0.1",
         help="Address to listen on. Anything but loopback lets other machines use the page "
@@ -61,6 +69,7 @@ def serve(
         raise DonkeyError(
             "donkey serve needs Gradio, which is not installed: pip install 'donkey[web]'"
         )
+    start_torch()
     from donkey.cli.models import load_model
     from donkey.serve.page import start
     from donkey.serve.service import AnimationService

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import shlex
 from pathlib import Path
 
 import typer
 
+from donkey.cli.choices import GAITS, SynthFormat, check_gaits
 from donkey.cli.common import handles_errors, out, progress_bar
-from donkey.data.synthetic import GAITS, synthesize
 from donkey.model.errors import DonkeyError
 
 
@@ -26,22 +27,20 @@ def synth(
     seed: int = typer.Option(0, help="Seed: the same seed writes byte-identical files."),
     min_frames: int = typer.Option(16, help="Shortest video."),
     max_frames: int = typer.Option(32, help="Longest video."),
-    fmt: str = typer.Option("gif", "--format", help="gif or png (lossless PNG strip)."),
+    fmt: SynthFormat = typer.Option(SynthFormat.gif, "--format", help="png: a lossless PNG strip."),
     gaits: str = typer.Option(
-        ",".join(GAITS), help="Comma-separated gaits to draw from: walk, gallop, hop, flap."
+        ",".join(GAITS),
+        callback=check_gaits,
+        help=f"Comma-separated gaits to draw from: {', '.join(GAITS)}.",
     ),
 ) -> None:
     """Render animal-like creatures (body, head, ears, tail, wings, 2-4 legs) walking, galloping,
     hopping or flapping, with their joint positions per frame."""
     if count < 1 or size < 16 or min_frames < 2 or max_frames < min_frames:
         raise DonkeyError("need --count >= 1, --size >= 16 and 2 <= --min-frames <= --max-frames")
-    chosen = tuple(g.strip() for g in gaits.split(",") if g.strip())
-    if not chosen or any(g not in GAITS for g in chosen):
-        raise DonkeyError(
-            f"--gaits takes a comma-separated subset of {', '.join(GAITS)}, got {gaits!r}"
-        )
-    if fmt not in ("gif", "png"):
-        raise DonkeyError(f"--format must be gif or png, got {fmt!r}")
+    chosen = tuple(gaits.split(","))  # checked while parsing (check_gaits)
+    from donkey.data.synthetic import synthesize
+
     with progress_bar() as bar:
         task = bar.add_task("rendering", total=count)
         written = synthesize(
@@ -53,6 +52,17 @@ def synth(
             frames=(min_frames, max_frames),
             fmt=f".{fmt}",
             progress=lambda i, n: bar.update(task, completed=i),
+            gaits=chosen,
         )
     extra = f" and {output / 'pairs.json'}" if pairs else ""
     out.print(f"wrote {len(written)} videos to {output}{extra}")
+    folder = shlex.quote(str(output))
+    if pairs:
+        manifest = shlex.quote(str(output / "pairs.json"))
+        out.print(
+            f"next: donkey eval --pairs {manifest}   # transfer L1 against exact ground truth"
+        )
+        out.print(f"next: donkey train small-donkey --pairs {manifest} --init CKPT -o RUN")
+    else:
+        out.print(f"next: donkey train small --data {folder} -o runs/synth")
+        out.print(f"next: donkey pairs {folder} -o pairs.json --keypoints synth")

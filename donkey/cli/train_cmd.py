@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shlex
 from pathlib import Path
 
 import typer
@@ -15,17 +16,23 @@ from rich.progress import (
     TimeRemainingColumn,
 )
 
-from donkey.cli.common import console, handles_errors, out, tagged
-from donkey.data.datasets import list_videos, load_videos, select_split
-from donkey.data.manifest import load_manifest
-from donkey.model.config import load_config
+from donkey.cli.choices import DEVICE_METAVAR, check_device
+from donkey.cli.common import (
+    PlainProgress,
+    clock,
+    console,
+    handles_errors,
+    out,
+    start_torch,
+    tagged,
+)
 from donkey.model.errors import DonkeyError
-from donkey.model.networks import check_model_size
-from donkey.train.trainer import TrainOptions, check_run_dir
-from donkey.train.trainer import train as run_training
 
 
-def _progress() -> Progress:
+def _progress(lines: bool = True) -> Progress | PlainProgress:
+    """A live bar on a terminal; otherwise plain lines (rank 0, and only when `lines`)."""
+    if not console.is_terminal:
+        return PlainProgress(quiet=not (lines and _rank0()))
     return Progress(
         TextColumn("{task.description}", style="bold", markup=False),
         BarColumn(),
@@ -44,6 +51,8 @@ def _rank0() -> bool:
 
 
 def _load_training_videos(dirs: list[Path], size: int, val_fraction: float):
+    from donkey.data.datasets import list_videos, load_videos, select_split
+
     files = []
     for folder in dirs:
         files.extend(select_split(list_videos(folder), "train", val_fraction))
@@ -88,7 +97,11 @@ def _check_numbers(
 
 @handles_errors
 def train(
-    config: Path = typer.Argument(..., help="YAML config: model + training settings."),
+    config: Path = typer.Argument(
+        ...,
+        help="YAML config (model + training settings): a file, or a bundled config's name "
+        "(small, small128, small-donkey, tiny, mgif, donkey; `donkey configs` lists them).",
+    ),
     output: Path = typer.Option(
         ..., "-o", "--output", help="Run folder: last.ckpt, log.jsonl, tensorboard/, samples/."
     ),
@@ -129,7 +142,10 @@ def train(
         0.1, help="Fraction of --data videos held out by file-name hash (see donkey eval --split)."
     ),
     device: str = typer.Option(
-        "auto", help="cpu, cuda or auto. Under torchrun each process takes its LOCAL_RANK GPU."
+        "auto",
+        metavar=DEVICE_METAVAR,
+        callback=check_device,
+        help="Under torchrun each process takes its LOCAL_RANK GPU.",
     ),
     threads: int | None = typer.Option(
         None, help="CPU threads for PyTorch (default: PyTorch's choice)."
@@ -152,6 +168,16 @@ def train(
     _check_numbers(threads, batch_size, workers, steps, until, val_fraction)
     if resume is not None and overwrite:
         raise DonkeyError("--resume and --overwrite contradict each other; give one")
+    from donkey.model.named_configs import resolve_config
+
+    resolve_config(config)  # a wrong name or path is refused before PyTorch loads
+    start_torch()
+    from donkey.data.manifest import load_manifest
+    from donkey.model.config import load_config
+    from donkey.model.networks import check_model_size
+    from donkey.train.trainer import TrainOptions, check_run_dir
+    from donkey.train.trainer import train as run_training
+
     sets = list(overrides or [])
     if steps is not None:
         sets.append(f"train.steps={steps}")
@@ -185,7 +211,8 @@ def train(
     debug = os.environ.get("DONKEY_DEBUG_DIR")
     start = {"step": 0}
 
-    with _progress() as bar:
+    # Not on a terminal, on_step prints a line every train.log_every steps instead of a bar.
+    with _progress(lines=False) as bar:
         task = bar.add_task("training", total=cfg.train.steps, info="")
 
         def on_step(step: int, record: dict[str, float]) -> None:
@@ -195,8 +222,11 @@ def train(
             bar.update(task, completed=step, info=info)
             if not console.is_terminal and _rank0() and step % cfg.train.log_every == 0:
                 rate = (step - start["step"] + 1) / max(record["seconds"], 1e-9)
+                stop = until or cfg.train.steps
+                eta = f", ETA {clock((stop - step) / rate)}" if rate > 0 and step < stop else ""
                 console.print(
-                    f"step {step}/{cfg.train.steps} {info} ({rate:.2f} steps/s)", highlight=False
+                    f"step {step}/{cfg.train.steps} {info} ({rate:.2f} steps/s{eta})",
+                    highlight=False,
                 )
 
         result = run_training(
@@ -223,3 +253,23 @@ def train(
             f"step {result.step}/{cfg.train.steps}; {done} steps in {result.seconds:.1f}s "
             f"({rate:.2f} steps/s); checkpoint: {output / 'last.ckpt'}"
         )
+        _next_steps(output / "last.ckpt", result.step < cfg.train.steps, data, pairs)
+
+
+def _next_steps(ckpt: Path, unfinished: bool, data: list[Path] | None, pairs: Path | None) -> None:
+    """What to do with the checkpoint, as commands to copy."""
+    model = shlex.quote(str(ckpt))
+    if unfinished:
+        out.print("next: continue to --steps with the same command and --resume auto")
+    if data:
+        out.print(
+            f"next: donkey eval --model {model} --data {shlex.quote(str(data[0]))} --split val"
+            "   # L1 on the held-out videos"
+        )
+    if pairs is not None:
+        out.print(f"next: donkey eval --model {model} --pairs {shlex.quote(str(pairs))}")
+    out.print(f"next: donkey animate SOURCE DRIVING -o out.gif --model {model}")
+    out.print(
+        f"next: donkey export --model {model} -o exported/ --check"
+        "   # then animate with --model exported/ --engine ort"
+    )

@@ -10,21 +10,11 @@ import torch
 from PIL import Image
 from torch import Tensor
 
+from donkey.data.colours import parse_colour  # noqa: F401  (its old home; callers import it here)
+
 FIT_MODES = ("pad", "crop", "stretch")
 WHITE = (255, 255, 255)
 _BAND_PIXELS = 1 << 20
-
-
-def parse_colour(text: str) -> tuple[int, int, int]:
-    """'white', 'black' or '#rrggbb' / 'rrggbb' -> (r, g, b)."""
-    named = {"white": WHITE, "black": (0, 0, 0), "gray": (128, 128, 128), "grey": (128, 128, 128)}
-    value = text.strip().lower()
-    if value in named:
-        return named[value]
-    digits = value.lstrip("#")
-    if len(digits) != 6 or any(ch not in "0123456789abcdef" for ch in digits):
-        raise ValueError(f"colour must be white, black, gray or #rrggbb, got {text!r}")
-    return tuple(int(digits[i : i + 2], 16) for i in (0, 2, 4))  # type: ignore[return-value]
 
 
 def to_rgb8(image: Image.Image, background: tuple[int, int, int] = WHITE) -> np.ndarray:

@@ -330,8 +330,11 @@ def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any
 
 
 def load_config(path: str | Path, overrides: list[str] | None = None) -> Config:
-    """Reads a YAML config; `overrides` are `key=value` strings applied before validation."""
-    path = Path(path)
+    """Reads a YAML config (a file, or the name of one the package ships: `small`);
+    `overrides` are `key=value` strings applied before validation."""
+    from donkey.model.named_configs import resolve_config
+
+    path = resolve_config(path)
     try:
         text = path.read_text()
     except OSError as exc:

@@ -109,13 +109,18 @@ def run_bench(
     precision: str = "fp32",
     runs: int = 10,
     progress: Callable[[BenchRow], None] | None = None,
+    min_seconds: float = 1.0,
 ) -> list[BenchRow]:
+    """`runs` timed runs per engine and batch, and more (at most 200) until `min_seconds` of
+    them were timed; `min_seconds=0` times exactly `runs`."""
     torch.set_num_threads(threads)
     rows = []
     for engine in engines:
         model = load(engine)
         for batch in batches:
-            row = bench_model(model, batch, threads, runs=runs, precision=precision)
+            row = bench_model(
+                model, batch, threads, runs=runs, min_seconds=min_seconds, precision=precision
+            )
             rows.append(row)
             if progress is not None:
                 progress(row)

@@ -138,7 +138,11 @@ def test_wrong_checkpoint_and_bad_options(runner, media, tmp_path):
     result = runner.invoke(
         app, ["animate", str(src), str(drv), "-o", str(folder / "o.gif"), "--fit", "zoom"]
     )
-    assert result.exit_code == 1 and "--fit must be one of pad, crop, stretch" in result.output
+    # Refused while the options are parsed (choices.Fit), before any file is read.
+    assert result.exit_code == 2
+    assert (
+        "Invalid value for '--fit': 'zoom' is not one of 'pad', 'crop', 'stretch'" in result.output
+    )
     # Names are printed as they are, not read as rich markup.
     odd = tmp_path / "sprite [red]1[/].png"
     result = runner.invoke(app, ["animate", str(odd), str(drv), "-o", str(folder / "o.gif")])

@@ -235,8 +235,13 @@ def test_bench_json(runner, tmp_path):
     ]
     for row in rows:
         assert row["fps"] > 0 and row["p95_ms"] >= row["p50_ms"] > 0 and row["threads"] == 1
+    assert [r["runs"] for r in rows] == [2] * 4  # --runs: exactly that many
     result = runner.invoke(app, ["bench", "--engine", "nope"])
-    assert result.exit_code == 1 and "--engine takes" in result.output
+    assert result.exit_code == 2  # refused while parsing (choices.check_engines)
+    assert (
+        "Invalid value for '--engine': takes a comma-separated subset of torch, ort, trt, "
+        "got 'nope'" in result.output
+    )
 
 
 def test_ort_provider_fallback_is_detected_and_reported(onnx_folder):

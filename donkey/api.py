@@ -1,0 +1,87 @@
+"""The Python API: load a model (any engine), animate numpy arrays, read and write media.
+
+`import donkey` stays light; `donkey.load_model`, `donkey.animate`, ... load this module (and
+PyTorch) on first use. docs/python-api.md shows it in use; its examples run as tests.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from donkey.cli.models import load_model as _load_model
+from donkey.data.colours import parse_colour
+from donkey.data.frames import WHITE, frames_to_tensor, prepare_frames, tensor_to_frames
+from donkey.data.media import read_image, read_video
+from donkey.data.writers import write_video
+from donkey.model.errors import DonkeyError
+from donkey.runtime.animator import Animator
+from donkey.runtime.loader import LoadedModel
+
+__all__ = [
+    "Animator",
+    "DonkeyError",
+    "LoadedModel",
+    "animate",
+    "load_model",
+    "read_image",
+    "read_video",
+    "write_video",
+]
+
+
+def load_model(
+    model: str | Path | None = None,
+    engine: str | None = None,
+    device: str = "auto",
+    precision: str = "fp32",
+) -> LoadedModel:
+    """A checkpoint, ONNX folder or TensorRT engine folder (default: the bundled model) on
+    `engine` ("torch", "ort", "trt"; default: what `model` is). A checkpoint asked to run on
+    ort or trt is exported (and engines built) once into the cache, as `donkey animate` does."""
+    return _load_model(model, engine, device, precision)
+
+
+def _frames(array: np.ndarray, ndim: int, name: str) -> np.ndarray:
+    array = np.asarray(array)
+    shape = "(H, W, 3)" if ndim == 3 else "(T, H, W, 3)"
+    if array.dtype != np.uint8 or array.ndim != ndim or array.shape[-1] != 3 or 0 in array.shape:
+        raise DonkeyError(
+            f"{name}: expected uint8 RGB {shape}, got {array.dtype} {tuple(array.shape)}"
+        )
+    return array
+
+
+def animate(
+    model: LoadedModel | Animator,
+    source: np.ndarray,
+    driving: np.ndarray,
+    *,
+    mode: str = "relative",
+    adapt_scale: bool = False,
+    fit: str = "pad",
+    background: str | tuple[int, int, int] = WHITE,
+    batch_size: int = 8,
+) -> np.ndarray:
+    """Moves `source` (H, W, 3) uint8 the way `driving` (T, H', W', 3) uint8 moves; returns
+    (T, S, S, 3) uint8 at the model's size S. Inputs of any size are fitted to a square
+    (`fit`: pad with `background`, crop or stretch) and resized, as `donkey animate` does.
+
+    Given an Animator, its mode, adapt_scale and batch size are used (and `mode`,
+    `adapt_scale`, `batch_size` here are ignored)."""
+    animator = (
+        model
+        if isinstance(model, Animator)
+        else Animator(model, batch_size=batch_size, mode=mode, adapt_scale=adapt_scale)
+    )
+    colour = parse_colour(background) if isinstance(background, str) else tuple(background)
+    size = animator.model.config.image_size
+    still = prepare_frames(_frames(source, 3, "source")[None], size, fit, colour)
+    clip = prepare_frames(_frames(driving, 4, "driving"), size, fit, colour)
+    state = animator.prepare_source(frames_to_tensor(still))
+    keypoints = animator.driving_keypoints(frames_to_tensor(clip))
+    # Batch by batch to numpy: device memory holds one batch of output frames at a time.
+    return np.concatenate(
+        [tensor_to_frames(batch) for batch in animator.render_batches(state, keypoints)]
+    )

@@ -1,0 +1,107 @@
+"""Checks `donkey animate` makes before loading a model: things that would otherwise fail, or
+silently give a useless result, only after the whole clip was rendered."""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+
+from donkey.cli.common import tagged
+from donkey.model.errors import DonkeyError
+
+# Suffixes ffmpeg reads or writes for us (data.media.VIDEO_SUFFIXES; that module imports
+# PyTorch, and a test checks the two agree).
+FFMPEG_SUFFIXES = frozenset({".mp4", ".mov", ".avi", ".mkv", ".webm", ".m4v"})
+
+
+# data.writers.OUTPUT_SUFFIXES (a test checks they agree), with the same message.
+OUTPUT_SUFFIXES = (".gif", ".mp4", ".png")
+
+
+def check_paths(source: Path, driving: Path, output: Path | None) -> None:
+    """Missing inputs and an output format no writer has, refused before PyTorch loads (the
+    readers and writers say the same later)."""
+    for path in (source, driving):
+        if not path.exists():
+            raise DonkeyError(f"{path}: no such file")
+    if output is not None and output.suffix.lower() not in OUTPUT_SUFFIXES:
+        raise DonkeyError(
+            f"{output}: unsupported output format '{output.suffix.lower() or '(none)'}' "
+            "(use .gif, .mp4 or .png)"
+        )
+
+
+def check_ffmpeg_for(paths: list[Path], write: Path | None = None) -> None:
+    """ffmpeg must run when `write` is a video, or when an input file is one."""
+    from donkey.data.ffmpeg import find_ffmpeg
+
+    if write is not None and write.suffix.lower() == ".mp4":  # the one video output format
+        find_ffmpeg(f"writing {write}")
+    for path in paths:
+        if path.is_file() and path.suffix.lower() in FFMPEG_SUFFIXES:
+            find_ffmpeg(f"reading {path}")
+            return
+
+
+def check_writable(path: Path) -> None:
+    """Creates and removes a hidden file where `path` (a file or folder to be written) will go,
+    in its nearest existing folder: os.access says yes to root on read-only or pseudo file
+    systems (/proc), and the write would fail only after the rendering."""
+    folder = path
+    while not folder.exists() and folder != folder.parent:
+        folder = folder.parent
+    if not folder.is_dir():
+        return  # check_folder_location names a path that runs through a file
+    try:
+        with tempfile.NamedTemporaryFile(dir=folder, prefix=".donkey-write-check-"):
+            pass
+    except OSError as exc:
+        raise DonkeyError(f"{path}: cannot write there ({folder}: {exc.strerror or exc})") from None
+
+
+def _source_frames(path: Path) -> int | None:
+    """Frames of an animated image (GIF, APNG, WebP) from its headers; None if unknown."""
+    from PIL import Image
+
+    try:
+        with Image.open(path) as image:
+            return int(getattr(image, "n_frames", 1))
+    except Exception:  # noqa: BLE001 - the real reader reports what is wrong with the file
+        return None
+
+
+def warn_swapped(source: Path, driving: Path) -> int | None:
+    """A warning when the inputs look swapped (a still driving and an animated source), or
+    when the driving clip has a single frame: the result would be one still frame.
+
+    Returns the driving clip's frame count read from its headers (None if unknown): the
+    progress bar's total."""
+    from donkey.data.probe import frame_count
+
+    if not driving.exists() or not source.is_file():
+        return None  # the readers name the missing file
+    driving_frames = frame_count(driving)
+    source_frames = _source_frames(source)
+    if driving_frames == 1 and source_frames and source_frames > 1:
+        tagged(
+            "warning:",
+            "bold yellow",
+            f"{driving} has 1 frame and {source} has {source_frames}: the inputs look swapped. "
+            "The source image comes first, the driving video second: "
+            f"donkey animate {driving} {source} -o OUTPUT",
+        )
+    elif driving_frames == 1:
+        tagged(
+            "warning:",
+            "bold yellow",
+            f"{driving} has only 1 frame, so the result is one still frame: the second input "
+            "should be a driving video (GIF, MP4, PNG strip or a folder of frames)",
+        )
+    elif source_frames and source_frames > 1:
+        tagged(
+            "warning:",
+            "bold yellow",
+            f"{source} is an animation ({source_frames} frames); only its first frame is the "
+            "source image",
+        )
+    return driving_frames
