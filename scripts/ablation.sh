@@ -56,11 +56,11 @@ run_row() {
       --set "train.seed=$seed" "${sets[@]}"
   fi
   local out="$ABL/evals/$row-s$seed"
-  [ -f "$out-val.json" ] || $DONKEY eval -m "$model" --data "$MGIF" --split val --device cpu --json > "$out-val.json"
+  [ -s "$out-val.json" ] || $DONKEY eval -m "$model" --data "$MGIF" --split val --device cpu --json > "$out-val.json"
   for mode in relative absolute; do
-    [ -f "$out-synth-$mode.json" ] || $DONKEY eval -m "$model" --pairs "$ABL/data/evalsynth64/pairs.json" \
+    [ -s "$out-synth-$mode.json" ] || $DONKEY eval -m "$model" --pairs "$ABL/data/evalsynth64/pairs.json" \
       --limit "$SYNTH_PAIRS" --transfer-mode $mode --device cpu --json > "$out-synth-$mode.json"
-    if [ ! -f "$out-real-$mode.json" ] && \
+    if [ ! -s "$out-real-$mode.json" ] && \
        python3 -c "import json,sys; sys.exit(not json.load(open('$ABL/data/mgifvalpairs/pairs.json'))['pairs'])"; then
       $DONKEY eval -m "$model" --pairs "$ABL/data/mgifvalpairs/pairs.json" \
         --transfer-mode $mode --device cpu --json > "$out-real-$mode.json"

@@ -37,9 +37,15 @@ def _speed(run: Path) -> str:
     except OSError:
         return "-"
     records = [json.loads(line) for line in lines if line.strip()]
-    if not records or records[-1]["seconds"] <= 0:
+    # `seconds` restarts at each resume: time only the last sitting.
+    start = max(
+        (i for i in range(1, len(records)) if records[i]["seconds"] < records[i - 1]["seconds"]),
+        default=0,
+    )
+    last = records[start:]
+    if not last or last[-1]["seconds"] <= 0:
         return "-"
-    return f"{len(records) / records[-1]['seconds']:.2f}"
+    return f"{len(last) / last[-1]['seconds']:.2f}"
 
 
 def collect(abl: Path) -> dict[str, dict[int, list[float | None]]]:
