@@ -42,7 +42,16 @@ def animate(
     model: str | None = typer.Option(None, "--model", "-m", help=MODEL_HELP),
     engine: str | None = typer.Option(None, help="torch, ort or trt. Default: what --model is."),
     device: str = typer.Option("auto", help="cpu, cuda or auto (cuda when available)."),
-    precision: str = typer.Option("fp32", help="fp32 or fp16 (torch on CUDA: autocast)."),
+    precision: str = typer.Option(
+        "fp32",
+        help="fp32, fp16 (torch on CUDA: autocast), bf16 (torch autocast, CPUs with "
+        "AVX512-BF16/AMX) or int8 (ort: quantized ONNX, see `donkey export --int8`).",
+    ),
+    allow_slow_precision: bool = typer.Option(
+        False,
+        "--allow-slow-precision",
+        help="Run bf16/int8 even on a CPU that would emulate them (slower than fp32).",
+    ),
     mode: str = typer.Option(
         "relative",
         help="absolute: copy driving keypoints; relative: apply their motion since frame 0 to the source's keypoints.",
@@ -128,7 +137,7 @@ def animate(
             pair_list,
             skip_existing,
             f".{out_format}",
-            LoadOptions(cuda_graphs=cuda_graphs),
+            LoadOptions(cuda_graphs=cuda_graphs, allow_slow_precision=allow_slow_precision),
         )
         return
     check_output_suffix(output)
@@ -136,7 +145,8 @@ def animate(
         raise DonkeyError(f"{output}: is a folder; give a file name (or folder inputs for a batch)")
     check_folder_location(output.parent)
     started = time.perf_counter()
-    loaded = load_model(model, engine, device, precision, LoadOptions(cuda_graphs=cuda_graphs))
+    load_options = LoadOptions(cuda_graphs=cuda_graphs, allow_slow_precision=allow_slow_precision)
+    loaded = load_model(model, engine, device, precision, load_options)
     for backend in loaded.graphs.values():
         backend.activate()
     load_seconds = time.perf_counter() - started
