@@ -17,6 +17,8 @@ the next clip's frames (an animation across identities, as users run it).
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import tempfile
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -157,6 +159,19 @@ def float_convolutions(model: onnx.ModelProto) -> list[str]:
     ]
 
 
+@contextlib.contextmanager
+def _quiet_root_logger() -> Iterator[None]:
+    """The quantizer logs advice ("consider pre-processing") on the root logger per graph;
+    our graphs are shape-inferred and constant-folded by the exporter already."""
+    logger = logging.getLogger()
+    level = logger.level
+    logger.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        logger.setLevel(level)
+
+
 def quantize_graph(
     model: onnx.ModelProto, feeds: list[Feeds], settings: Int8Settings
 ) -> onnx.ModelProto:
@@ -178,7 +193,7 @@ def quantize_graph(
         "entropy": q.CalibrationMethod.Entropy,
         "percentile": q.CalibrationMethod.Percentile,
     }
-    with tempfile.TemporaryDirectory(prefix="donkey-int8-") as tmp:
+    with tempfile.TemporaryDirectory(prefix="donkey-int8-") as tmp, _quiet_root_logger():
         target = Path(tmp) / "quantized.onnx"
         q.quantize_static(
             model,

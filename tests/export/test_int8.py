@@ -165,3 +165,13 @@ def test_mgif_calibration_reads_the_train_split_and_the_gate_the_held_out_one():
     assert not any(
         (a == b).all() for a in train.clips[:3] for b in val.clips[:3] if a.shape == b.shape
     )
+
+
+def test_lint_says_an_int8_folder_is_not_for_tensorrt(runner, int8_folder):
+    result = runner.invoke(app, ["lint", str(int8_folder)])
+    lines = result.output.strip().splitlines()
+    assert result.exit_code == 1 and len(lines) == 1, result.output
+    assert lines[0] == (
+        f"error: {int8_folder}: an int8 export for ONNX Runtime, which TensorRT does not "
+        "build; its float graphs were linted before quantization"
+    )
