@@ -44,7 +44,11 @@ class BenchRow:
     cpu: str = ""  # runtime/cpu_features.py's one line, for CPU rows
 
     def as_dict(self) -> dict:
-        return asdict(self)
+        """JSON-safe: an infinite PSNR (frames identical to the reference) becomes null."""
+        data = asdict(self)
+        if data["psnr_db"] is not None and not math.isfinite(data["psnr_db"]):
+            data["psnr_db"] = None
+        return data
 
 
 def _sync(device: torch.device) -> None:
