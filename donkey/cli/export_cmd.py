@@ -89,7 +89,7 @@ def _check_int8(checkpoint: Path, folder: Path, data: Path | None, label: str) -
     report = measure_quality(reference, other, clips)
     out.print(f"quality: int8 ({label}) vs torch fp32 on {'; '.join(clips.sources)}")
     out.print(f"quality: {report.line()} (gate: >= {PSNR_MIN_DB:g} dB, <= {KP_MAX_ABS:g})")
-    assert_quality(report, f"int8 export {label}")
+    assert_quality(report, f"int8 export {label}", PSNR_MIN_DB, KP_MAX_ABS)
 
 
 @handles_errors

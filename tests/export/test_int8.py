@@ -175,3 +175,18 @@ def test_lint_says_an_int8_folder_is_not_for_tensorrt(runner, int8_folder):
         f"error: {int8_folder}: an int8 export for ONNX Runtime, which TensorRT does not "
         "build; its float graphs were linted before quantization"
     )
+
+
+def test_a_failed_quality_gate_fails_the_export_and_writes_nothing(
+    runner, tiny_ckpt, tmp_path, monkeypatch
+):
+    monkeypatch.setattr("donkey.runtime.quality.PSNR_MIN_DB", 500.0)  # no int8 reaches it
+    out = tmp_path / "gated"
+    result = runner.invoke(
+        app, ["export", "--model", str(tiny_ckpt), "-o", str(out), "--int8", "--check"]
+    )
+    assert result.exit_code == 1, result.output
+    last = result.output.strip().splitlines()[-1]
+    assert last.startswith("error: int8 export ") and "fails the quality gate" in last
+    assert "< 500 dB" in last
+    assert not out.exists() and not list(tmp_path.glob(".gated*"))
