@@ -83,24 +83,32 @@ def calibration_feeds(networks: Networks, clips: ClipSet, batch: int = 8) -> dic
             return run_graph(module, spec, inputs)
 
     feeds: dict[str, list[Feeds]] = {name: [] for name in GRAPH_NAMES}
+    # PyTorch runs in large batches (few calls: each costs thread start-up on a busy CPU);
+    # the feeds are cut into calibration batches afterwards.
+    firsts = frames_to_tensor(np.stack([clip[0] for clip in clips.clips]))
+    src_kp = run("kp_detector", {"image": firsts})
+    src_enc = run("source_encoder", {"source": firsts})
     sources = []
-    for clip in clips.clips:
-        source = frames_to_tensor(clip[:1])
-        kp = run("kp_detector", {"image": source})
-        enc = run("source_encoder", {"source": source})
-        sources.append((source, kp, enc))
+    for index in range(len(clips.clips)):
+        one = slice(index, index + 1)
+        source = firsts[one]
+        kp = {k: v[one] for k, v in src_kp.items()}
+        sources.append((source, kp, {k: v[one] for k, v in src_enc.items()}))
         feeds["source_encoder"].append({"source": _np(source)})
+    lengths = [len(clip) for clip in clips.clips]
+    frames = frames_to_tensor(np.concatenate(clips.clips))
+    kp_all = [run("kp_detector", {"image": frames[i : i + 64]}) for i in range(0, len(frames), 64)]
+    all_mean = torch.cat([kp["kp_mean"] for kp in kp_all])
+    all_var = torch.cat([kp["kp_var"] for kp in kp_all])
     driving_kp = []
-    for clip in clips.clips:
-        frames = frames_to_tensor(clip)
-        means, vars_ = [], []
-        for start in range(0, len(frames), batch):
-            part = frames[start : start + batch]
-            feeds["kp_detector"].append({"image": _np(part)})
-            kp = run("kp_detector", {"image": part})
-            means.append(kp["kp_mean"])
-            vars_.append(kp["kp_var"])
-        driving_kp.append((torch.cat(means), torch.cat(vars_)))
+    start_of_clip = 0
+    for length in lengths:
+        clip_frames = frames[start_of_clip : start_of_clip + length]
+        for start in range(0, length, batch):
+            feeds["kp_detector"].append({"image": _np(clip_frames[start : start + batch])})
+        part = slice(start_of_clip, start_of_clip + length)
+        driving_kp.append((all_mean[part], all_var[part]))
+        start_of_clip += length
     for index, (source, kp, enc) in enumerate(sources):
         drv_mean, drv_var = driving_kp[(index + 1) % len(sources)]
         for start in range(0, len(drv_mean), batch):
