@@ -115,7 +115,11 @@ def run_case(case: dict, batches: list[int], device: str, runs: int) -> list[dic
                     f"ONNX Runtime ran on {sorted(used)}, not the provider asked for"
                 )
         rows = run_bench(
-            lambda _: model, [case["engine"]], batches, threads, case["precision"], runs
+            lambda _engine, _precision: model,
+            [(case["engine"], case["precision"])],
+            batches,
+            threads,
+            runs,
         )
     return [dict(r.as_dict(), config=case["config"], provider=case["provider"]) for r in rows]
 

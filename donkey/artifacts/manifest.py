@@ -8,6 +8,7 @@ files the manifest names; `donkey.artifacts.verify` does that.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import platform
 import re
@@ -26,9 +27,14 @@ from donkey.model.spec import GRAPH_NAMES, GraphSpec, graph_specs
 MANIFEST_NAME = "manifest.json"
 # 2: strict keys, per-graph precision only, TensorRT fields under "engine", hashes verified
 # on load. Version-1 folders (written before exports were atomic) are refused: re-export.
-MANIFEST_VERSION = 2
+# 3: adds "quantization" (null, or how int8 graphs were made) and the precision "int8".
+# Version 2 is still read (it is version 3 without int8): exports made before need no redo.
+MANIFEST_VERSION = 3
+READ_VERSIONS = (2, 3)
 FORMATS = ("onnx", "trt")
-PRECISIONS = ("fp32", "fp16")
+PRECISIONS = ("fp32", "fp16", "int8")
+QUANT_FORMATS = ("qdq", "qoperator")
+CALIBRATION_METHODS = ("minmax", "entropy", "percentile")
 # A manifest is a few KB; anything far larger is not one, and is not read into memory.
 MAX_MANIFEST_BYTES = 1 << 20
 _SHA256 = re.compile(r"[0-9a-f]{64}")
@@ -108,6 +114,21 @@ class EngineInfo:
 
 
 @dataclass(frozen=True)
+class QuantizationInfo:
+    """How the int8 graphs of a folder were made (ONNX Runtime static quantization)."""
+
+    format: str  # "qdq" (QuantizeLinear/DequantizeLinear pairs) or "qoperator"
+    activations: str  # "uint8"
+    weights: str  # "int8"
+    per_channel: bool
+    reduce_range: bool  # 7-bit weights (no int16 overflow in AVX2's u8 x s8 multiply-adds)
+    calibration_method: str  # "minmax", "entropy" or "percentile"
+    calibration_frames: int
+    calibration_data: tuple[str, ...]  # what the frames came from, in words
+    float_convs: dict[str, int]  # per int8 graph: convolutions left in float
+
+
+@dataclass(frozen=True)
 class Manifest:
     format: str
     model_config: ModelConfig
@@ -116,6 +137,7 @@ class Manifest:
     opset: int | None
     graphs: dict[str, GraphEntry]
     engine: EngineInfo | None = None
+    quantization: QuantizationInfo | None = None
     tools: dict[str, str] = field(default_factory=tool_versions)
     created: str = field(default_factory=lambda: time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()))
     version: int = MANIFEST_VERSION
@@ -209,14 +231,16 @@ def _tensors(data: Any, where: str, path: Path) -> tuple[TensorInfo, ...]:
     return tuple(out)
 
 
-def _graph(name: str, data: Any, fmt: str, spec: GraphSpec, path: Path) -> GraphEntry:
+def _graph(
+    name: str, data: Any, fmt: str, spec: GraphSpec, path: Path, precisions: tuple[str, ...]
+) -> GraphEntry:
     where = f"graphs.{name}"
     data = _keys(
         data, {"file", "sha256", "precision", "inputs", "outputs", "onnx_sha256"}, where, path
     )
     precision = data["precision"]
-    if precision not in PRECISIONS:
-        raise _fail(path, f"{where}.precision must be fp32 or fp16, got {precision!r}")
+    if precision not in precisions or not isinstance(precision, str):
+        raise _fail(path, f"{where}.precision must be {' or '.join(precisions)}, got {precision!r}")
     onnx_sha = data["onnx_sha256"]
     if fmt == "trt":
         onnx_sha = _sha(onnx_sha, f"{where}.onnx_sha256", path)
@@ -262,12 +286,51 @@ def _engine(data: Any, path: Path) -> EngineInfo:
     )
 
 
+def _quantization(data: Any, graphs: dict[str, GraphEntry], path: Path) -> QuantizationInfo:
+    keys = {f.name for f in dataclasses.fields(QuantizationInfo)}
+    data = _keys(data, keys, "quantization", path)
+    where = "quantization"
+    if data["format"] not in QUANT_FORMATS:
+        raise _fail(path, f"{where}.format must be qdq or qoperator, got {data['format']!r}")
+    if data["activations"] not in ("uint8", "int8") or data["weights"] not in ("uint8", "int8"):
+        raise _fail(path, f"{where}.activations and .weights must be uint8 or int8")
+    if data["calibration_method"] not in CALIBRATION_METHODS:
+        raise _fail(
+            path, f"{where}.calibration_method must be one of {', '.join(CALIBRATION_METHODS)}"
+        )
+    frames = _typed(data["calibration_frames"], int, f"{where}.calibration_frames", path)
+    if frames < 1:
+        raise _fail(path, f"{where}.calibration_frames must be at least 1")
+    sources = _typed(data["calibration_data"], list, f"{where}.calibration_data", path)
+    if not all(isinstance(v, str) for v in sources):
+        raise _fail(path, f"{where}.calibration_data must be a list of strings")
+    kept = _typed(data["float_convs"], dict, f"{where}.float_convs", path)
+    int8 = sorted(name for name, g in graphs.items() if g.precision == "int8")
+    if sorted(kept) != int8:
+        raise _fail(path, f"{where}.float_convs must name exactly the int8 graphs")
+    for name, count in kept.items():
+        if _typed(count, int, f"{where}.float_convs.{name}", path) < 0:
+            raise _fail(path, f"{where}.float_convs.{name} must not be negative")
+    return QuantizationInfo(
+        format=data["format"],
+        activations=data["activations"],
+        weights=data["weights"],
+        per_channel=_typed(data["per_channel"], bool, f"{where}.per_channel", path),
+        reduce_range=_typed(data["reduce_range"], bool, f"{where}.reduce_range", path),
+        calibration_method=data["calibration_method"],
+        calibration_frames=frames,
+        calibration_data=tuple(sources),
+        float_convs=dict(kept),
+    )
+
+
 def validate(data: Any, path: Path) -> Manifest:
     """The typed manifest of parsed JSON `data` read from `path` (named in every error)."""
-    if isinstance(data, dict) and "version" in data and data["version"] != MANIFEST_VERSION:
+    version = data.get("version") if isinstance(data, dict) else None
+    if isinstance(data, dict) and "version" in data and version not in READ_VERSIONS:
         raise ManifestError(
-            f"{path}: manifest version {data['version']!r}, this donkey reads version "
-            f"{MANIFEST_VERSION}; export the model again"
+            f"{path}: manifest version {version!r}, this donkey reads versions "
+            f"{' and '.join(map(str, READ_VERSIONS))}; export the model again"
         )
     keys = {
         "format",
@@ -281,6 +344,8 @@ def validate(data: Any, path: Path) -> Manifest:
         "engine",
         "tools",
     }
+    if version == MANIFEST_VERSION:
+        keys.add("quantization")
     data = _keys(data, keys, "manifest", path)
     fmt = data["format"]
     if fmt not in FORMATS:
@@ -295,7 +360,12 @@ def validate(data: Any, path: Path) -> Manifest:
     graphs_data = _typed(data["graphs"], dict, "graphs", path)
     if sorted(graphs_data) != sorted(GRAPH_NAMES):
         raise _fail(path, f"graphs must be exactly {', '.join(GRAPH_NAMES)}")
-    graphs = {name: _graph(name, graphs_data[name], fmt, specs[name], path) for name in GRAPH_NAMES}
+    # Version 2 predates int8; engines are built from fp32/fp16 ONNX only.
+    precisions = ("fp32", "fp16") if version == 2 or fmt == "trt" else PRECISIONS
+    graphs = {
+        name: _graph(name, graphs_data[name], fmt, specs[name], path, precisions)
+        for name in GRAPH_NAMES
+    }
     files = [g.file for g in graphs.values()]
     if len(set(files)) != len(files):
         raise _fail(path, "two graphs name the same file")
@@ -304,6 +374,11 @@ def validate(data: Any, path: Path) -> Manifest:
         engine = _engine(data["engine"], path)
     elif data["engine"] is not None:
         raise _fail(path, "engine belongs to engine folders only")
+    quantization = None
+    if data.get("quantization") is not None:
+        quantization = _quantization(data["quantization"], graphs, path)
+    elif any(g.precision == "int8" for g in graphs.values()):
+        raise _fail(path, "int8 graphs need a quantization record")
     checkpoint = data["checkpoint"]
     if checkpoint is not None:
         _typed(checkpoint, str, "checkpoint", path)
@@ -321,6 +396,7 @@ def validate(data: Any, path: Path) -> Manifest:
         opset=opset,
         graphs=graphs,
         engine=engine,
+        quantization=quantization,
         tools=dict(tools),
         created=_typed(data["created"], str, "created", path),
         version=MANIFEST_VERSION,

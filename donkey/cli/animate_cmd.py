@@ -62,7 +62,14 @@ def animate(
         help="cuda when available with auto.",
     ),
     precision: Precision = typer.Option(
-        Precision.fp32, help="fp16: torch on CUDA autocasts; ort/trt run fp16 graphs."
+        Precision.fp32,
+        help="fp16: torch on CUDA autocasts, ort/trt run fp16 graphs; bf16: torch autocast "
+        "(CPUs with AVX512-BF16/AMX); int8: ort, quantized ONNX (see `donkey export --int8`).",
+    ),
+    allow_slow_precision: bool = typer.Option(
+        False,
+        "--allow-slow-precision",
+        help="Run bf16/int8 even on a CPU that would emulate them (slower than fp32).",
     ),
     mode: Motion = typer.Option(
         Motion.relative,
@@ -168,7 +175,7 @@ def animate(
             pair_list,
             skip_existing,
             f".{out_format}",
-            LoadOptions(cuda_graphs=cuda_graphs),
+            LoadOptions(cuda_graphs=cuda_graphs, allow_slow_precision=allow_slow_precision),
         )
         return
     from donkey.cli.models import load_model
@@ -181,7 +188,8 @@ def animate(
     check_folder_location(output.parent)
     expected = warn_swapped(source, driving)
     started = time.perf_counter()
-    loaded = load_model(model, engine, device, precision, LoadOptions(cuda_graphs=cuda_graphs))
+    load_options = LoadOptions(cuda_graphs=cuda_graphs, allow_slow_precision=allow_slow_precision)
+    loaded = load_model(model, engine, device, precision, load_options)
     for backend in loaded.graphs.values():
         backend.activate()
     load_seconds = time.perf_counter() - started

@@ -11,7 +11,13 @@ from pathlib import Path
 import typer
 from rich.table import Table
 
-from donkey.cli.choices import DEVICE_METAVAR, Precision, check_device, check_engines, listed
+from donkey.cli.choices import (
+    DEVICE_METAVAR,
+    check_device,
+    check_engines,
+    check_precisions,
+    listed,
+)
 from donkey.cli.choices import Engine as EngineChoice
 from donkey.cli.common import (
     MODEL_HELP,
@@ -41,8 +47,17 @@ def bench(
     ),
     batch_sizes: str = typer.Option("1,8,32", "--batch-sizes", help="Comma-separated batch sizes."),
     device: str = typer.Option("auto", metavar=DEVICE_METAVAR, callback=check_device),
-    precision: Precision = typer.Option(
-        Precision.fp32, help="fp16: torch autocast on CUDA; fp16 ONNX graphs for ort/trt."
+    precision: str = typer.Option(
+        "fp32",
+        callback=check_precisions,
+        help="Comma-separated: fp32, fp16 (torch autocast on CUDA; fp16 ONNX graphs for "
+        "ort/trt), bf16 (torch autocast), int8 (ort, quantized ONNX). Each engine runs the "
+        "precisions it has; every row gets PSNR and keypoint error against torch fp32.",
+    ),
+    allow_slow_precision: bool = typer.Option(
+        False,
+        "--allow-slow-precision",
+        help="Run bf16/int8 on a CPU that would emulate them (see the CPU line printed).",
     ),
     threads: int = typer.Option(0, help="CPU threads for every engine (0: all cores)."),
     runs: int | None = typer.Option(
@@ -72,9 +87,11 @@ def bench(
     from donkey.model.files import atomic_output
     from donkey.model.networks import Networks
     from donkey.runtime.backend import LoadOptions
-    from donkey.runtime.bench import run_bench
+    from donkey.runtime.bench import bench_variants, run_bench
+    from donkey.runtime.cpu_features import describe as cpu_describe
 
     threads = threads or os.cpu_count() or 1
+    variants = bench_variants(engines, precision.split(","))  # checked while parsing
     with tempfile.TemporaryDirectory(prefix="donkey-bench-") as tmp:
         target = model
         if config is not None:
@@ -82,15 +99,15 @@ def bench(
             target = str(
                 save_checkpoint(Path(tmp) / "random.ckpt", Networks(load_config(config).model))
             )
-        options = LoadOptions(threads=threads)
+        options = LoadOptions(threads=threads, allow_slow_precision=allow_slow_precision)
         low, top = min(batches), max(batches)
         # Engines cover exactly the benchmarked batch sizes, tuned for 8 where it is in range.
         engine_batch = BatchRange(low, min(max(8, low), top), top)
 
-        def load(name: str):
-            return load_model(target, name, device, precision, options, batch=engine_batch)
+        def load(name: str, variant: str):
+            return load_model(target, name, device, variant, options, batch=engine_batch)
 
-        settings = len(engines) * len(batches)
+        settings = len(variants) * len(batches)
         started = time.perf_counter()
         done: list[int] = []
 
@@ -100,30 +117,40 @@ def bench(
             left = settings - len(done)
             eta = f", ETA {clock(elapsed / len(done) * left)}" if left else ""
             console.print(
-                f"[{len(done)}/{settings}] {r.engine} batch {r.batch}: {r.fps:.1f} frames/s "
-                f"({r.runs} runs{eta})",
+                f"[{len(done)}/{settings}] {r.engine} {r.precision} batch {r.batch}: "
+                f"{r.fps:.1f} frames/s ({r.runs} runs{eta})",
                 highlight=False,
             )
 
+        reference = None
+        if target is None or not Path(target).is_dir():  # a checkpoint: torch fp32 is the truth
+            reference = load_model(target, "torch", device, "fp32", options)
         rows = run_bench(
             load,
-            engines,
+            variants,
             batches,
             threads,
-            precision,
             10 if runs is None else runs,
             progress=progress,
             # --runs: exactly that many; by default at least 1 s of timed runs per setting.
             min_seconds=1.0 if runs is None else 0.0,
+            reference=reference,
         )
-    table = Table(title=f"donkey bench ({threads} threads, {rows[0].device}, {precision})")
-    for column in ("engine", "batch", "frames/s", "p50 ms", "p95 ms", "peak MB", "runs"):
-        table.add_column(column, justify="left" if column == "engine" else "right")
+    table = Table(
+        title=f"donkey bench ({threads} threads, {rows[0].device}, {precision})",
+        caption=cpu_describe(),  # what bf16/int8 speeds depend on
+    )
+    columns = ("engine", "precision", "batch", "frames/s", "PSNR dB", "kp err", "p50 ms")
+    for column in columns + ("p95 ms", "peak MB", "runs"):
+        table.add_column(column, justify="left" if column in ("engine", "precision") else "right")
     for r in rows:
         table.add_row(
             r.engine,
+            r.precision,
             str(r.batch),
             f"{r.fps:.1f}",
+            "" if r.psnr_db is None else f"{r.psnr_db:.1f}",
+            "" if r.kp_max_abs is None else f"{r.kp_max_abs:.4f}",
             f"{r.p50_ms:.1f}",
             f"{r.p95_ms:.1f}",
             f"{r.peak_mb:.0f}",

@@ -29,6 +29,8 @@ class Precision(StrEnum):
 
     fp32 = "fp32"
     fp16 = "fp16"
+    bf16 = "bf16"
+    int8 = "int8"
 
 
 class Fit(StrEnum):
@@ -92,6 +94,17 @@ def check_engines(value: str) -> str:
     names = [e.strip() for e in value.split(",") if e.strip()]
     known = [e.value for e in Engine]
     if not names or any(e not in known for e in names):
+        raise typer.BadParameter(
+            f"takes a comma-separated subset of {', '.join(known)}, got {value!r}"
+        )
+    return ",".join(names)
+
+
+def check_precisions(value: str) -> str:
+    """Typer callback for a comma-separated subset of the precisions (`donkey bench`)."""
+    names = [p.strip() for p in value.split(",") if p.strip()]
+    known = [p.value for p in Precision]
+    if not names or any(p not in known for p in names):
         raise typer.BadParameter(
             f"takes a comma-separated subset of {', '.join(known)}, got {value!r}"
         )

@@ -60,6 +60,37 @@ def _check(
     assert_parity(rows)
 
 
+def _int8_inputs(checkpoint: Path, calibration: Path | None):
+    from donkey.data.calibration import clip_set
+    from donkey.export.int8 import Int8Settings
+    from donkey.model.checkpoint import load_checkpoint
+
+    size = load_checkpoint(checkpoint).model_config.image_size
+    clips = clip_set(size, calibration, "train")
+    if calibration is None:
+        tagged("note", "yellow", "no --calibration folder: calibrating on synthetic frames only")
+    for line in clips.skipped:
+        tagged("skipped", "yellow", line)
+    return Int8Settings(), clips
+
+
+def _check_int8(checkpoint: Path, folder: Path, data: Path | None, label: str) -> None:
+    """Quality gate: animated frames' PSNR and keypoint error against PyTorch fp32, on the
+    calibration folder's held-out split (or synthetic clips the calibration did not see)."""
+    from donkey.data.calibration import clip_set
+    from donkey.runtime.backend import LoadOptions
+    from donkey.runtime.loader import load_model
+    from donkey.runtime.quality import KP_MAX_ABS, PSNR_MIN_DB, assert_quality, measure_quality
+
+    reference = load_model(checkpoint, "torch", "cpu")
+    other = load_model(folder, "ort", "cpu", options=LoadOptions(allow_slow_precision=True))
+    clips = clip_set(reference.config.image_size, data, "val", seed=1)
+    report = measure_quality(reference, other, clips)
+    out.print(f"quality: int8 ({label}) vs torch fp32 on {'; '.join(clips.sources)}")
+    out.print(f"quality: {report.line()} (gate: >= {PSNR_MIN_DB:g} dB, <= {KP_MAX_ABS:g})")
+    assert_quality(report, f"int8 export {label}", PSNR_MIN_DB, KP_MAX_ABS)
+
+
 @handles_errors
 def export(
     output: Path = typer.Option(
@@ -81,6 +112,18 @@ def export(
         False,
         "--fp16",
         help="fp16 graphs (fp32 islands kept: keypoints, gaussians, flow sums, GridSample).",
+    ),
+    int8: bool = typer.Option(
+        False,
+        "--int8",
+        help="int8 graphs for ONNX Runtime on CPUs (static quantization, the fp16 islands and "
+        "the keypoint detector kept fp32). --check then gates PSNR and keypoint error.",
+    ),
+    calibration: Path | None = typer.Option(
+        None,
+        "--calibration",
+        help="--int8: folder of videos to calibrate on (its train split; --check scores its "
+        "held-out split). Without it: synthetic creatures only.",
     ),
     min_batch: int = typer.Option(1, help="TensorRT profile: smallest batch."),
     opt_batch: int = typer.Option(8, help="TensorRT profile: batch to tune for."),
@@ -110,6 +153,10 @@ def export(
     ),
 ) -> None:
     """Export the four inference graphs (kp_detector, dense_motion, source_encoder, generator)."""
+    if int8 and (fp16 or fmt != "onnx"):
+        raise DonkeyError("--int8 writes ONNX graphs for ONNX Runtime: no --fp16, --format onnx")
+    if calibration is not None and not int8:
+        raise DonkeyError("--calibration belongs to --int8")
     start_torch()
     from donkey.artifacts.folders import staged_folder
     from donkey.artifacts.settings import BatchRange, EngineSettings
@@ -137,7 +184,10 @@ def export(
     # OUTPUT only when all of it succeeded: a failed or killed export leaves no folder behind.
     with staged_folder(output, replace=overwrite) as stage:
         onnx_dir = stage / onnx_part
-        result = write_onnx_folder(checkpoint, onnx_dir, fp16=fp16, opset=opset, log=log)
+        settings, clips = _int8_inputs(checkpoint, calibration) if int8 else (None, None)
+        result = write_onnx_folder(
+            checkpoint, onnx_dir, fp16=fp16, opset=opset, log=log, int8=settings, calibration=clips
+        )
         out.print(
             f"ONNX: {output / onnx_part} ({result.seconds['onnx']:.1f}s, opset {opset}, "
             f"{sum(p.stat().st_size for p in result.files.values()) / 1e6:.1f} MB)"
@@ -161,7 +211,10 @@ def export(
                 else (1, 3, 8)
             )
             cpu = "cpu" if engine == "ort" else device
-            _check(checkpoint, onnx_dir, "ort", cpu, (1, 3, 8), str(output / onnx_part))
+            if int8:
+                _check_int8(checkpoint, onnx_dir, calibration, str(output / onnx_part))
+            else:
+                _check(checkpoint, onnx_dir, "ort", cpu, (1, 3, 8), str(output / onnx_part))
             if engine == "trt":
                 _check(checkpoint, stage / target, "trt", "cuda", batches, str(output / target))
     final = output / target

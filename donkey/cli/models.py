@@ -14,6 +14,7 @@ from donkey.runtime.backend import LoadOptions
 from donkey.runtime.loader import (
     LoadedModel,
     check_engine,
+    check_precision_name,
     default_engine,
     model_kind,
     resolve_device,
@@ -35,14 +36,13 @@ def load_model(
     path = resolve_model(model)
     kind = model_kind(path)
     engine = check_engine(engine or default_engine(kind))
-    if precision not in ("fp32", "fp16"):
-        raise DonkeyError(f"precision must be fp32 or fp16, got {precision!r}")
+    check_precision_name(precision, engine)
     if engine == "trt" and resolve_device(device).type != "cuda":
         raise DonkeyError("--engine trt needs --device cuda (TensorRT runs on NVIDIA GPUs only)")
     if engine in ("ort", "trt") and kind == "checkpoint":
         from donkey.export.cache import cached_onnx
 
-        path, kind = cached_onnx(path, fp16=precision == "fp16"), "onnx"
+        path, kind = cached_onnx(path, fp16=precision == "fp16", int8=precision == "int8"), "onnx"
     if engine == "trt" and kind == "onnx":
         from donkey.export.cache import cached_engines
 

@@ -38,7 +38,9 @@ def serve(
         help="cuda when available with auto.",
     ),
     precision: Precision = typer.Option(
-        Precision.fp32, help="fp16: torch on CUDA autocasts; ort/trt run fp16 graphs."
+        Precision.fp32,
+        help="fp16: torch on CUDA autocasts, ort/trt run fp16 graphs; bf16: torch autocast "
+        "(CPUs with AVX512-BF16/AMX); int8: ort, quantized ONNX (see `donkey export --int8`).",
     ),
     host: str = typer.Option(
         "127.0.0.1",

@@ -48,4 +48,7 @@ def version_lines() -> list[str]:
         if trt
         else "tensorrt: not installed (pip install 'donkey[trt]', NVIDIA GPUs only)"
     )
+    from donkey.runtime.cpu_features import describe
+
+    lines.append(describe())  # which CPU precisions run fast (bf16, int8)
     return lines

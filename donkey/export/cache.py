@@ -84,16 +84,24 @@ def checkpoint_digest(path: Path) -> str:
     return digest
 
 
-def cached_onnx(checkpoint: Path, fp16: bool = False, opset: int | None = None) -> Path:
+def cached_onnx(
+    checkpoint: Path, fp16: bool = False, opset: int | None = None, int8: bool = False
+) -> Path:
+    """`int8`: quantized with the default settings, calibrated on synthetic creatures only
+    (the cache has no data folder; `donkey export --int8 --calibration DIR` for real frames)."""
+    from donkey.export.int8 import Int8Settings
     from donkey.export.onnx_folder import write_onnx_folder
     from donkey.export.onnx_trace import DEFAULT_OPSET
 
     opset = opset or DEFAULT_OPSET
     digest = checkpoint_digest(checkpoint)
-    key = _key({"sha256": digest, "fp16": fp16, "opset": opset, "v": CACHE_LAYOUT})
+    parts = {"sha256": digest, "fp16": fp16, "opset": opset, "v": CACHE_LAYOUT}
+    settings = Int8Settings() if int8 else None
+    if settings is not None:  # a key per quantization recipe
+        parts["int8"] = repr(settings)
     return _build_into(
-        cache_root() / "onnx" / key,
-        lambda tmp: write_onnx_folder(checkpoint, tmp, fp16=fp16, opset=opset),
+        cache_root() / "onnx" / _key(parts),
+        lambda tmp: write_onnx_folder(checkpoint, tmp, fp16=fp16, opset=opset, int8=settings),
     )
 
 

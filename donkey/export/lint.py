@@ -184,6 +184,11 @@ def lint_folder(folder: str | Path) -> dict[str, list[Violation]]:
         raise DonkeyError(
             f"{folder}: a TensorRT engine folder; lint the ONNX folder it was built from"
         )
+    if manifest.quantization is not None:
+        raise DonkeyError(
+            f"{folder}: an int8 export for ONNX Runtime, which TensorRT does not build; its "
+            "float graphs were linted before quantization"
+        )
     unknown = unknown_files(folder, manifest)
     if unknown:
         raise DonkeyError(

@@ -1,4 +1,4 @@
-"""`donkey export`: checkpoint -> ONNX folder (fp32 or fp16): four graphs and manifest.json.
+"""`donkey export`: checkpoint -> ONNX folder (fp32, fp16 or int8): four graphs and manifest.json.
 
 Every export is linted; a graph that breaks a TensorRT rule fails the export. The folder is
 written whole or not at all (docs/architecture.md, "Export").
@@ -11,9 +11,13 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import onnx
+
 from donkey.artifacts.folders import staged_folder
-from donkey.artifacts.manifest import GraphEntry, Manifest
+from donkey.artifacts.manifest import GraphEntry, Manifest, QuantizationInfo
+from donkey.data.calibration import ClipSet
 from donkey.export.fp16 import FP32_GRAPHS, convert_to_fp16
+from donkey.export.int8 import Int8Settings
 from donkey.export.lint import Violation, lint_model
 from donkey.export.onnx_trace import DEFAULT_OPSET, export_all, save_model, set_metadata
 from donkey.model.checkpoint import build_networks, load_checkpoint
@@ -45,11 +49,17 @@ def write_onnx_folder(
     fp16: bool = False,
     opset: int = DEFAULT_OPSET,
     log: Log = lambda _: None,
+    int8: Int8Settings | None = None,
+    calibration: ClipSet | None = None,
 ) -> ExportResult:
     """Writes `<graph>.onnx` for the four graphs, then manifest.json, into a fresh out_dir.
 
-    Not atomic by itself: callers write into a staged folder (`export_onnx`, the cache).
+    `int8`: quantize (export/int8.py), calibrated on `calibration` (default: synthetic
+    creature clips). Not atomic by itself: callers write into a staged folder (`export_onnx`,
+    the cache).
     """
+    if fp16 and int8 is not None:
+        raise DonkeyError("choose fp16 or int8, not both")
     started = time.perf_counter()
     ckpt = load_checkpoint(checkpoint)
     digest = sha256_file(checkpoint)
@@ -58,6 +68,20 @@ def write_onnx_folder(
     models = export_all(networks, out_dir, opset, digest)
     result = ExportResult(out_dir)
     entries = {}
+    quantized: dict[str, onnx.ModelProto] = {}
+    quantization: QuantizationInfo | None = None
+    if int8 is not None:
+        from donkey.data.calibration import clip_set
+        from donkey.export.int8 import quantize_models
+
+        for name, model in models.items():  # the TensorRT rules hold for the float graph
+            violations = lint_model(model, name)
+            if violations:
+                raise LintFailure(violations)
+        clips = calibration or clip_set(ckpt.model_config.image_size, None, "train")
+        log(f"int8 calibration: {'; '.join(clips.sources)}")
+        int8_result = quantize_models(models, networks, clips, int8, log)
+        quantized, quantization = int8_result.models, int8_result.info
     for name, model in models.items():
         precision = "fp16" if fp16 and name not in FP32_GRAPHS else "fp32"
         note = ""
@@ -65,13 +89,16 @@ def write_onnx_folder(
             model, clamped = convert_to_fp16(model)
             set_metadata(model, {"donkey.precision": "fp16"})
             note = f", {clamped} weights below fp16 range moved to +-1e-7" if clamped else ""
-        violations = lint_model(model, name)
-        if violations:
+        if quantization is not None and name in quantization.float_convs:
+            precision, model = "int8", quantized[name]
+            set_metadata(model, {"donkey.precision": "int8"})
+        elif violations := lint_model(model, name):
             raise LintFailure(violations)
         path = save_model(model, out_dir / f"{name}.onnx")
         entries[name] = GraphEntry.for_file(path, specs[name], precision)
         result.files[name] = path
-        log(f"{name}: {precision}, {path.stat().st_size / 1e6:.1f} MB, lint clean{note}")
+        linted = "" if precision == "int8" else ", lint clean"
+        log(f"{name}: {precision}, {path.stat().st_size / 1e6:.1f} MB{linted}{note}")
     Manifest(
         format="onnx",
         model_config=ckpt.model_config,
@@ -79,6 +106,7 @@ def write_onnx_folder(
         checkpoint_sha256=digest,
         opset=opset,
         graphs=entries,
+        quantization=quantization,
     ).write(out_dir)
     result.seconds["onnx"] = time.perf_counter() - started
     return result
@@ -91,10 +119,12 @@ def export_onnx(
     opset: int = DEFAULT_OPSET,
     log: Log = lambda _: None,
     overwrite: bool = False,
+    int8: Int8Settings | None = None,
+    calibration: ClipSet | None = None,
 ) -> ExportResult:
     """An ONNX folder at out_dir, written atomically (see `staged_folder`)."""
     with staged_folder(out_dir, replace=overwrite) as tmp:
-        result = write_onnx_folder(checkpoint, tmp, fp16, opset, log)
+        result = write_onnx_folder(checkpoint, tmp, fp16, opset, log, int8, calibration)
     result.folder = Path(out_dir)
     result.files = {name: Path(out_dir) / p.name for name, p in result.files.items()}
     return result

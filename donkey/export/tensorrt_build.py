@@ -127,6 +127,11 @@ def build_engines(
     trt = import_tensorrt()
     gpu = gpu_identity()
     manifest = verify_folder(onnx_dir)
+    if manifest.quantization is not None:
+        raise DonkeyError(
+            f"{onnx_dir}: int8 graphs are for ONNX Runtime on CPUs; build TensorRT engines from "
+            "an fp32 or fp16 export"
+        )
     config = manifest.model_config
     specs = graph_specs(config)
     out_dir.mkdir(parents=True, exist_ok=True)

@@ -61,6 +61,9 @@ class LoadOptions:
     threads: int | None = None  # ort: intra-op threads (None: ONNX Runtime's default)
     ort_providers: tuple[str, ...] | None = None  # ort: e.g. ("cuda", "cpu"); None: by device
     cuda_graphs: bool = False  # trt: capture and replay CUDA graphs per batch size
+    # torch bf16 / ort int8 on a CPU without the instructions that make them fast
+    # (runtime/cpu_features.py): run anyway instead of refusing.
+    allow_slow_precision: bool = False
 
 
 @dataclass(frozen=True)

@@ -2,11 +2,14 @@
 
 One timed unit is what producing a batch of output frames costs once the source is encoded:
 kp_detector on the driving frames, dense_motion, generator. Warm-up runs first; then
-repeated runs give median and p95 latency.
+repeated runs give median and p95 latency. With a reference model (fp32 PyTorch), each row
+also gets the PSNR of its frames and the largest keypoint error against the reference's, on
+the same frames: a speed is only worth what its picture keeps.
 """
 
 from __future__ import annotations
 
+import math
 import resource
 import statistics
 import time
@@ -18,7 +21,9 @@ import torch
 
 from donkey.data.frames import frames_to_tensor
 from donkey.data.sample_clip import rendered_clip
+from donkey.model.errors import DonkeyError
 from donkey.runtime.animator import Animator
+from donkey.runtime.cpu_features import describe
 from donkey.runtime.loader import LoadedModel
 
 
@@ -34,9 +39,16 @@ class BenchRow:
     p95_ms: float
     peak_mb: float
     runs: int
+    psnr_db: float | None = None  # against the reference's frames (None: no reference)
+    kp_max_abs: float | None = None
+    cpu: str = ""  # runtime/cpu_features.py's one line, for CPU rows
 
     def as_dict(self) -> dict:
-        return asdict(self)
+        """JSON-safe: an infinite PSNR (frames identical to the reference) becomes null."""
+        data = asdict(self)
+        if data["psnr_db"] is not None and not math.isfinite(data["psnr_db"]):
+            data["psnr_db"] = None
+        return data
 
 
 def _sync(device: torch.device) -> None:
@@ -52,6 +64,25 @@ def _peak_mb(device: torch.device) -> float:
     )  # process peak RSS (Linux: KiB)
 
 
+def bench_outputs(model: LoadedModel, batch: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """The frames and driving keypoint means one timed unit produces, on the CPU."""
+    size = model.config.image_size
+    source, driving = rendered_clip(size, frames=batch)
+    animator = Animator(model, batch_size=batch, mode="absolute")
+    state = animator.prepare_source(frames_to_tensor(source[None]))
+    kp = animator.driving_keypoints(frames_to_tensor(driving).to(model.device))
+    frames = torch.cat(list(animator.render_batches(state, kp)))
+    return frames.float().cpu(), kp.kp_mean.float().cpu()
+
+
+def _quality(
+    got: tuple[torch.Tensor, torch.Tensor], reference: tuple[torch.Tensor, torch.Tensor]
+) -> tuple[float, float]:
+    mse = float(((got[0].double() - reference[0].double()) ** 2).mean())
+    psnr = math.inf if mse == 0 else 10 * math.log10(1.0 / mse)
+    return psnr, float((got[1] - reference[1]).abs().max())
+
+
 def bench_model(
     model: LoadedModel,
     batch: int,
@@ -60,8 +91,10 @@ def bench_model(
     runs: int = 10,
     min_seconds: float = 1.0,
     precision: str = "fp32",
+    reference: tuple[torch.Tensor, torch.Tensor] | None = None,
 ) -> BenchRow:
-    """Times one batch of output frames (source encoding cached), on real rendered frames."""
+    """Times one batch of output frames (source encoding cached), on real rendered frames.
+    `reference`: `bench_outputs` of the model to compare with (PSNR, keypoint error)."""
     size = model.config.image_size
     source, driving = rendered_clip(size, frames=batch)
     animator = Animator(model, batch_size=batch, mode="absolute")
@@ -69,6 +102,9 @@ def bench_model(
     frames = frames_to_tensor(driving).to(model.device)
     if model.device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(model.device)
+    psnr = kp_error = None
+    if reference is not None:
+        psnr, kp_error = _quality(bench_outputs(model, batch), reference)
 
     def once() -> None:
         kp = animator.driving_keypoints(frames)
@@ -98,28 +134,66 @@ def bench_model(
         p95 * 1e3,
         _peak_mb(model.device),
         len(times),
+        psnr,
+        kp_error,
+        describe() if model.device.type == "cpu" else "",
     )
 
 
+# Which precisions each engine runs (runtime/loader.py refuses the others).
+ENGINE_PRECISIONS = {
+    "torch": ("fp32", "fp16", "bf16"),
+    "ort": ("fp32", "fp16", "int8"),
+    "trt": ("fp32", "fp16"),
+}
+
+
+def bench_variants(engines: list[str], precisions: list[str]) -> list[tuple[str, str]]:
+    """(engine, precision) pairs, engine-major, keeping only those an engine runs."""
+    known = {p for values in ENGINE_PRECISIONS.values() for p in values}
+    bad = [p for p in precisions if p not in known]
+    if bad or not precisions:
+        raise DonkeyError(
+            f"--precision takes a comma-separated subset of {', '.join(sorted(known))}, "
+            f"got {','.join(precisions)!r}"
+        )
+    variants = [(e, p) for e in engines for p in precisions if p in ENGINE_PRECISIONS.get(e, ())]
+    if not variants:
+        raise DonkeyError(f"no engine of {','.join(engines)} runs {','.join(precisions)}")
+    return variants
+
+
 def run_bench(
-    load: Callable[[str], LoadedModel],
-    engines: list[str],
+    load: Callable[[str, str], LoadedModel],
+    variants: list[tuple[str, str]],
     batches: list[int],
     threads: int,
-    precision: str = "fp32",
     runs: int = 10,
     progress: Callable[[BenchRow], None] | None = None,
     min_seconds: float = 1.0,
+    reference: LoadedModel | None = None,
 ) -> list[BenchRow]:
-    """`runs` timed runs per engine and batch, and more (at most 200) until `min_seconds` of
-    them were timed; `min_seconds=0` times exactly `runs`."""
+    """Rows for every (engine, precision) variant and batch size, in that order: `runs` timed
+    runs each, and more (at most 200) until `min_seconds` of them were timed (`min_seconds=0`
+    times exactly `runs`). With a reference model, each row carries PSNR and keypoint error
+    against it."""
     torch.set_num_threads(threads)
+    expected = {b: bench_outputs(reference, b) for b in batches} if reference else {}
     rows = []
-    for engine in engines:
-        model = load(engine)
+    for engine, precision in variants:
+        model = load(engine, precision)
+        # An export folder's graphs say what they are (an int8 folder run as "fp32").
+        held = set(model.precision.values()) - {"fp32"}
+        label = held.pop() if len(held) == 1 else precision
         for batch in batches:
             row = bench_model(
-                model, batch, threads, runs=runs, min_seconds=min_seconds, precision=precision
+                model,
+                batch,
+                threads,
+                runs=runs,
+                min_seconds=min_seconds,
+                precision=label,
+                reference=expected.get(batch),
             )
             rows.append(row)
             if progress is not None:

@@ -27,6 +27,9 @@ from donkey.runtime.backend import Backend, LoadOptions, LoadRequest, engine_loa
 
 DEFAULT_MODEL = Path(__file__).resolve().parent.parent / "assets" / "default.safetensors"
 ENGINES = ("torch", "ort", "trt")
+# bf16: torch autocast (CPU or CUDA); int8: ONNX Runtime on a quantized ONNX folder.
+PRECISIONS = ("fp32", "fp16", "bf16", "int8")
+_PRECISION_ENGINES = {"bf16": ("torch",), "int8": ("ort",)}
 _KIND_ENGINE = {"checkpoint": "torch", "onnx": "ort", "trt": "trt"}
 
 
@@ -71,6 +74,16 @@ def check_engine(engine: str) -> str:
     return engine
 
 
+def check_precision_name(precision: str, engine: str) -> str:
+    """One of PRECISIONS, and one this engine runs."""
+    if precision not in PRECISIONS:
+        raise DonkeyError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
+    engines = _PRECISION_ENGINES.get(precision)
+    if engines is not None and engine not in engines:
+        raise DonkeyError(f"--precision {precision} runs on --engine {engines[0]}, not {engine}")
+    return precision
+
+
 def resolve_device(device: str) -> torch.device:
     if device == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
@@ -96,8 +109,7 @@ def load_model(
     path = resolve_model(model)
     kind = model_kind(path)
     engine = check_engine(engine or default_engine(kind))
-    if precision not in ("fp32", "fp16"):
-        raise DonkeyError(f"precision must be fp32 or fp16, got {precision!r}")
+    check_precision_name(precision, engine)
     dev = resolve_device(device)
     manifest = verify_folder(path) if kind != "checkpoint" else None
     request = LoadRequest(path, kind, dev, precision, options or LoadOptions(), manifest)

@@ -14,6 +14,7 @@ from donkey.artifacts.verify import read_verified
 from donkey.model.errors import DonkeyError
 from donkey.model.spec import GraphSpec, graph_specs
 from donkey.runtime.backend import BaseBackend, LoadedGraphs, LoadRequest, register_engine
+from donkey.runtime.cpu_features import check_precision
 
 ORT_HINT = "pip install onnxruntime-gpu (or onnxruntime for CPU only)"
 PROVIDER_NAMES = {
@@ -151,6 +152,8 @@ def load_ort_graphs(request: LoadRequest) -> LoadedGraphs:
         )
     specs = graph_specs(manifest.model_config)
     options = request.options
+    if "int8" in manifest.precision.values() and request.device.type == "cpu":
+        check_precision("int8", allow=options.allow_slow_precision)
     graphs = {
         name: OrtBackend(
             request.path / entry.file,

@@ -137,7 +137,8 @@ def forge(good, other, tmp_path):
 
 def test_manifest_round_trip_is_typed_and_strict(good, tiny_config):
     manifest = Manifest.read(good)
-    assert manifest.version == MANIFEST_VERSION == 2 and manifest.format == "onnx"
+    assert manifest.version == MANIFEST_VERSION == 3 and manifest.format == "onnx"
+    assert manifest.quantization is None
     assert manifest.model_config == tiny_config.model
     assert manifest.precision == dict.fromkeys(
         ("kp_detector", "dense_motion", "source_encoder", "generator"), "fp32"
@@ -162,8 +163,34 @@ def test_manifest_round_trip_is_typed_and_strict(good, tiny_config):
         "opset",
         "graphs",
         "engine",
+        "quantization",
         "tools",
     }
+
+
+def test_version_2_manifests_still_read_and_know_no_int8(good, tmp_path):
+    """Version 3 only added `quantization` and int8: folders exported before still load."""
+    data = json.loads((good / "manifest.json").read_text())
+    del data["quantization"]
+    data["version"] = 2
+    folder = tmp_path / "v2"
+    shutil.copytree(good, folder)
+    (folder / "manifest.json").write_text(json.dumps(data))
+    manifest = verify_folder(folder)
+    assert manifest.quantization is None and manifest.precision["generator"] == "fp32"
+    data["graphs"]["generator"]["precision"] = "int8"
+    (folder / "manifest.json").write_text(json.dumps(data))
+    with pytest.raises(ManifestError, match="precision must be fp32 or fp16, got 'int8'"):
+        Manifest.read(folder)
+    data["version"] = 3
+    data["quantization"] = None
+    (folder / "manifest.json").write_text(json.dumps(data))
+    with pytest.raises(ManifestError, match="int8 graphs need a quantization record"):
+        Manifest.read(folder)
+    data["version"] = 4
+    (folder / "manifest.json").write_text(json.dumps(data))
+    with pytest.raises(ManifestError, match="version 4, this donkey reads versions 2 and 3"):
+        Manifest.read(folder)
 
 
 def test_a_manifest_that_reads_back_wrong_is_never_written(good, tmp_path):

@@ -208,8 +208,8 @@ def test_bench_runs_means_exactly_that_many(runner, tmp_path):
     )
     assert result.exit_code == 0, result.output
     assert [row["runs"] for row in json.loads(report.read_text())] == [3, 3]
-    assert "[1/2] torch batch 1:" in result.output and "(3 runs, ETA" in result.output
-    assert "[2/2] torch batch 2:" in result.output
+    assert "[1/2] torch fp32 batch 1:" in result.output and "(3 runs, ETA" in result.output
+    assert "[2/2] torch fp32 batch 2:" in result.output
 
 
 def test_synth_and_pairs_print_next_steps(runner, tmp_path):

@@ -104,9 +104,12 @@ def test_version_names_every_runtime():
     lines = done.stdout.splitlines()
     assert lines[0] == "donkey 0.1.0"
     keys = [line.split(":")[0] for line in lines[1:]]
-    assert keys == ["python", "torch", "onnxruntime", "tensorrt"]
+    assert keys == ["python", "torch", "onnxruntime", "tensorrt", "CPU"]
     import torch
 
+    from donkey.runtime.cpu_features import describe
+
+    assert lines[-1] == describe()  # names the bf16 / int8 extensions present or missing
     assert f"torch: {torch.__version__} (CUDA " in done.stdout
     if not torch.cuda.is_available():
         assert "no GPU visible" in done.stdout

@@ -41,7 +41,8 @@ def test_export_writes_graphs_manifest_and_metadata(exported, tiny_ckpt):
     manifest = json.loads((folder / "manifest.json").read_text())
     assert manifest["format"] == "onnx" and manifest["opset"] == 18
     assert set(manifest["graphs"]) == {"kp_detector", "dense_motion", "source_encoder", "generator"}
-    assert manifest["version"] == 2 and manifest["engine"] is None
+    assert manifest["version"] == 3 and manifest["engine"] is None
+    assert manifest["quantization"] is None
     assert all(g["precision"] == "fp32" for g in manifest["graphs"].values())
     assert {"torch", "onnx", "donkey"} <= set(manifest["tools"])
     model = onnx.load(str(folder / "generator.onnx"))

@@ -1,0 +1,194 @@
+"""int8 export round trip on the tiny model: manifest, ONNX Runtime run, quality gate."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import onnx
+import pytest
+
+from donkey.artifacts.manifest import Manifest, ManifestError
+from donkey.artifacts.verify import verify_folder
+from donkey.cli.app import app
+from donkey.data.calibration import clip_set
+from donkey.export.int8 import Int8Settings, float_convolutions
+from donkey.export.onnx_folder import export_onnx
+from donkey.model.errors import DonkeyError
+from donkey.runtime.backend import LoadOptions
+from donkey.runtime.loader import load_model
+from donkey.runtime.quality import QualityError, assert_quality, measure_quality
+from tests.conftest import MGIF_TRAIN, needs_shared_data
+
+ALLOW = LoadOptions(allow_slow_precision=True)
+
+
+@pytest.fixture(scope="module")
+def int8_folder(tiny_ckpt, tmp_path_factory):
+    calibration = clip_set(32, None, "train", real=4, synthetic=2, frames=6)
+    result = export_onnx(
+        tiny_ckpt,
+        tmp_path_factory.mktemp("int8 export") / "int8",
+        int8=Int8Settings(),
+        calibration=calibration,
+    )
+    return result.folder
+
+
+def test_int8_manifest_records_precision_and_calibration(int8_folder):
+    manifest = verify_folder(int8_folder)
+    assert manifest.precision == {
+        "kp_detector": "fp32",  # kept whole, as in the fp16 export
+        "dense_motion": "int8",
+        "source_encoder": "int8",
+        "generator": "int8",
+    }
+    q = manifest.quantization
+    assert q is not None and q.format == "qdq" and q.activations == "uint8"
+    assert q.weights == "int8" and q.per_channel and q.reduce_range
+    assert q.calibration_method == "minmax" and q.calibration_frames == 36
+    assert q.calibration_data == ("6 synthetic creature clips (seed 0, 36 frames)",)
+    # The tiny generator has one refinement block: its two convolutions and conv-last stay float.
+    assert q.float_convs == {"dense_motion": 0, "source_encoder": 0, "generator": 3}
+    generator = onnx.load(str(int8_folder / "generator.onnx"))
+    assert float_convolutions(generator) == [
+        "/refinement_module/r0/conv1/Conv",
+        "/refinement_module/r0/conv2/Conv",
+        "/refinement_module/conv-last/Conv",
+    ]
+    ops = {n.op_type for n in generator.graph.node}
+    assert {"QuantizeLinear", "DequantizeLinear", "GridSample", "Conv"} <= ops
+    meta = {p.key: p.value for p in generator.metadata_props}
+    assert meta["donkey.graph"] == "generator" and meta["donkey.precision"] == "int8"
+    # GridSample, and the gaussians' Exp, read float tensors, never dequantized ones.
+    producer = {o: n.op_type for n in generator.graph.node for o in n.output}
+    for node in generator.graph.node:
+        if node.op_type in ("GridSample", "Exp", "Softmax"):
+            assert all(producer.get(i) != "DequantizeLinear" for i in node.input), node.name
+
+
+def test_int8_runs_on_ort_and_passes_the_gate_on_the_tiny_model(int8_folder, tiny_ckpt):
+    """Tiny random model (frames near 0.5, little contrast, so errors are smaller than a
+    trained model's): measured 65 dB PSNR; asserted >= 45 dB. The keypoint detector is fp32
+    in both, so keypoints agree to ONNX Runtime's fp32 rounding (<= 1e-5)."""
+    reference = load_model(tiny_ckpt, "torch", "cpu")
+    int8 = load_model(int8_folder, "ort", "cpu", options=ALLOW)
+    assert int8.engine == "ort" and int8.precision["generator"] == "int8"
+    clips = clip_set(32, None, "val", real=2, synthetic=1, frames=4, seed=1)
+    report = measure_quality(reference, int8, clips)
+    assert report.frames == 12 and report.clips == 3
+    assert 45.0 <= report.psnr_db < 150.0, report.line()  # int8 did change the frames
+    assert report.kp_max_abs <= 1e-5
+    assert_quality(report, "tiny int8", psnr_min=45.0, kp_max=1e-5)
+    with pytest.raises(QualityError) as caught:
+        assert_quality(report, "tiny int8", psnr_min=report.psnr_db + 1, kp_max=-1.0)
+    message = str(caught.value)
+    assert "\n" not in message and message.startswith(
+        "tiny int8 fails the quality gate against fp32 PyTorch: PSNR "
+    )
+    assert "keypoint error" in message and "(12 frames of 3 clips)" in message
+
+
+def test_int8_manifest_without_its_record_is_refused(int8_folder, tmp_path):
+    folder = tmp_path / "forged"
+    shutil.copytree(int8_folder, folder)
+    data = json.loads((folder / "manifest.json").read_text())
+    data["quantization"]["float_convs"].pop("generator")
+    (folder / "manifest.json").write_text(json.dumps(data))
+    with pytest.raises(ManifestError, match="float_convs must name exactly the int8 graphs"):
+        Manifest.read(folder)
+    data["quantization"] = None
+    (folder / "manifest.json").write_text(json.dumps(data))
+    with pytest.raises(ManifestError, match="int8 graphs need a quantization record"):
+        Manifest.read(folder)
+
+
+def test_cli_int8_export_with_check(runner, tiny_ckpt, tmp_path):
+    out = tmp_path / "int8 cli"
+    args = ["export", "--model", str(tiny_ckpt), "-o", str(out), "--int8", "--check"]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0, result.output
+    assert "no --calibration folder: calibrating on synthetic frames only" in result.output
+    assert "quality: PSNR" in result.output and "gate: >= 35 dB, <= 0.01" in result.output
+    assert verify_folder(out).precision["generator"] == "int8"
+    for bad, words in (
+        (["--fp16"], "no --fp16, --format onnx"),
+        (["--format", "all"], "no --fp16, --format onnx"),
+    ):
+        result = runner.invoke(app, args + bad)
+        assert result.exit_code == 1 and words in result.output, result.output
+    result = runner.invoke(
+        app, ["export", "--model", str(tiny_ckpt), "-o", str(out), "--calibration", str(out)]
+    )
+    assert result.exit_code == 1 and "--calibration belongs to --int8" in result.output
+
+
+def test_bench_runs_int8_and_bf16_beside_fp32_with_psnr(runner, tiny_ckpt, tmp_path):
+    out = tmp_path / "bench.json"
+    result = runner.invoke(
+        app,
+        [
+            "bench", "--model", str(tiny_ckpt), "--engine", "torch,ort",
+            "--precision", "fp32,bf16,int8", "--batch-sizes", "2", "--device", "cpu",
+            "--threads", "1", "--runs", "2", "--allow-slow-precision", "--json", str(out),
+        ],
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    rows = json.loads(out.read_text())
+    assert [(r["engine"], r["precision"]) for r in rows] == [
+        ("torch", "fp32"),
+        ("torch", "bf16"),
+        ("ort", "fp32"),
+        ("ort", "int8"),
+    ]
+    assert rows[0]["psnr_db"] is None or rows[0]["psnr_db"] > 200  # itself: identical
+    assert rows[2]["psnr_db"] > 80 and rows[2]["kp_max_abs"] <= 1e-5  # ORT fp32
+    assert 45 <= rows[1]["psnr_db"] < 150 and 45 <= rows[3]["psnr_db"] < 150
+    assert all(r["cpu"].startswith("CPU: ") for r in rows)
+    result = runner.invoke(app, ["bench", "--precision", "fp8"])
+    # Refused while parsing, before any model loads (exit 2, usage error).
+    assert result.exit_code == 2
+    assert "takes a comma-separated subset of fp32, fp16, bf16, int8, got 'fp8'" in result.output
+
+
+def test_calibration_folder_without_videos_is_one_line(tiny_ckpt, tmp_path):
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(DonkeyError, match="holds no GIF, MP4 or image files"):
+        clip_set(32, tmp_path / "empty", "train")
+
+
+@needs_shared_data()
+def test_mgif_calibration_reads_the_train_split_and_the_gate_the_held_out_one():
+    train = clip_set(32, MGIF_TRAIN, "train", real=3, synthetic=1, frames=4)
+    val = clip_set(32, MGIF_TRAIN, "val", real=3, synthetic=1, frames=4, seed=1)
+    assert len(train.clips) == len(val.clips) == 4
+    assert "(train split" in train.sources[0] and "(val split" in val.sources[0]
+    assert train.clips[0].shape[1:] == (32, 32, 3)
+    assert not any(
+        (a == b).all() for a in train.clips[:3] for b in val.clips[:3] if a.shape == b.shape
+    )
+
+
+def test_lint_says_an_int8_folder_is_not_for_tensorrt(runner, int8_folder):
+    result = runner.invoke(app, ["lint", str(int8_folder)])
+    lines = result.output.strip().splitlines()
+    assert result.exit_code == 1 and len(lines) == 1, result.output
+    assert lines[0] == (
+        f"error: {int8_folder}: an int8 export for ONNX Runtime, which TensorRT does not "
+        "build; its float graphs were linted before quantization"
+    )
+
+
+def test_a_failed_quality_gate_fails_the_export_and_writes_nothing(
+    runner, tiny_ckpt, tmp_path, monkeypatch
+):
+    monkeypatch.setattr("donkey.runtime.quality.PSNR_MIN_DB", 500.0)  # no int8 reaches it
+    out = tmp_path / "gated"
+    result = runner.invoke(
+        app, ["export", "--model", str(tiny_ckpt), "-o", str(out), "--int8", "--check"]
+    )
+    assert result.exit_code == 1, result.output
+    last = result.output.strip().splitlines()[-1]
+    assert last.startswith("error: int8 export ") and "fails the quality gate" in last
+    assert "< 500 dB" in last
+    assert not out.exists() and not list(tmp_path.glob(".gated*"))
