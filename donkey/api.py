@@ -36,11 +36,17 @@ def load_model(
     engine: str | None = None,
     device: str = "auto",
     precision: str = "fp32",
+    *,
+    allow_slow_precision: bool = False,
 ) -> LoadedModel:
     """A checkpoint, ONNX folder or TensorRT engine folder (default: the bundled model) on
     `engine` ("torch", "ort", "trt"; default: what `model` is). A checkpoint asked to run on
-    ort or trt is exported (and engines built) once into the cache, as `donkey animate` does."""
-    return _load_model(model, engine, device, precision)
+    ort or trt is exported (and engines built) once into the cache, as `donkey animate` does.
+    bf16/int8 on a CPU that would emulate them is refused unless `allow_slow_precision`."""
+    from donkey.runtime.backend import LoadOptions
+
+    options = LoadOptions(allow_slow_precision=allow_slow_precision)
+    return _load_model(model, engine, device, precision, options)
 
 
 def _frames(array: np.ndarray, ndim: int, name: str) -> np.ndarray:

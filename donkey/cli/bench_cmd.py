@@ -77,6 +77,10 @@ def bench(
     batches = parse_int_list(batch_sizes, "--batch-sizes")
     if runs is not None and runs < 1:
         raise DonkeyError(f"--runs must be at least 1, got {runs}")
+    from donkey.runtime.variants import bench_variants
+
+    # Which engine runs which precision, refused before PyTorch loads.
+    variants = bench_variants(engines, precision.split(","))
     start_torch()
     import torch
 
@@ -87,11 +91,10 @@ def bench(
     from donkey.model.files import atomic_output
     from donkey.model.networks import Networks
     from donkey.runtime.backend import LoadOptions
-    from donkey.runtime.bench import bench_variants, run_bench
+    from donkey.runtime.bench import run_bench
     from donkey.runtime.cpu_features import describe as cpu_describe
 
     threads = threads or os.cpu_count() or 1
-    variants = bench_variants(engines, precision.split(","))  # checked while parsing
     with tempfile.TemporaryDirectory(prefix="donkey-bench-") as tmp:
         target = model
         if config is not None:

@@ -74,6 +74,20 @@ def _int8_inputs(checkpoint: Path, calibration: Path | None):
     return Int8Settings(), clips
 
 
+def _check_held_out_split(calibration: Path) -> None:
+    """Before the export: --check scores int8 on the folder's held-out split, which a small
+    folder may not have (it is about 10% of the files, by file-name hash)."""
+    from donkey.data.calibration import VAL_FRACTION
+    from donkey.data.datasets import list_videos, select_split
+
+    if not select_split(list_videos(calibration), "val", VAL_FRACTION):
+        raise DonkeyError(
+            f"{calibration}: --check scores int8 on this folder's held-out split (about "
+            f"{VAL_FRACTION:.0%} of its files, by name), which holds no videos here; give a "
+            "folder with more videos, or export without --check"
+        )
+
+
 def _check_int8(checkpoint: Path, folder: Path, data: Path | None, label: str) -> None:
     """Quality gate: animated frames' PSNR and keypoint error against PyTorch fp32, on the
     calibration folder's held-out split (or synthetic clips the calibration did not see)."""
@@ -157,6 +171,8 @@ def export(
         raise DonkeyError("--int8 writes ONNX graphs for ONNX Runtime: no --fp16, --format onnx")
     if calibration is not None and not int8:
         raise DonkeyError("--calibration belongs to --int8")
+    if int8 and check and calibration is not None:
+        _check_held_out_split(calibration)
     start_torch()
     from donkey.artifacts.folders import staged_folder
     from donkey.artifacts.settings import BatchRange, EngineSettings

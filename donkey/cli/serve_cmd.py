@@ -42,6 +42,11 @@ def serve(
         help="fp16: torch on CUDA autocasts, ort/trt run fp16 graphs; bf16: torch autocast "
         "(CPUs with AVX512-BF16/AMX); int8: ort, quantized ONNX (see `donkey export --int8`).",
     ),
+    allow_slow_precision: bool = typer.Option(
+        False,
+        "--allow-slow-precision",
+        help="Run bf16/int8 even on a CPU that would emulate them (slower than fp32).",
+    ),
     host: str = typer.Option(
         "127.0.0.1",
         help="Address to listen on. Anything but loopback lets other machines use the page "
@@ -85,7 +90,10 @@ def serve(
             "and this machine's CPU/GPU; there is no login",
         )
     _check_can_listen(host, port)  # before the model loads: a taken port fails at once
-    loaded = load_model(model, engine, device, precision)
+    from donkey.runtime.backend import LoadOptions
+
+    options = LoadOptions(allow_slow_precision=allow_slow_precision)
+    loaded = load_model(model, engine, device, precision, options)
     for backend in loaded.graphs.values():
         backend.activate()
     service = AnimationService(loaded, batch_size=batch_size, max_frames=max_frames)

@@ -100,7 +100,8 @@ def train(
     config: Path = typer.Argument(
         ...,
         help="YAML config (model + training settings): a file, or a bundled config's name "
-        "(small, small128, small-donkey, tiny, mgif, donkey; `donkey configs` lists them).",
+        "(small, small128, small-donkey, tiny, mgif, donkey, ablation; `donkey configs` lists "
+        "them).",
     ),
     output: Path = typer.Option(
         ..., "-o", "--output", help="Run folder: last.ckpt, log.jsonl, tensorboard/, samples/."
@@ -256,7 +257,9 @@ def train(
         _next_steps(output / "last.ckpt", result.step < cfg.train.steps, data, pairs)
 
 
-def _next_steps(ckpt: Path, unfinished: bool, data: list[Path] | None, pairs: Path | None) -> None:
+def _next_steps(
+    ckpt: Path, unfinished: bool, data: list[Path] | None, pairs: list[Path] | None
+) -> None:
     """What to do with the checkpoint, as commands to copy."""
     model = shlex.quote(str(ckpt))
     if unfinished:
@@ -266,8 +269,8 @@ def _next_steps(ckpt: Path, unfinished: bool, data: list[Path] | None, pairs: Pa
             f"next: donkey eval --model {model} --data {shlex.quote(str(data[0]))} --split val"
             "   # L1 on the held-out videos"
         )
-    if pairs is not None:
-        out.print(f"next: donkey eval --model {model} --pairs {shlex.quote(str(pairs))}")
+    for manifest in pairs or []:  # donkey eval takes one manifest at a time
+        out.print(f"next: donkey eval --model {model} --pairs {shlex.quote(str(manifest))}")
     out.print(f"next: donkey animate SOURCE DRIVING -o out.gif --model {model}")
     out.print(
         f"next: donkey export --model {model} -o exported/ --check"

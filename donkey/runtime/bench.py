@@ -21,10 +21,10 @@ import torch
 
 from donkey.data.frames import frames_to_tensor
 from donkey.data.sample_clip import rendered_clip
-from donkey.model.errors import DonkeyError
 from donkey.runtime.animator import Animator
 from donkey.runtime.cpu_features import describe
 from donkey.runtime.loader import LoadedModel
+from donkey.runtime.variants import ENGINE_PRECISIONS, bench_variants  # noqa: F401 - re-exported
 
 
 @dataclass
@@ -140,29 +140,6 @@ def bench_model(
     )
 
 
-# Which precisions each engine runs (runtime/loader.py refuses the others).
-ENGINE_PRECISIONS = {
-    "torch": ("fp32", "fp16", "bf16"),
-    "ort": ("fp32", "fp16", "int8"),
-    "trt": ("fp32", "fp16"),
-}
-
-
-def bench_variants(engines: list[str], precisions: list[str]) -> list[tuple[str, str]]:
-    """(engine, precision) pairs, engine-major, keeping only those an engine runs."""
-    known = {p for values in ENGINE_PRECISIONS.values() for p in values}
-    bad = [p for p in precisions if p not in known]
-    if bad or not precisions:
-        raise DonkeyError(
-            f"--precision takes a comma-separated subset of {', '.join(sorted(known))}, "
-            f"got {','.join(precisions)!r}"
-        )
-    variants = [(e, p) for e in engines for p in precisions if p in ENGINE_PRECISIONS.get(e, ())]
-    if not variants:
-        raise DonkeyError(f"no engine of {','.join(engines)} runs {','.join(precisions)}")
-    return variants
-
-
 def run_bench(
     load: Callable[[str, str], LoadedModel],
     variants: list[tuple[str, str]],
@@ -180,11 +157,17 @@ def run_bench(
     torch.set_num_threads(threads)
     expected = {b: bench_outputs(reference, b) for b in batches} if reference else {}
     rows = []
+    seen: set[tuple[str, str]] = set()
     for engine, precision in variants:
         model = load(engine, precision)
-        # An export folder's graphs say what they are (an int8 folder run as "fp32").
+        # An export folder's graphs say what they are, whatever precision was asked for (an
+        # int8 folder asked for "fp32", an fp32 folder asked for "int8"): label rows by that,
+        # and time each (engine, graphs) once.
         held = set(model.precision.values()) - {"fp32"}
-        label = held.pop() if len(held) == 1 else precision
+        label = held.pop() if len(held) == 1 else ("fp32" if not held else precision)
+        if (engine, label) in seen:
+            continue
+        seen.add((engine, label))
         for batch in batches:
             row = bench_model(
                 model,

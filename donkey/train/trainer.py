@@ -185,6 +185,28 @@ def _save(path: Path, networks: Networks, cfg: Config, optimizers: dict, step: i
     )
 
 
+# What picks each step's samples: a resumed run with other values would not continue the run.
+SCHEDULE_KEYS = ("mode", "pair_steps", "pair_every", "pair_repeats", "batch_size", "seed")
+
+
+def check_same_schedule(path: Path, saved: dict | None, t_cfg) -> None:
+    """Refuses to resume with settings that change which samples later steps draw."""
+    if not saved:
+        return
+    now = config_to_dict(t_cfg)
+    defaults = config_to_dict(type(t_cfg)())
+    changed = [
+        f"{key} {saved.get(key, defaults[key])!r} -> {now[key]!r}"
+        for key in SCHEDULE_KEYS
+        if saved.get(key, defaults[key]) != now[key]
+    ]
+    if changed:
+        raise CheckpointError(
+            f"{path}: resuming would change the run's sampling ({', '.join(changed)}); use "
+            "the run's own settings, or start a new run folder"
+        )
+
+
 RUN_MARKERS = ("last.ckpt", "log.jsonl")
 
 
@@ -242,6 +264,7 @@ def train(
             )
         if ckpt.model_config != cfg.model:
             raise CheckpointError(f"{options.resume}: its model config differs from the one given")
+        check_same_schedule(options.resume, ckpt.train_config, t_cfg)
         networks.load_state_dict(ckpt.state)
         resume_state = ckpt.training
         step = int(resume_state["step"])

@@ -329,3 +329,19 @@ def test_pairs_hints_when_nothing_was_clustered(capsys):
         "next: no cluster of --clusters holds two readable videos; put videos that move alike "
         "in one cluster",
     ]
+
+
+def test_mixed_training_hints_one_eval_per_pairs_manifest(runner, tmp_path):
+    videos, pairs = tmp_path / "videos", tmp_path / "pairs"
+    synthesize(videos, 4, size=32, seed=3, frames=(4, 6))
+    synthesize(pairs, 2, size=32, seed=4, pairs=True, frames=(5, 6))
+    manifests = [pairs / "pairs.json", pairs / "pairs.json"]
+    run = tmp_path / "run"
+    args = ["train", "tiny", "--data", str(videos), "-o", str(run), "--device", "cpu"]
+    args += ["--steps", "2", "--set", "train.mode=mixed", "--val-fraction", "0"]
+    for manifest in manifests:
+        args += ["--pairs", str(manifest)]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0, result.output
+    line = f"next: donkey eval --model {run / 'last.ckpt'} --pairs {manifests[0]}"
+    assert result.output.count(line) == 2

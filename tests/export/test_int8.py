@@ -192,3 +192,26 @@ def test_a_failed_quality_gate_fails_the_export_and_writes_nothing(
     assert last.startswith("error: int8 export ") and "fails the quality gate" in last
     assert "< 500 dB" in last
     assert not out.exists() and not list(tmp_path.glob(".gated*"))
+
+
+def test_check_without_a_held_out_split_is_refused_before_the_export(runner, tiny_ckpt, tmp_path):
+    from donkey.cli.app import app
+    from donkey.data.datasets import split_fraction
+    from donkey.data.synthetic import synthesize
+
+    folder = tmp_path / "few"
+    synthesize(folder, 4, size=32, seed=2, frames=(4, 5))
+    for video in folder.glob("*.gif"):  # keep the training split only
+        if split_fraction(video.name) < 0.1:
+            video.unlink()
+    assert len(list(folder.glob("*.gif"))) >= 2
+    out = tmp_path / "int8"
+    args = ["export", "--model", str(tiny_ckpt), "-o", str(out), "--int8"]
+    result = runner.invoke(app, [*args, "--calibration", str(folder), "--check"])
+    assert result.exit_code == 1
+    assert result.output.strip() == (
+        f"error: {folder}: --check scores int8 on this folder's held-out split (about 10% of "
+        "its files, by name), which holds no videos here; give a folder with more videos, or "
+        "export without --check"
+    )
+    assert not out.exists()

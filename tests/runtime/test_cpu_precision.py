@@ -183,3 +183,20 @@ def test_torch_bf16_animation_stays_close_to_fp32(tiny_ckpt):
     assert report.frames == 12 and report.clips == 3
     assert 45.0 <= report.psnr_db < 200.0, report.line()  # not bit-equal: bf16 did run
     assert report.kp_max_abs == 0.0
+
+
+def test_python_api_passes_allow_slow_precision(tiny_ckpt, monkeypatch):
+    import donkey
+    from donkey.model.errors import DonkeyError
+
+    monkeypatch.delenv(ALLOW_ENV, raising=False)
+    monkeypatch.setattr(
+        "donkey.runtime.torch_backend.check_precision",
+        lambda precision, allow=False: check_precision(
+            precision, parse_cpuinfo(EPYC_ZEN3), allow=allow
+        ),
+    )
+    with pytest.raises(DonkeyError, match="--precision bf16 on this CPU would be emulated"):
+        donkey.load_model(tiny_ckpt, "torch", "cpu", "bf16")
+    loaded = donkey.load_model(tiny_ckpt, "torch", "cpu", "bf16", allow_slow_precision=True)
+    assert set(loaded.precision.values()) == {"bf16", "fp32"}  # the keypoint detector: fp32

@@ -154,6 +154,24 @@ def test_mixed_mode_alternates_and_resumes_bit_identically(tmp_path, synth_video
     assert all(torch.equal(a[k], b[k]) for k in a)
 
 
+def test_resume_refuses_settings_that_change_the_sampling(tmp_path, synth_videos):
+    from donkey.model.errors import CheckpointError
+
+    videos, _ = load_videos(list_videos(synth_videos), 32)
+    train(_cfg(**{"train.steps": 2}), videos, None, TrainOptions(run_dir=tmp_path, device="cpu"))
+    changed = _cfg(**{"train.steps": 4, "train.seed": 5, "train.batch_size": 2})
+    resume = TrainOptions(run_dir=tmp_path, device="cpu", resume=tmp_path / "last.ckpt")
+    with pytest.raises(CheckpointError) as err:
+        train(changed, videos, None, resume)
+    assert str(err.value) == (
+        f"{tmp_path / 'last.ckpt'}: resuming would change the run's sampling (batch_size "
+        f"{_cfg().train.batch_size} -> 2, seed 0 -> 5); use the run's own settings, or start a "
+        "new run folder"
+    )
+    # More steps is fine: --steps is the one thing a resumed run may change.
+    assert train(_cfg(**{"train.steps": 3}), videos, None, resume).step == 3
+
+
 def test_mixed_mode_needs_both_videos_and_pairs(tmp_path, synth_videos):
     from donkey.model.errors import DonkeyError
 
