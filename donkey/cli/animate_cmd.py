@@ -8,14 +8,15 @@ from pathlib import Path
 import typer
 
 from donkey.cli.choices import (
-    DEVICE_METAVAR,
     Engine,
     Fit,
     Motion,
     OutFormat,
     Precision,
+    allow_slow_option,
     check_colour,
-    check_device,
+    device_option,
+    precision_option,
 )
 from donkey.cli.common import (
     MODEL_HELP,
@@ -55,22 +56,9 @@ def animate(
     ),
     model: str | None = typer.Option(None, "--model", "-m", help=MODEL_HELP),
     engine: Engine | None = typer.Option(None, help="Default: what --model is."),
-    device: str = typer.Option(
-        "auto",
-        metavar=DEVICE_METAVAR,
-        callback=check_device,
-        help="cuda when available with auto.",
-    ),
-    precision: Precision = typer.Option(
-        Precision.fp32,
-        help="fp16: torch on CUDA autocasts, ort/trt run fp16 graphs; bf16: torch autocast "
-        "(CPUs with AVX512-BF16/AMX); int8: ort, quantized ONNX (see `donkey export --int8`).",
-    ),
-    allow_slow_precision: bool = typer.Option(
-        False,
-        "--allow-slow-precision",
-        help="Run bf16/int8 even on a CPU that would emulate them (slower than fp32).",
-    ),
+    device: str = device_option(),
+    precision: Precision = precision_option(),
+    allow_slow_precision: bool = allow_slow_option(),
     mode: Motion = typer.Option(
         Motion.relative,
         help="absolute: copy driving keypoints; relative: apply their motion since frame 0 to the source's keypoints.",

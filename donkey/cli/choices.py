@@ -100,6 +100,29 @@ def check_engines(value: str) -> str:
     return ",".join(names)
 
 
+def device_option():
+    """`--device` of the commands that run a model (animate, serve)."""
+    return typer.Option(
+        "auto", metavar=DEVICE_METAVAR, callback=check_device, help="cuda when available with auto."
+    )
+
+
+def precision_option():
+    return typer.Option(
+        Precision.fp32,
+        help="fp16: torch on CUDA autocasts, ort/trt run fp16 graphs; bf16: torch autocast "
+        "(CPUs with AVX512-BF16/AMX); int8: ort, quantized ONNX (see `donkey export --int8`).",
+    )
+
+
+def allow_slow_option():
+    return typer.Option(
+        False,
+        "--allow-slow-precision",
+        help="Run bf16/int8 even on a CPU that would emulate them (slower than fp32).",
+    )
+
+
 def check_precisions(value: str) -> str:
     """Typer callback for a comma-separated subset of the precisions (`donkey bench`)."""
     names = [p.strip() for p in value.split(",") if p.strip()]

@@ -11,7 +11,13 @@ import time
 
 import typer
 
-from donkey.cli.choices import DEVICE_METAVAR, Engine, Precision, check_device
+from donkey.cli.choices import (
+    Engine,
+    Precision,
+    allow_slow_option,
+    device_option,
+    precision_option,
+)
 from donkey.cli.common import MODEL_HELP, handles_errors, out, start_torch, tagged
 from donkey.model.errors import DonkeyError
 
@@ -31,22 +37,9 @@ def is_loopback(host: str) -> bool:
 def serve(
     model: str | None = typer.Option(None, "--model", "-m", help=MODEL_HELP),
     engine: Engine | None = typer.Option(None, help="Default: what --model is."),
-    device: str = typer.Option(
-        "auto",
-        metavar=DEVICE_METAVAR,
-        callback=check_device,
-        help="cuda when available with auto.",
-    ),
-    precision: Precision = typer.Option(
-        Precision.fp32,
-        help="fp16: torch on CUDA autocasts, ort/trt run fp16 graphs; bf16: torch autocast "
-        "(CPUs with AVX512-BF16/AMX); int8: ort, quantized ONNX (see `donkey export --int8`).",
-    ),
-    allow_slow_precision: bool = typer.Option(
-        False,
-        "--allow-slow-precision",
-        help="Run bf16/int8 even on a CPU that would emulate them (slower than fp32).",
-    ),
+    device: str = device_option(),
+    precision: Precision = precision_option(),
+    allow_slow_precision: bool = allow_slow_option(),
     host: str = typer.Option(
         "127.0.0.1",
         help="Address to listen on. Anything but loopback lets other machines use the page "
