@@ -198,7 +198,7 @@ def animate(
     t = report.seconds
     total = load_seconds + sum(t.values())
     out.print(
-        f"wrote {output} ({report.frames} frames, engine {loaded.engine} on {loaded.device}; "
+        f"wrote {output} ({report.frames} frame{'' if report.frames == 1 else 's'}, engine {loaded.engine} on {loaded.device}; "
         f"load {load_seconds:.2f}s, read {t['read']:.2f}s, model {t['model']:.2f}s, write {t['write']:.2f}s: "
         f"model {100 * t['model'] / total:.0f}% of {total:.2f}s)"
     )

@@ -124,6 +124,7 @@ def test_swapped_inputs_warn_and_say_what_was_meant(runner, tiny_ckpt, clip, tmp
         f"warning: {src} has 1 frame and {drv} has 7: the inputs look swapped. The source image "
         f"comes first, the driving video second: donkey animate {src} {drv} -o OUTPUT"
     ) in result.output
+    assert f"wrote {out} (1 frame, engine torch" in result.output
     still = tmp_path / "still.png"
     Image.fromarray(make_creature_frames(1, 40, seed=5)[0]).save(still)
     result = runner.invoke(app, ["animate", str(src), str(still), "-o", str(out), *args])
