@@ -24,7 +24,6 @@ from donkey.data.sample_clip import rendered_clip
 from donkey.runtime.animator import Animator
 from donkey.runtime.cpu_features import describe
 from donkey.runtime.loader import LoadedModel
-from donkey.runtime.variants import ENGINE_PRECISIONS, bench_variants  # noqa: F401 - re-exported
 
 
 @dataclass

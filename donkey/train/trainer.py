@@ -26,7 +26,7 @@ from donkey.data.datasets import PairedVideoDataset, SingleVideoDataset, StepBat
 from donkey.data.manifest import PairsManifest
 from donkey.data.mixing import JoinedDataset, MixedStepSampler, is_pair_step
 from donkey.model.checkpoint import load_checkpoint, save_checkpoint
-from donkey.model.config import Config, config_to_dict
+from donkey.model.config import Config, TrainConfig, config_to_dict
 from donkey.model.errors import CheckpointError, DonkeyError
 from donkey.model.networks import Networks
 from donkey.runtime.distributed import Ranks
@@ -189,7 +189,7 @@ def _save(path: Path, networks: Networks, cfg: Config, optimizers: dict, step: i
 SCHEDULE_KEYS = ("mode", "pair_steps", "pair_every", "pair_repeats", "batch_size", "seed")
 
 
-def check_same_schedule(path: Path, saved: dict | None, t_cfg) -> None:
+def check_same_schedule(path: Path, saved: dict | None, t_cfg: TrainConfig) -> None:
     """Refuses to resume with settings that change which samples later steps draw."""
     if not saved:
         return
