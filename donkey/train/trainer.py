@@ -26,7 +26,7 @@ from donkey.data.datasets import PairedVideoDataset, SingleVideoDataset, StepBat
 from donkey.data.manifest import PairsManifest
 from donkey.data.mixing import JoinedDataset, MixedStepSampler, is_pair_step
 from donkey.model.checkpoint import load_checkpoint, save_checkpoint
-from donkey.model.config import Config, TrainConfig, config_to_dict
+from donkey.model.config import FREEZABLE, Config, TrainConfig, config_to_dict
 from donkey.model.errors import CheckpointError, DonkeyError
 from donkey.model.networks import Networks
 from donkey.runtime.distributed import Ranks
@@ -117,6 +117,17 @@ def load_init_weights(networks: Networks, path: Path) -> list[str]:
         )
     networks.load_state_dict(ckpt.state, strict=False)
     return fresh
+
+
+def freeze(networks: Networks, names: list[str]) -> None:
+    """train.freeze: no gradients, and batch norm keeps its loaded statistics (eval mode).
+
+    The optimisers keep every parameter (Adam skips those without a gradient), so a run
+    can be resumed with a different freeze list."""
+    for name in names:
+        module = networks.get_submodule(FREEZABLE[name])
+        module.eval()
+        module.requires_grad_(False)
 
 
 def _optimizers(networks: Networks, cfg: Config) -> dict[str, torch.optim.Optimizer]:
@@ -270,10 +281,15 @@ def train(
         step = int(resume_state["step"])
     elif options.init is not None:
         load_init_weights(networks, options.init)
+    elif t_cfg.freeze:
+        raise DonkeyError(
+            f"train.freeze {t_cfg.freeze} needs weights to keep: start from --init (or --resume)"
+        )
 
     if dist.world > 1 and device.type == "cuda":
         networks = torch.nn.SyncBatchNorm.convert_sync_batchnorm(networks)
     networks.to(device).train()
+    freeze(networks, t_cfg.freeze)
     layout = torch.channels_last if t_cfg.channels_last else torch.contiguous_format
     networks.to(memory_format=layout)
     if perceptual is not None:
@@ -285,10 +301,14 @@ def train(
         set_rng_state(resume_state["rng"])
     if dist.world > 1:
         ids = [device.index] if device.type == "cuda" else None
+        # DDP refuses a module with nothing to train (a frozen keypoint detector); such a
+        # module needs no gradient averaging anyway.
         models = Models(
             *(
-                DistributedDataParallel(getattr(networks, n), device_ids=ids)
-                for n in ("kp_detector", "generator", "discriminator")
+                DistributedDataParallel(module, device_ids=ids)
+                if any(p.requires_grad for p in module.parameters())
+                else module
+                for module in (networks.kp_detector, networks.generator, networks.discriminator)
             )
         )
     else:

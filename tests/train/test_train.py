@@ -15,6 +15,7 @@ from donkey.data.manifest import load_manifest
 from donkey.data.synthetic import synthesize
 from donkey.model.checkpoint import load_checkpoint
 from donkey.model.config import apply_overrides, config_from_dict, config_to_dict, load_config
+from donkey.model.errors import ConfigError, DonkeyError
 from donkey.train.trainer import TrainOptions, train
 from tests.conftest import CONFIGS, MGIF_TRAIN, ROOT, needs_shared_data
 
@@ -122,6 +123,43 @@ def test_init_loads_weights_and_starts_at_step_zero(tmp_path, synth_videos):
     assert second.history[0]["step"] == 1 and second.step == 2
 
 
+def test_freeze_keeps_the_motion_networks_as_loaded(tmp_path, synth_videos):
+    videos, _ = load_videos(list_videos(synth_videos), 32)
+    train(
+        _cfg(**{"train.steps": 2}), videos, None, TrainOptions(run_dir=tmp_path / "a", device="cpu")
+    )
+    before = load_checkpoint(tmp_path / "a" / "last.ckpt").state
+    cfg = _cfg(**{"train.steps": 3, "train.freeze": "[kp_detector, dense_motion]"})
+    with pytest.raises(DonkeyError, match="needs weights to keep: start from --init"):
+        train(cfg, videos, None, TrainOptions(run_dir=tmp_path / "c", device="cpu"))
+    train(
+        cfg,
+        videos,
+        None,
+        TrainOptions(run_dir=tmp_path / "b", device="cpu", init=tmp_path / "a" / "last.ckpt"),
+    )
+    after = load_checkpoint(tmp_path / "b" / "last.ckpt").state
+    frozen = ("kp_detector.", "generator.dense_motion_module.")
+    # Weights and batch-norm statistics alike: frozen parts run in eval mode.
+    kept = [k for k in before if k.startswith(frozen)]
+    assert any(k.endswith("running_mean") for k in kept) and len(kept) > 20
+    for key in kept:
+        assert torch.equal(before[key], after[key]), key
+    trained = [k for k in before if not k.startswith(frozen) and k.endswith("weight")]
+    changed = [k for k in trained if not torch.equal(before[k], after[k])]
+    assert len(changed) == len(trained), set(trained) - set(changed)
+
+
+def test_freeze_names_are_checked():
+    with pytest.raises(
+        ConfigError,
+        match=r"train.freeze takes distinct names from kp_detector, dense_motion; got \['generator'\]",
+    ):
+        _cfg(**{"train.freeze": "[generator]"})
+    with pytest.raises(ConfigError, match="train.freeze takes distinct names"):
+        _cfg(**{"train.freeze": "[kp_detector, kp_detector]"})
+
+
 def test_dual_mode_trains_from_a_pairs_manifest(tmp_path, synth_pairs):
     manifest = load_manifest(synth_pairs)
     cfg = _cfg(**{"train.steps": 6, "train.mode": "dual", "train.disc_keypoints": "driving"})
@@ -213,7 +251,8 @@ def test_cli_train_resume_auto_and_errors(runner, tmp_path, synth_videos):
 
 
 @pytest.mark.slow
-def test_torchrun_two_processes_on_cpu(tmp_path, synth_videos):
+@pytest.mark.parametrize("frozen", ["[]", "[kp_detector]"])
+def test_torchrun_two_processes_on_cpu(tmp_path, synth_videos, frozen):
     if shutil.which("torchrun", path=os.path.dirname(sys.executable)) is None:
         pytest.skip("torchrun not installed beside this Python")
     debug = tmp_path / "debug"
@@ -242,6 +281,8 @@ def test_torchrun_two_processes_on_cpu(tmp_path, synth_videos):
         "cpu",
         "--set",
         "train.checkpoint_every=1",
+        "--set",
+        f"train.freeze={frozen}",  # a frozen network is left out of DistributedDataParallel
     ]
     proc = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=240)
     assert proc.returncode == 0, proc.stderr[-2000:]
