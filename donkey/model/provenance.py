@@ -31,6 +31,8 @@ def training_summary(
         "feature_matching_scales": loss.get("feature_matching_scales"),
         "perceptual": loss.get("perceptual", 0) > 0,
     }
+    if train_config.get("freeze"):
+        summary["frozen"] = list(train_config["freeze"])
     if mode != "monkey":
         summary["pair_steps"] = train_config.get("pair_steps", "dual")
         summary["disc_keypoints"] = train_config.get("disc_keypoints")
@@ -58,4 +60,6 @@ def describe_training(summary: dict[str, Any]) -> str:
     ]
     if summary.get("perceptual"):
         parts.append("perceptual loss")
+    if summary.get("frozen"):
+        parts.append(f"{' and '.join(summary['frozen'])} frozen")
     return ", ".join(parts)

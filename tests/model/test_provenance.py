@@ -25,7 +25,11 @@ def test_summary_of_a_mixed_donkey_run(tiny_config):
 def test_shipped_files_give_the_step_they_were_made_from(tiny_config):
     train = {**config_to_dict(TrainConfig()), "shipped_from_step": 6000}
     summary = training_summary(tiny_config.model, train, None)
-    assert summary["steps"] == 6000 and "pair_steps" not in summary
+    assert summary["steps"] == 6000 and "pair_steps" not in summary and "frozen" not in summary
+    train["freeze"] = ["kp_detector", "dense_motion"]
+    summary = training_summary(tiny_config.model, train, None)
+    assert summary["frozen"] == ["kp_detector", "dense_motion"]
+    assert describe_training(summary).endswith(", kp_detector and dense_motion frozen")
     assert training_summary(tiny_config.model, None, None) is None
 
 
