@@ -5,6 +5,8 @@
 
 Per pair: the driving video A (source first: B posed like A's first frame), the ground truth
 (B resampled to A's poses), then one row per model (relative keypoints), labelled on the left.
+Models of different sizes are compared at the largest one's: each reads the pair at its own
+size and its frames are resized up (bilinear, as `donkey eval --size` does).
 """
 
 from __future__ import annotations
@@ -32,6 +34,12 @@ def _labelled(row: np.ndarray, text: str, zoom: int) -> np.ndarray:
     return np.concatenate([np.asarray(label), row], axis=1)
 
 
+def _resized(frame: np.ndarray, size: int) -> np.ndarray:
+    if frame.shape[0] == size:
+        return frame
+    return np.asarray(Image.fromarray(frame).resize((size, size), Image.BILINEAR))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("out")
@@ -45,7 +53,7 @@ def main() -> None:
     animators = [
         (label, Animator(load_model(p, device="cpu"), mode="relative")) for label, p in models
     ]
-    size = animators[0][1].model.config.image_size
+    size = max(animator.model.config.image_size for _, animator in animators)
     manifest = load_manifest(args.pairs)
     blocks = []
     for index in args.pair:
@@ -64,8 +72,13 @@ def main() -> None:
             ),
         ]
         for label, animator in animators:
-            out = animator.animate(frames_to_tensor(source[None]), frames_to_tensor(a[picks]))
-            frames = tensor_to_frames(out.cpu())
+            own = animator.model.config.image_size
+            a_own = read_video(manifest.path_of(pair.a), own).frames
+            b_own = read_video(manifest.path_of(pair.b), own).frames
+            out = animator.animate(
+                frames_to_tensor(b_own[pair.b_for_a[0]][None]), frames_to_tensor(a_own[picks])
+            )
+            frames = [_resized(f, size) for f in tensor_to_frames(out.cpu())]
             rows.append(_labelled(np.concatenate([blank, *frames], axis=1), label, args.zoom))
         blocks.append(np.concatenate(rows, axis=0))
         blocks.append(np.full((8 * args.zoom, blocks[-1].shape[1], 3), 255, np.uint8))

@@ -24,6 +24,15 @@ from donkey.data.media import read_frames
 from tests.conftest import ROOT
 
 SAMPLE = ROOT / "donkey" / "assets" / "sample"
+
+
+def _bundled_size() -> int:
+    from donkey.model.checkpoint import load_checkpoint
+    from donkey.runtime.loader import DEFAULT_MODEL
+
+    return load_checkpoint(DEFAULT_MODEL).model_config.image_size
+
+
 _BROWSERS = (
     "/usr/lib/chromium/chromium",  # Debian's binary (the /usr/bin/chromium wrapper is a script)
     "chromium",
@@ -144,7 +153,8 @@ def test_upload_animate_download(browser_page, tmp_path):
     page, outside = browser_page
     page.set_input_files("#source-upload input[type=file]", str(SAMPLE / "source.png"))
     page.set_input_files("#driving-upload input[type=file]", str(SAMPLE / "driving.gif"))
-    # Previews are what the model will see: 64x64 (the bundled model's size).
+    # Previews are what the model will see: the bundled model's size.
+    size = _bundled_size()
     page.wait_for_selector("#source-view img", timeout=60_000)
     page.wait_for_selector("#driving-view img", timeout=60_000)
 
@@ -156,16 +166,16 @@ def test_upload_animate_download(browser_page, tmp_path):
 
     result = read_frames(_fetch(page, link.get_attribute("href"), tmp_path / "result.gif"))
     driving = read_frames(SAMPLE / "driving.gif")
-    assert result.frames.shape == (len(driving.frames), 64, 64, 3)
+    assert result.frames.shape == (len(driving.frames), size, size, 3)
     assert abs(result.fps - driving.fps) < 0.5
     # Motion transfer moves pixels: the frames are not all the same.
     assert np.abs(result.frames[1:].astype(int) - result.frames[0]).mean() > 1.0
 
     shown = page.get_attribute("#result-view img", "src")
     preview = read_frames(_fetch(page, shown, tmp_path / "preview.gif"))
-    assert preview.frames.shape == (len(driving.frames), 64, 3 * 64, 3)
+    assert preview.frames.shape == (len(driving.frames), size, 3 * size, 3)
     status = page.inner_text("#status")
-    assert f"{len(driving.frames)} frames at 64x64 px" in status
+    assert f"{len(driving.frames)} frames at {size}x{size} px" in status
 
     screenshot = os.environ.get("DONKEY_SERVE_SCREENSHOT")
     if screenshot:
@@ -202,5 +212,6 @@ def test_bundled_examples(browser_page, tmp_path):
     page.click("#animate")
     link = page.wait_for_selector("#result-file a[href]", timeout=180_000)
     result = read_frames(_fetch(page, link.get_attribute("href"), tmp_path / "result.mp4"))
-    assert result.frames.shape == (20, 64, 64, 3)  # driving-hop.gif has 20 frames
+    size = _bundled_size()
+    assert result.frames.shape == (20, size, size, 3)  # driving-hop.gif has 20 frames
     assert outside == []
