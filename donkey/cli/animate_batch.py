@@ -48,7 +48,8 @@ def animate_batch(
     mine = [jobs[i] for i in share]
     engine_options = ranked.engine_options(ranks, engine_options)
     loaded = ranked.in_turn(
-        ranks, lambda: load_model(model, engine, device, precision, engine_options)
+        ranks,
+        lambda: load_model(model, engine, device, precision, engine_options, batch_size=batch_size),
     )
     animator = Animator(loaded, batch_size=batch_size, mode=mode, adapt_scale=adapt_scale)
     make_output_folder(out_dir)

@@ -177,7 +177,7 @@ def animate(
     expected = warn_swapped(source, driving)
     started = time.perf_counter()
     load_options = LoadOptions(cuda_graphs=cuda_graphs, allow_slow_precision=allow_slow_precision)
-    loaded = load_model(model, engine, device, precision, load_options)
+    loaded = load_model(model, engine, device, precision, load_options, batch_size=batch_size)
     for backend in loaded.graphs.values():
         backend.activate()
     load_seconds = time.perf_counter() - started

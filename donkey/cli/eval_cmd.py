@@ -78,7 +78,9 @@ def evaluate(
     ranks, device = ranked.start(device)
     try:
         options = ranked.engine_options(ranks, None)  # ORT: this rank's share of the cores
-        loaded = ranked.in_turn(ranks, lambda: load_model(model, engine, device, options=options))
+        loaded = ranked.in_turn(
+            ranks, lambda: load_model(model, engine, device, options=options, batch_size=batch_size)
+        )
         size = loaded.config.image_size
         at = eval_size if eval_size is not None and eval_size != size else None
         result = EvalResult()
