@@ -1,17 +1,22 @@
 """Export folders are written whole or not at all: built in a temporary sibling, then renamed.
 
-A killed export leaves only a hidden `.NAME.XXXX.tmp` sibling, never a folder that loads, and
-two exports never mix in one folder.
+A killed export leaves only a hidden `.NAME.PID-HOST.XXXXXXXX.tmp` sibling, never a folder that
+loads, and two exports never mix in one folder. The sibling's name says which process wrote it
+(PID on HOST), so the next write to the same target removes it once that process is gone.
 """
 
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import os
+import re
 import shutil
+import socket
+import sys
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from donkey.artifacts.manifest import FORMATS, MANIFEST_NAME, MAX_MANIFEST_BYTES
@@ -35,6 +40,78 @@ def is_export_folder(folder: Path) -> bool:
         except (OSError, ValueError):
             continue
     return False
+
+
+def _host_tag() -> str:
+    """8 hex digits naming this host and its process-ID namespace: a PID means the same process
+    only where both agree (two containers may share a host name but not their PIDs)."""
+    try:
+        namespace = os.readlink("/proc/self/ns/pid")
+    except OSError:
+        namespace = ""
+    return hashlib.sha256(f"{socket.gethostname()}\0{namespace}".encode()).hexdigest()[:8]
+
+
+def make_stage(target: Path, suffix: str = ".tmp") -> Path:
+    """A new empty hidden folder beside `target`, named for this process: `.NAME.PID-HOST.XXXXXXXX.tmp`."""
+    prefix = f".{target.name}.{os.getpid()}-{_host_tag()}."
+    return Path(tempfile.mkdtemp(prefix=prefix, suffix=suffix, dir=target.parent))
+
+
+def _running(pid: int) -> bool:
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's process: alive
+        return True
+    except (OverflowError, ValueError):  # no process can have such a number
+        return False
+    return True
+
+
+def _stderr_line(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+def remove_stale_stages(target: Path, note: Callable[[str], None] = _stderr_line) -> list[Path]:
+    """Deletes the hidden siblings of `target` (see `make_stage`) whose writer, a process on this
+    host, is no longer running; `note` gets one line per folder removed.
+
+    Left alone: siblings of other targets, those of running processes or of another host or
+    container, names without a writer (written by earlier versions), and a `.old` folder (the
+    previous export, set aside while the new one is renamed in) when `target` is missing, since
+    it may then be the only copy.
+    """
+    target = Path(target).absolute()
+    pattern = re.compile(
+        rf"^\.{re.escape(target.name)}\.(?P<pid>[0-9]{{1,12}})-(?P<host>[0-9a-f]{{8}})"
+        rf"\.[a-z0-9_]{{8}}\.(?P<kind>tmp|old)$"
+    )
+    host = _host_tag()
+    removed = []
+    try:
+        entries = list(target.parent.iterdir())
+    except OSError:
+        return removed
+    for entry in entries:
+        match = pattern.match(entry.name)
+        if not match or match["host"] != host or _running(int(match["pid"])):
+            continue
+        if match["kind"] == "old" and not target.exists():
+            continue
+        if entry.is_symlink() or not entry.is_dir():
+            continue
+        shutil.rmtree(entry, ignore_errors=True)
+        if not entry.exists():
+            removed.append(entry)
+            note(
+                f"removed {entry}, left by an earlier write to {target.name} that did not "
+                f"finish (process {match['pid']}, no longer running)"
+            )
+    return removed
 
 
 def _os_problem(exc: OSError) -> str:
@@ -76,8 +153,9 @@ def staged_folder(target: str | Path, replace: bool = False) -> Iterator[Path]:
     temporary folder is deleted and `target` is left as it was.
     """
     target = prepare_output(Path(target), replace)
+    remove_stale_stages(target)
     try:
-        tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent))
+        tmp = make_stage(target)
     except OSError as exc:
         raise DonkeyError(f"{target.parent}: cannot write here ({_os_problem(exc)})") from None
     try:
@@ -95,7 +173,7 @@ def publish(tmp: Path, target: Path) -> None:
     if not target.exists():
         os.rename(tmp, target)
         return
-    old = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".old", dir=target.parent))
+    old = make_stage(target, ".old")
     os.rmdir(old)
     os.rename(target, old)
     try:

@@ -10,6 +10,7 @@ from rich.table import Table
 from donkey.cli import ranked
 from donkey.cli.common import out, progress_bar, tagged
 from donkey.cli.models import load_model
+from donkey.cli.preflight import warn_swapped_batch
 from donkey.data.probe import frame_count
 from donkey.model.errors import DonkeyError
 from donkey.runtime.animate_options import AnimateOptions
@@ -44,17 +45,22 @@ def animate_batch(
     jobs = plan_jobs(sources, drivings, out_dir, pair_list, suffix)
     # torchrun: this rank's share of the jobs and its device (everything, unchanged, without).
     ranks, device = ranked.start(device)
+    counts: dict[Path, int | None] = {}  # drivings' frame counts, read from their headers
+    if ranks.main:  # looks-swapped and one-frame checks; every rank would print the same
+        pairs = [(job.source, job.driving) for job in jobs]
+        counts = warn_swapped_batch(pairs, sources, drivings, pair_list)
     share = ranked.shard_jobs(ranks, jobs, skip_existing)
     mine = [jobs[i] for i in share]
     engine_options = ranked.engine_options(ranks, engine_options)
     loaded = ranked.in_turn(
-        ranks, lambda: load_model(model, engine, device, precision, engine_options)
+        ranks,
+        lambda: load_model(model, engine, device, precision, engine_options, batch_size=batch_size),
     )
     animator = Animator(loaded, batch_size=batch_size, mode=mode, adapt_scale=adapt_scale)
     make_output_folder(out_dir)
     # The frames to render, from the drivings' headers (GIF/PNG exact, videos duration x fps):
     # the frame bar's total and ETA. Unknown when one cannot be probed.
-    counts = {d: frame_count(d) for d in {job.driving for job in mine}}
+    counts.update({d: frame_count(d) for d in {j.driving for j in mine} if d not in counts})
     expected = {"frames": None if None in counts.values() else sum(counts[j.driving] for j in mine)}
     with progress_bar() as bar:
         items = bar.add_task("items", total=len(mine))

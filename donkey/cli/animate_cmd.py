@@ -21,6 +21,9 @@ from donkey.cli.choices import (
 from donkey.cli.common import (
     MODEL_HELP,
     handles_errors,
+    max_frame_pixels_option,
+    max_frames_option,
+    max_pixels_option,
     out,
     progress_bar,
     set_read_budget,
@@ -99,21 +102,9 @@ def animate(
         "--cuda-graphs",
         help="--engine trt: capture one CUDA graph per batch size and replay it.",
     ),
-    max_pixels: str | None = typer.Option(
-        None,
-        "--max-pixels",
-        help="Read budget per input file: frames x height x width (default 1e9; env DONKEY_MAX_PIXELS).",
-    ),
-    max_frames: str | None = typer.Option(
-        None,
-        "--max-frames",
-        help="Read budget per input file: frames (default 10000; env DONKEY_MAX_FRAMES).",
-    ),
-    max_frame_pixels: str | None = typer.Option(
-        None,
-        "--max-frame-pixels",
-        help="Read budget: height x width of one frame (default 5e7; env DONKEY_MAX_FRAME_PIXELS).",
-    ),
+    max_pixels: str | None = max_pixels_option(),
+    max_frames: str | None = max_frames_option(),
+    max_frame_pixels: str | None = max_frame_pixels_option(),
 ) -> None:
     """Animate SOURCE with the motion of DRIVING and write OUTPUT.
 
@@ -177,7 +168,7 @@ def animate(
     expected = warn_swapped(source, driving)
     started = time.perf_counter()
     load_options = LoadOptions(cuda_graphs=cuda_graphs, allow_slow_precision=allow_slow_precision)
-    loaded = load_model(model, engine, device, precision, load_options)
+    loaded = load_model(model, engine, device, precision, load_options, batch_size=batch_size)
     for backend in loaded.graphs.values():
         backend.activate()
     load_seconds = time.perf_counter() - started

@@ -125,9 +125,9 @@ def bench(
                 highlight=False,
             )
 
-        reference = None
+        load_reference = None
         if target is None or not Path(target).is_dir():  # a checkpoint: torch fp32 is the truth
-            reference = load_model(target, "torch", device, "fp32", options)
+            load_reference = lambda: load_model(target, "torch", device, "fp32", options)  # noqa: E731
         rows = run_bench(
             load,
             variants,
@@ -137,7 +137,7 @@ def bench(
             progress=progress,
             # --runs: exactly that many; by default at least 1 s of timed runs per setting.
             min_seconds=1.0 if runs is None else 0.0,
-            reference=reference,
+            load_reference=load_reference,
         )
     table = Table(
         title=f"donkey bench ({threads} threads, {rows[0].device}, {precision})",
@@ -160,7 +160,31 @@ def bench(
             str(r.runs),
         )
     out.print(table)
+    out.print(_peak_note(rows))
     if json_path is not None:
         with atomic_output(json_path) as tmp_file:
             tmp_file.write_text(json.dumps([r.as_dict() for r in rows], indent=1))
         out.print(f"wrote {json_path}")
+
+
+def _peak_note(rows) -> str:
+    """What 'peak MB' measured: it is not the model's size."""
+    where = []
+    if any(r.device.startswith("cuda") for r in rows):
+        where.append(
+            "CUDA rows: PyTorch's allocator peak (memory TensorRT and ONNX Runtime allocate "
+            "themselves is not included)"
+        )
+    if any(r.device == "cpu" for r in rows):
+        scope = (
+            ""
+            if all(r.peak_scope == "timed runs" for r in rows)
+            else " (so far: not resettable here)"
+        )
+        where.append(
+            f"CPU rows: the whole process's peak resident memory{scope}, Python, PyTorch and "
+            "the libraries loaded so far included"
+        )
+    compared = any(r.psnr_db is not None for r in rows)
+    after = "; the fp32 reference runs after them" if compared else ""
+    return f"peak MB: during each row's warm-up and timed runs only{after}. {'; '.join(where)}."

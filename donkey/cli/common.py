@@ -94,6 +94,31 @@ def set_read_budget(
     set_budget(budget)
 
 
+def max_pixels_option():
+    """The read budget's options, shared by the commands that read media files a user names."""
+    return typer.Option(
+        None,
+        "--max-pixels",
+        help="Read budget per input file: frames x height x width (default 1e9; env DONKEY_MAX_PIXELS).",
+    )
+
+
+def max_frames_option():
+    return typer.Option(
+        None,
+        "--max-frames",
+        help="Read budget per input file: frames (default 10000; env DONKEY_MAX_FRAMES).",
+    )
+
+
+def max_frame_pixels_option():
+    return typer.Option(
+        None,
+        "--max-frame-pixels",
+        help="Read budget: height x width of one frame (default 5e7; env DONKEY_MAX_FRAME_PIXELS).",
+    )
+
+
 def parse_int_list(text: str, option: str) -> list[int]:
     try:
         values = [int(v) for v in text.split(",") if v.strip()]

@@ -11,7 +11,18 @@ import typer
 from rich.table import Table
 
 from donkey.cli.choices import DEVICE_METAVAR, Engine, Motion, Split, check_device
-from donkey.cli.common import MODEL_HELP, handles_errors, out, progress_bar, start_torch, tagged
+from donkey.cli.common import (
+    MODEL_HELP,
+    handles_errors,
+    max_frame_pixels_option,
+    max_frames_option,
+    max_pixels_option,
+    out,
+    progress_bar,
+    set_read_budget,
+    start_torch,
+    tagged,
+)
 from donkey.model.errors import DonkeyError
 
 
@@ -47,6 +58,9 @@ def evaluate(
         False, "--json", help="Print one JSON object (l1, identity_l1, videos, ...)."
     ),
     details: bool = typer.Option(False, help="With --json: include per-video numbers."),
+    max_pixels: str | None = max_pixels_option(),
+    max_frames: str | None = max_frames_option(),
+    max_frame_pixels: str | None = max_frame_pixels_option(),
 ) -> None:
     """Mean L1 (pixels in [0, 1]) of the model and of the identity baseline (output = source).
 
@@ -60,6 +74,7 @@ def evaluate(
     if data is None and pairs is None:
         raise DonkeyError("give --data DIR, --pairs MANIFEST, or both")
     start_torch()
+    set_read_budget(max_pixels, max_frames, max_frame_pixels)
     from donkey.cli import ranked
     from donkey.cli.models import load_model
     from donkey.data.datasets import list_videos, load_videos, select_split
@@ -78,7 +93,9 @@ def evaluate(
     ranks, device = ranked.start(device)
     try:
         options = ranked.engine_options(ranks, None)  # ORT: this rank's share of the cores
-        loaded = ranked.in_turn(ranks, lambda: load_model(model, engine, device, options=options))
+        loaded = ranked.in_turn(
+            ranks, lambda: load_model(model, engine, device, options=options, batch_size=batch_size)
+        )
         size = loaded.config.image_size
         at = eval_size if eval_size is not None and eval_size != size else None
         result = EvalResult()

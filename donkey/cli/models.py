@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from donkey.artifacts.manifest import Manifest
 from donkey.artifacts.settings import BatchRange, EngineSettings
 from donkey.model.errors import DonkeyError
 from donkey.runtime.backend import LoadOptions
@@ -30,9 +31,15 @@ def load_model(
     precision: str = "fp32",
     options: LoadOptions | None = None,
     batch: BatchRange | None = None,
+    batch_size: int | None = None,
 ) -> LoadedModel:
     """`runtime.loader.load_model`, after exporting/building what `engine` runs when `model` is
-    a checkpoint (ort, trt) or an ONNX folder (trt). `batch`: the engines' profile range."""
+    a checkpoint (ort, trt) or an ONNX folder (trt). `batch`: the engines' profile range.
+
+    `batch_size`: the largest batch the caller will run (animate, eval, serve). Engines built
+    here cover it; an engine folder that cannot run it is refused now, in one line, rather
+    than at the first batch after loading (and, through the cache, building) everything.
+    """
     path = resolve_model(model)
     kind = model_kind(path)
     engine = check_engine(engine or default_engine(kind))
@@ -46,5 +53,12 @@ def load_model(
     if engine == "trt" and kind == "onnx":
         from donkey.export.cache import cached_engines
 
-        path = cached_engines(path, EngineSettings(batch=batch or BatchRange()))
+        if batch is None:
+            batch = BatchRange.covering(batch_size or 1)
+        path = cached_engines(path, EngineSettings(batch=batch))
+    elif engine == "trt" and kind == "trt" and batch_size is not None:
+        engine_info = Manifest.read(path).engine
+        problem = engine_info.batch.refuses(batch_size) if engine_info is not None else None
+        if problem:
+            raise DonkeyError(f"{path}: {problem}")
     return load_built_model(path, engine, device, precision, options)

@@ -105,3 +105,56 @@ def warn_swapped(source: Path, driving: Path) -> int | None:
             "source image",
         )
     return driving_frames
+
+
+def _some(paths: list[Path], detail: dict[Path, str] | None = None, shown: int = 3) -> str:
+    """'a.gif, b.gif, c.gif and 4 more': a summary line names a few files, never all of them."""
+    names = [p.name + (f": {detail[p]}" if detail else "") for p in paths[:shown]]
+    more = f" and {len(paths) - shown} more" if len(paths) > shown else ""
+    return ", ".join(names) + more
+
+
+def warn_swapped_batch(
+    pairs: list[tuple[Path, Path]], sources: Path, drivings: Path, pair_list: Path | None
+) -> dict[Path, int | None]:
+    """`warn_swapped` for a batch: each file checked once, one summary line per kind of problem
+    (however many files have it), naming a few of them.
+
+    Returns every driving's frame count read from its headers (None if unknown)."""
+    from donkey.data.probe import frame_count
+
+    counts = {d: frame_count(d) for d in dict.fromkeys(d for _, d in pairs)}
+    source_frames = {s: _source_frames(s) for s in dict.fromkeys(s for s, _ in pairs)}
+    still = [d for d, n in counts.items() if n == 1]
+    animated = [s for s, n in source_frames.items() if n and n > 1]
+    if pairs and all(counts[d] == 1 and (source_frames[s] or 0) > 1 for s, d in pairs):
+        meant = (
+            f"list the source image first in each line of {pair_list}"
+            if pair_list is not None
+            else f"donkey animate {drivings} {sources} -o OUTPUT"
+        )
+        tagged(
+            "warning:",
+            "bold yellow",
+            f"every driving clip has 1 frame ({_some(still)}) and every source is an animation "
+            f"({_some(animated)}): the inputs look swapped. The source images come first, the "
+            f"driving videos second: {meant}",
+        )
+        return counts
+    if still:
+        tagged(
+            "warning:",
+            "bold yellow",
+            f"{len(still)} of {len(counts)} driving clips have only 1 frame, so their results "
+            f"are still frames: {_some(still)}; a driving should be a video (GIF, MP4, PNG "
+            "strip or a folder of frames)",
+        )
+    if animated:
+        frames = {s: f"{source_frames[s]} frames" for s in animated}
+        tagged(
+            "warning:",
+            "bold yellow",
+            f"{len(animated)} of {len(source_frames)} sources are animations "
+            f"({_some(animated, frames)}); only their first frame is the source image",
+        )
+    return counts

@@ -86,7 +86,7 @@ def serve(
     from donkey.runtime.backend import LoadOptions
 
     options = LoadOptions(allow_slow_precision=allow_slow_precision)
-    loaded = load_model(model, engine, device, precision, options)
+    loaded = load_model(model, engine, device, precision, options, batch_size=batch_size)
     for backend in loaded.graphs.values():
         backend.activate()
     service = AnimationService(loaded, batch_size=batch_size, max_frames=max_frames)

@@ -87,20 +87,20 @@ class Budget:
                 path,
                 f"frames of {width}x{height} ({_mega(per_frame)}) exceed the "
                 f"{_mega(self.max_frame_pixels)} per-frame read budget "
-                f"(raise it with {self.ENV['max_frame_pixels']} or animate's --max-frame-pixels)",
+                f"(raise it with {self.ENV['max_frame_pixels']} or --max-frame-pixels of animate and eval)",
             )
         if frames > self.max_frames:
             raise MediaError(
                 path,
                 f"{frames} frames exceed the {self.max_frames}-frame read budget "
-                f"(raise it with {self.ENV['max_frames']} or animate's --max-frames)",
+                f"(raise it with {self.ENV['max_frames']} or --max-frames of animate and eval)",
             )
         if frames * per_frame > self.max_pixels:
             raise MediaError(
                 path,
                 f"{frames} frames of {width}x{height} ({_mega(frames * per_frame)}) exceed the "
                 f"{_mega(self.max_pixels)} read budget "
-                f"(raise it with {self.ENV['max_pixels']} or animate's --max-pixels)",
+                f"(raise it with {self.ENV['max_pixels']} or --max-pixels of animate and eval)",
             )
 
 
@@ -116,6 +116,8 @@ def parse_count(text: str, name: str) -> int:
 
 
 def _mega(pixels: int) -> str:
+    if pixels < 10**5:  # a lowered budget: "0.0 megapixels" would say nothing
+        return f"{pixels} pixels"
     return f"{pixels / 1e6:.1f} megapixels" if pixels < 10**9 else f"{pixels / 1e9:.2f} gigapixels"
 
 

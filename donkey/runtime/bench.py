@@ -5,10 +5,19 @@ kp_detector on the driving frames, dense_motion, generator. Warm-up runs first; 
 repeated runs give median and p95 latency. With a reference model (fp32 PyTorch), each row
 also gets the PSNR of its frames and the largest keypoint error against the reference's, on
 the same frames: a speed is only worth what its picture keeps.
+
+Peak memory covers one setting's warm-up and timed runs only (`peak_scope`): each engine is
+freed before the next loads, and the reference model loads and runs only after every row
+was timed (its outputs, and each row's, are compared at the end). On the CPU it is the
+process's resident-set high-water mark (Linux resets it through /proc/self/clear_refs; where
+that cannot be done it is the whole process's peak so far, scope "process"); on CUDA it is
+PyTorch's allocator peak (memory TensorRT or ONNX Runtime allocate themselves is not in it).
 """
 
 from __future__ import annotations
 
+import ctypes
+import gc
 import math
 import resource
 import statistics
@@ -41,6 +50,9 @@ class BenchRow:
     psnr_db: float | None = None  # against the reference's frames (None: no reference)
     kp_max_abs: float | None = None
     cpu: str = ""  # runtime/cpu_features.py's one line, for CPU rows
+    # What peak_mb covers: "timed runs" (this setting's warm-up and timed runs) or "process"
+    # (the process's peak so far: the CPU's peak could not be reset here).
+    peak_scope: str = "timed runs"
 
     def as_dict(self) -> dict:
         """JSON-safe: an infinite PSNR (frames identical to the reference) becomes null."""
@@ -55,12 +67,23 @@ def _sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
+def _reset_peak(device: torch.device) -> str:
+    """Starts a new peak-memory window; returns what `_peak_mb` will then cover."""
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(device)
+        return "timed runs"
+    try:  # Linux >= 4.0: "5" resets the resident-set high-water mark that ru_maxrss reports
+        with open("/proc/self/clear_refs", "w") as handle:
+            handle.write("5")
+    except OSError:
+        return "process"
+    return "timed runs"
+
+
 def _peak_mb(device: torch.device) -> float:
     if device.type == "cuda":
         return torch.cuda.max_memory_allocated(device) / 2**20
-    return (
-        resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    )  # process peak RSS (Linux: KiB)
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # peak RSS (Linux: KiB)
 
 
 def bench_outputs(model: LoadedModel, batch: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -90,20 +113,16 @@ def bench_model(
     runs: int = 10,
     min_seconds: float = 1.0,
     precision: str = "fp32",
-    reference: tuple[torch.Tensor, torch.Tensor] | None = None,
 ) -> BenchRow:
     """Times one batch of output frames (source encoding cached), on real rendered frames.
-    `reference`: `bench_outputs` of the model to compare with (PSNR, keypoint error)."""
+    `peak_mb` covers the warm-up and timed runs (see the module's docstring)."""
     size = model.config.image_size
     source, driving = rendered_clip(size, frames=batch)
     animator = Animator(model, batch_size=batch, mode="absolute")
     state = animator.prepare_source(frames_to_tensor(source[None]))
     frames = frames_to_tensor(driving).to(model.device)
-    if model.device.type == "cuda":
-        torch.cuda.reset_peak_memory_stats(model.device)
-    psnr = kp_error = None
-    if reference is not None:
-        psnr, kp_error = _quality(bench_outputs(model, batch), reference)
+    _release_memory()
+    peak_scope = _reset_peak(model.device)
 
     def once() -> None:
         kp = animator.driving_keypoints(frames)
@@ -120,6 +139,7 @@ def bench_model(
         once()
         _sync(model.device)
         times.append(time.perf_counter() - t0)
+    peak_mb = _peak_mb(model.device)
     p50 = statistics.median(times)
     p95 = float(np.percentile(times, 95))
     return BenchRow(
@@ -131,11 +151,12 @@ def bench_model(
         batch / p50,
         p50 * 1e3,
         p95 * 1e3,
-        _peak_mb(model.device),
+        peak_mb,
         len(times),
-        psnr,
-        kp_error,
+        None,
+        None,
         describe() if model.device.type == "cpu" else "",
+        peak_scope,
     )
 
 
@@ -147,15 +168,16 @@ def run_bench(
     runs: int = 10,
     progress: Callable[[BenchRow], None] | None = None,
     min_seconds: float = 1.0,
-    reference: LoadedModel | None = None,
+    load_reference: Callable[[], LoadedModel] | None = None,
 ) -> list[BenchRow]:
     """Rows for every (engine, precision) variant and batch size, in that order: `runs` timed
     runs each, and more (at most 200) until `min_seconds` of them were timed (`min_seconds=0`
-    times exactly `runs`). With a reference model, each row carries PSNR and keypoint error
-    against it."""
+    times exactly `runs`). With a reference model (`load_reference`), each row carries PSNR
+    and keypoint error against it, computed after every row was timed: no row's peak memory
+    holds the reference or what running it left resident."""
     torch.set_num_threads(threads)
-    expected = {b: bench_outputs(reference, b) for b in batches} if reference else {}
-    rows = []
+    rows: list[BenchRow] = []
+    outputs: list[tuple[torch.Tensor, torch.Tensor]] = []  # each row's, for the comparison
     seen: set[tuple[str, str]] = set()
     for engine, precision in variants:
         model = load(engine, precision)
@@ -169,15 +191,40 @@ def run_bench(
         seen.add((engine, label))
         for batch in batches:
             row = bench_model(
-                model,
-                batch,
-                threads,
-                runs=runs,
-                min_seconds=min_seconds,
-                precision=label,
-                reference=expected.get(batch),
+                model, batch, threads, runs=runs, min_seconds=min_seconds, precision=label
             )
+            if load_reference is not None:  # after its peak was read
+                outputs.append(bench_outputs(model, batch))
             rows.append(row)
             if progress is not None:
                 progress(row)
+        del model  # the next engine's rows do not hold this one's memory
+        _release_memory()
+    if load_reference is not None and rows:
+        reference = load_reference()
+        expected = {b: bench_outputs(reference, b) for b in batches}
+        for row, got in zip(rows, outputs, strict=True):
+            row.psnr_db, row.kp_max_abs = _quality(got, expected[row.batch])
     return rows
+
+
+def _release_memory() -> None:
+    """Frees what nothing references and hands freed heap back to the system, so it stops
+    counting as resident (glibc keeps freed blocks otherwise)."""
+    gc.collect()
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()
+    if _LIBC is not None:
+        _LIBC.malloc_trim(0)
+
+
+def _glibc() -> ctypes.CDLL | None:
+    try:
+        libc = ctypes.CDLL(None)
+        libc.malloc_trim  # noqa: B018 - glibc only
+    except (OSError, AttributeError):
+        return None
+    return libc
+
+
+_LIBC = _glibc()

@@ -4,6 +4,7 @@ steps printed after a command, and `bench --runs` meaning exactly that many runs
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -137,6 +138,85 @@ def test_swapped_inputs_warn_and_say_what_was_meant(runner, tiny_ckpt, clip, tmp
     ) in result.output
     result = runner.invoke(app, ["animate", str(src), str(drv), "-o", str(out), *args])
     assert result.exit_code == 0 and "warning" not in result.output
+
+
+def _gif(path: Path, frames: int, seed: int) -> Path:
+    images = [Image.fromarray(f) for f in make_creature_frames(frames, 40, seed=seed)]
+    images[0].save(path, save_all=True, append_images=images[1:], duration=80, loop=0)
+    return path
+
+
+def _warnings(output: str) -> list[str]:
+    return [line for line in output.splitlines() if line.startswith("warning:")]
+
+
+def test_batch_mode_warns_once_per_kind_of_problem_not_per_file(runner, tiny_ckpt, tmp_path):
+    """Folders get the single-file checks: each file probed once, a summary line per problem."""
+    srcs, drvs = tmp_path / "srcs", tmp_path / "drvs"
+    srcs.mkdir()
+    drvs.mkdir()
+    for i in range(5):
+        _gif(srcs / f"anim{i}.gif", 3 + i, seed=i)
+    for name in ("cat.png", "dog.png"):
+        Image.fromarray(make_creature_frames(1, 40, seed=len(name))[0]).save(drvs / name)
+    args = ["--model", str(tiny_ckpt), "--device", "cpu"]
+    result = runner.invoke(app, ["animate", str(srcs), str(drvs), "-o", str(tmp_path / "o"), *args])
+    assert result.exit_code == 0, result.output
+    assert _warnings(result.output) == [
+        "warning: every driving clip has 1 frame (cat.png, dog.png) and every source is an "
+        "animation (anim0.gif, anim1.gif, anim2.gif and 2 more): the inputs look swapped. The "
+        f"source images come first, the driving videos second: donkey animate {drvs} {srcs} "
+        "-o OUTPUT"
+    ]
+    assert len(list((tmp_path / "o").iterdir())) == 10  # a warning, not a refusal
+
+    _gif(drvs / "trot.gif", 4, seed=9)  # now only some pairs are odd: two lines, not ten
+    result = runner.invoke(app, ["animate", str(srcs), str(drvs), "-o", str(tmp_path / "p"), *args])
+    assert result.exit_code == 0, result.output
+    assert _warnings(result.output) == [
+        "warning: 2 of 3 driving clips have only 1 frame, so their results are still frames: "
+        "cat.png, dog.png; a driving should be a video (GIF, MP4, PNG strip or a folder of "
+        "frames)",
+        "warning: 5 of 5 sources are animations (anim0.gif: 3 frames, anim1.gif: 4 frames, "
+        "anim2.gif: 5 frames and 2 more); only their first frame is the source image",
+    ]
+    pairs = tmp_path / "pairs.csv"
+    pairs.write_text("source,driving\nanim0.gif,cat.png\n")
+    result = runner.invoke(
+        app,
+        [
+            "animate",
+            str(srcs),
+            str(drvs),
+            "-o",
+            str(tmp_path / "q"),
+            "--pair-list",
+            str(pairs),
+            *args,
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    assert _warnings(result.output)[0].endswith(
+        f"the inputs look swapped. The source images come first, the driving videos second: "
+        f"list the source image first in each line of {pairs}"
+    )
+    # Stills driven by clips: nothing to say.
+    result = runner.invoke(
+        app, ["animate", str(drvs / "cat.png"), str(drvs), "-o", str(tmp_path / "r"), *args]
+    )
+    assert result.exit_code == 0, result.output
+    assert _warnings(result.output) == [
+        "warning: 2 of 3 driving clips have only 1 frame, so their results are still frames: "
+        "cat.png, dog.png; a driving should be a video (GIF, MP4, PNG strip or a folder of "
+        "frames)"
+    ]
+    shutil.rmtree(tmp_path / "r")
+    (drvs / "cat.png").rename(tmp_path / "cat.png")
+    (drvs / "dog.png").unlink()
+    result = runner.invoke(
+        app, ["animate", str(tmp_path / "cat.png"), str(drvs), "-o", str(tmp_path / "r"), *args]
+    )
+    assert result.exit_code == 0 and _warnings(result.output) == [], result.output
 
 
 def test_progress_in_a_log_is_plain_lines_with_the_total(runner, tiny_ckpt, clip, tmp_path):

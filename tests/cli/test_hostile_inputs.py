@@ -321,3 +321,50 @@ def test_animate_budget_options(runner, tiny_ckpt, tmp_path):
         assert code == 0 and read_frames(out).frames.shape[0] == 3
     finally:
         set_budget(None)
+
+
+def test_eval_refuses_header_bombs_and_takes_the_budget_options(runner, tiny_ckpt, tmp_path):
+    """eval reads files a user names, like animate: the same --max-* options and defaults."""
+    from donkey.data.media import set_budget
+    from tests.hostile import gif_screen_bomb
+
+    data = tmp_path / "data"
+    data.mkdir()
+    bomb = gif_screen_bomb(data / "bomb.gif", 12000, 12000, 4)  # 131 bytes, 144 MP frames
+    assert bomb.stat().st_size == 131
+    model = ["--model", tiny_ckpt, "--device", "cpu"]
+    code, text = invoke(runner, "eval", "--data", data, *model)
+    assert code == 1 and error_lines(text) == [
+        f"error: none of the 1 files could be used: {bomb}: frames of 12000x12000 (144.0 "
+        "megapixels) exceed the 50.0 megapixels per-frame read budget (raise it with "
+        "DONKEY_MAX_FRAME_PIXELS or --max-frame-pixels of animate and eval)"
+    ]
+    good_gif(tmp_path / "a.gif", frames=3)
+    b = gif_screen_bomb(tmp_path / "b.gif", 12000, 12000, 4)
+    pair = {"a": "a.gif", "b": "b.gif", "b_for_a": [0, 1, 2], "a_for_b": [0, 1, 2]}
+    pair.update(residual=0.0, unique=1.0, score=0.0)
+    manifest = tmp_path / "pairs.json"
+    manifest.write_text(json.dumps({"version": 1, "root": ".", "params": {}, "pairs": [pair]}))
+    code, text = invoke(runner, "eval", "--pairs", manifest, *model)
+    assert code == 1 and len(error_lines(text)) == 1
+    assert error_lines(text)[0].startswith(f"error: {b}: frames of 12000x12000")
+
+    bomb.unlink()
+    good_gif(data / "walk.gif", frames=3, size=32)
+    try:
+        for option, value, message in (
+            ("--max-frames", "2", "3 frames exceed the 2-frame read budget"),
+            ("--max-pixels", "3000", "3 frames of 32x32 (3072 pixels) exceed the 3000 pixels read"),
+            ("--max-frame-pixels", "1000", "(1024 pixels) exceed the 1000 pixels per-frame read"),
+            ("--max-frames", "lots", "--max-frames must be a positive number, got 'lots'"),
+        ):
+            code, text = invoke(runner, "eval", "--data", data, *model, option, value)
+            assert code == 1 and len(error_lines(text)) == 1, (option, text)
+            assert message in error_lines(text)[0], (option, text)
+            if value != "lots":
+                assert str(data / "walk.gif") in error_lines(text)[0]
+        code, text = invoke(runner, "eval", "--data", data, *model, "--max-frames", "3", "--json")
+        assert code == 0, text
+        assert json.loads(text[text.index("{") :])["videos"] == 1
+    finally:
+        set_budget(None)

@@ -42,7 +42,7 @@ def test_hostile_corpus_is_refused_in_one_line(tmp_path):
 def test_budget_messages_say_how_to_raise_and_raising_works(tmp_path):
     bomb = gif_screen_bomb(tmp_path / "b.gif", 300, 200, 50)  # 3 MP in all
     small = Budget(max_pixels=1_000_000)
-    with pytest.raises(MediaError, match="DONKEY_MAX_PIXELS or animate's --max-pixels"):
+    with pytest.raises(MediaError, match="DONKEY_MAX_PIXELS or --max-pixels of animate and eval"):
         read_video(bomb, 16, budget=small)
     with pytest.raises(MediaError, match="50 frames exceed the 10-frame"):
         read_video(bomb, 16, budget=Budget(max_frames=10))

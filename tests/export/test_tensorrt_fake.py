@@ -173,3 +173,68 @@ def test_export_all_writes_both_folders_whole(fake_trt, tiny_ckpt, tmp_path, mon
     assert result.exit_code == 1 and "TensorRT failed to build" in result.output
     after = {p.relative_to(out): p.read_bytes() for p in out.rglob("*") if p.is_file()}
     assert after == before and sorted(p.name for p in tmp_path.iterdir()) == ["all"]
+
+
+@pytest.fixture
+def trt_on_cpu(fake_trt, monkeypatch, private_cache):
+    """`cli.models.load_model` with --engine trt on this CPU machine: the fake GPU passes the
+    device checks, and the fake engines then run on CPU tensors."""
+    import dataclasses
+
+    from donkey.cli import models
+    from donkey.runtime import backend as runtime_backend
+
+    monkeypatch.setattr(models, "resolve_device", lambda device: torch.device("cuda"))
+    real_load, real_trt = models.load_built_model, runtime_backend.engine_loader("trt")
+    monkeypatch.setattr(
+        models,
+        "load_built_model",
+        lambda path, engine, device, *a: real_load(path, engine, "cpu", *a),
+    )
+
+    def on_cpu(request):
+        loaded = real_trt(dataclasses.replace(request, device=torch.device("cuda")))
+        for graph in loaded.graphs.values():
+            graph.device = torch.device("cpu")
+        return loaded
+
+    monkeypatch.setitem(runtime_backend._LOADERS, "trt", on_cpu)
+    return fake_trt
+
+
+def test_engines_built_for_a_run_cover_its_batch_size(trt_on_cpu, onnx_dir, tiny_ckpt):
+    """-b 100 used to build engines for 1..64 into the cache and fail at the first batch."""
+    from donkey.cli.models import load_model as load_any
+    from donkey.runtime.animator import Animator
+
+    assert BatchRange.covering(8) == BatchRange() == BatchRange(1, 8, 64)  # same cache key
+    assert BatchRange.covering(100) == BatchRange(1, 8, 100)
+    loaded = load_any(onnx_dir, "trt", "cuda", batch_size=100)
+    assert loaded.manifest.engine.batch == BatchRange(1, 8, 100)
+    torch.manual_seed(0)
+    source, driving = torch.rand(1, 3, 32, 32), torch.rand(100, 3, 32, 32)
+    got = Animator(loaded, batch_size=100).animate(source, driving)
+    reference = Animator(load_model(tiny_ckpt, "torch", "cpu"), batch_size=100)
+    torch.testing.assert_close(got, reference.animate(source, driving), atol=1e-4, rtol=0)
+    assert ("set_input_shape", "image", (100, 3, 32, 32)) in trt_on_cpu.calls
+
+
+def test_engine_folders_that_cannot_run_the_batch_size_are_refused_before_loading(
+    trt_on_cpu, onnx_dir, tmp_path
+):
+    from donkey.cli.models import load_model as load_any
+
+    narrow, late = tmp_path / "narrow", tmp_path / "late"
+    build_engines(onnx_dir, narrow, EngineSettings(batch=BatchRange(1, 8, 16)))
+    build_engines(onnx_dir, late, EngineSettings(batch=BatchRange(4, 4, 64)))
+    trt_on_cpu.reset()
+    with pytest.raises(DonkeyError) as refused:
+        load_any(narrow, "trt", "cuda", batch_size=32)
+    assert str(refused.value) == (
+        f"{narrow}: its engines take batches of at most 16 (--max-batch); use --batch-size 16 "
+        "or less, or export again with --max-batch 32"
+    )
+    with pytest.raises(DonkeyError, match=r"late: its engines start at batch 4, and animating"):
+        load_any(late, "trt", "cuda", batch_size=8)
+    assert not [c for c in trt_on_cpu.calls if c[0] == "deserialize_cuda_engine"]
+    assert load_any(narrow, "trt", "cuda", batch_size=16).manifest.engine.batch.max == 16

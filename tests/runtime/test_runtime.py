@@ -1,4 +1,5 @@
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -165,8 +166,6 @@ def test_pair_list_and_safe_output_names(tmp_path):
         ("a b.png", "y.gif", "a_b__y.gif")
     ]
     assert len(plan_jobs(sources, drivings, tmp_path / "out")) == 4
-    from pathlib import Path
-
     assert output_name(Path("../../etc/pass wd"), Path("..x.gif"), ".gif") == "pass_wd__..x.gif"
     assert output_name(Path(".."), Path(".."), ".mp4") == "output.mp4"
     pairs.write_text("../escape.png,x.gif\n")
@@ -199,6 +198,44 @@ def test_eval_through_the_ort_engine_matches_torch(runner, tiny_ckpt, onnx_folde
         values.append(json.loads(result.output))
     assert values[0]["l1"] == pytest.approx(values[1]["l1"], abs=1e-5)
     assert values[1]["engine"] == "ort"
+
+
+def _rss_mb() -> float:
+    with open("/proc/self/status") as status:
+        line = next(x for x in status if x.startswith("VmRSS:"))
+    return int(line.split()[1]) / 1024
+
+
+@pytest.mark.skipif(not Path("/proc/self/clear_refs").exists(), reason="needs Linux /proc")
+def test_bench_peak_memory_leaves_out_the_reference_pass(runner, tiny_ckpt, tmp_path, monkeypatch):
+    """The fp32 comparison pass runs after every row was timed, and each row's peak window
+    starts fresh: a reference pass that needs 400 MB more (a stand-in for a large model)
+    shows in no row's peak."""
+    from donkey.runtime import bench
+
+    real, calls = bench.bench_outputs, []
+
+    def outputs(model, batch):
+        calls.append(model.engine)
+        if model.engine == "torch":  # only the reference runs on torch here
+            balloon = np.ones(400 * 2**20 // 8)  # touched: 400 MB resident
+            del balloon
+        return real(model, batch)
+
+    monkeypatch.setattr(bench, "bench_outputs", outputs)
+    out = tmp_path / "bench.json"
+    before = _rss_mb()
+    args = ["bench", "--model", str(tiny_ckpt), "--engine", "ort", "--batch-sizes", "1,2"]
+    args += ["--device", "cpu", "--threads", "1", "--runs", "2", "--json", str(out)]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0, result.output
+    rows = json.loads(out.read_text())
+    assert calls == ["ort", "ort", "torch", "torch"]  # each row's outputs, then the reference
+    for row in rows:
+        assert row["peak_scope"] == "timed runs"
+        assert 0 < row["peak_mb"] < before + 200, (before, row["peak_mb"])
+        assert row["psnr_db"] > 80 and row["kp_max_abs"] < 1e-4  # still compared
+    assert "the fp32 reference runs after them" in result.output
 
 
 def test_bench_json(runner, tmp_path):
