@@ -50,5 +50,7 @@ def test_descriptions_are_the_first_sentence_of_the_header():
     assert description(CONFIG_DIR / "tiny.yaml") == (
         "Smallest model that exercises every code path: for tests only."
     )
-    assert description(CONFIG_DIR / "small.yaml").startswith("The CPU-sized default model: 64x64")
+    assert description(CONFIG_DIR / "small.yaml").startswith(
+        "The CPU-sized model at 64x64 (the bundled default until 2026-11-26"
+    )
     assert all(description(CONFIG_DIR / f"{n}.yaml") for n in config_names())
