@@ -13,7 +13,7 @@ from donkey.cli.app import app
 from donkey.data.datasets import list_videos, load_videos
 from donkey.data.manifest import load_manifest
 from donkey.data.synthetic import synthesize
-from donkey.model.checkpoint import load_checkpoint
+from donkey.model.checkpoint import load_checkpoint, save_checkpoint
 from donkey.model.config import apply_overrides, config_from_dict, config_to_dict, load_config
 from donkey.model.errors import ConfigError, DonkeyError
 from donkey.train.trainer import TrainOptions, train
@@ -252,7 +252,7 @@ def test_cli_train_resume_auto_and_errors(runner, tmp_path, synth_videos):
 
 @pytest.mark.slow
 @pytest.mark.parametrize("frozen", ["[]", "[kp_detector]"])
-def test_torchrun_two_processes_on_cpu(tmp_path, synth_videos, frozen):
+def test_torchrun_two_processes_on_cpu(tmp_path, synth_videos, frozen, tiny_networks):
     if shutil.which("torchrun", path=os.path.dirname(sys.executable)) is None:
         pytest.skip("torchrun not installed beside this Python")
     debug = tmp_path / "debug"
@@ -284,6 +284,8 @@ def test_torchrun_two_processes_on_cpu(tmp_path, synth_videos, frozen):
         "--set",
         f"train.freeze={frozen}",  # a frozen network is left out of DistributedDataParallel
     ]
+    if frozen != "[]":  # freezing needs weights to keep
+        cmd += ["--init", str(save_checkpoint(tmp_path / "init.ckpt", tiny_networks))]
     proc = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=240)
     assert proc.returncode == 0, proc.stderr[-2000:]
     w0 = torch.load(debug / "rank0_weights.pt", weights_only=True)
