@@ -50,6 +50,16 @@ def test_init_then_info_on_the_checkpoint(runner, tmp_path):
     assert json.loads(result.output)["image_size"] == 32
 
 
+def test_info_on_the_bundled_model(runner):
+    # The bundled model works at MGIF's native 128x128 (docs/default-model.md).
+    result = runner.invoke(app, ["info", "--json"])
+    assert result.exit_code == 0, result.output
+    info = json.loads(result.output)
+    assert info["image_size"] == 128 and info["num_kp"] == 10
+    assert info["training"]["frozen"] == ["kp_detector", "dense_motion"]
+    assert info["training"]["steps"] == 1700
+
+
 @pytest.mark.parametrize("suffix", [".gif", ".png", ".mp4"])
 def test_animate_end_to_end_writes_one_frame_per_driving_frame(runner, tiny_ckpt, media, suffix):
     folder, src, drv = media
