@@ -53,7 +53,11 @@ def _host_tag() -> str:
 
 
 def make_stage(target: Path, suffix: str = ".tmp") -> Path:
-    """A new empty hidden folder beside `target`, named for this process: `.NAME.PID-HOST.XXXXXXXX.tmp`."""
+    """A new empty hidden folder beside `target`, named for this process: `.NAME.PID-HOST.XXXXXXXX.tmp`.
+
+    Stale ones of the same target (`remove_stale_stages`) are removed first, so every writer
+    that stages through here cleans up after the killed ones before it."""
+    remove_stale_stages(target)
     prefix = f".{target.name}.{os.getpid()}-{_host_tag()}."
     return Path(tempfile.mkdtemp(prefix=prefix, suffix=suffix, dir=target.parent))
 
@@ -153,7 +157,6 @@ def staged_folder(target: str | Path, replace: bool = False) -> Iterator[Path]:
     temporary folder is deleted and `target` is left as it was.
     """
     target = prepare_output(Path(target), replace)
-    remove_stale_stages(target)
     try:
         tmp = make_stage(target)
     except OSError as exc:

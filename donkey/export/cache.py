@@ -14,7 +14,7 @@ import os
 import shutil
 from pathlib import Path
 
-from donkey.artifacts.folders import make_stage, remove_stale_stages
+from donkey.artifacts.folders import make_stage
 from donkey.artifacts.manifest import MANIFEST_NAME
 from donkey.artifacts.settings import EngineSettings
 from donkey.artifacts.verify import verify_folder
@@ -40,7 +40,6 @@ def _build_into(target: Path, build) -> Path:
     if (target / MANIFEST_NAME).is_file():
         return target
     target.parent.mkdir(parents=True, exist_ok=True)
-    remove_stale_stages(target)
     tmp = make_stage(target)
     try:
         build(tmp)

@@ -17,6 +17,7 @@ PyTorch's allocator peak (memory TensorRT or ONNX Runtime allocate themselves is
 from __future__ import annotations
 
 import ctypes
+import functools
 import gc
 import math
 import resource
@@ -214,10 +215,12 @@ def _release_memory() -> None:
     gc.collect()
     if torch.cuda.is_available():
         torch.cuda.empty_cache()
-    if _LIBC is not None:
-        _LIBC.malloc_trim(0)
+    libc = _glibc()
+    if libc is not None:
+        libc.malloc_trim(0)
 
 
+@functools.cache  # looked up on first use, not when the module is imported
 def _glibc() -> ctypes.CDLL | None:
     try:
         libc = ctypes.CDLL(None)
@@ -225,6 +228,3 @@ def _glibc() -> ctypes.CDLL | None:
     except (OSError, AttributeError):
         return None
     return libc
-
-
-_LIBC = _glibc()
