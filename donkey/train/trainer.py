@@ -69,6 +69,13 @@ def setup_distributed(device: torch.device) -> Ranks:
     )
 
 
+def _leave_sigterm_to_the_trainer(_worker_id: int) -> None:
+    """`timeout`, `kill -- -PGID` and schedulers signal the whole process group: a loader worker
+    that died of the SIGTERM would crash the trainer before it saves. The trainer stops its
+    workers itself once it has saved (and they exit if it dies)."""
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+
+
 def pick_device(name: str, dist_local_rank: int) -> torch.device:
     if name == "auto":
         name = "cuda" if torch.cuda.is_available() else "cpu"
@@ -323,6 +330,7 @@ def train(
         num_workers=t_cfg.num_workers,
         persistent_workers=t_cfg.num_workers > 0,
         pin_memory=device.type == "cuda",
+        worker_init_fn=_leave_sigterm_to_the_trainer,
     )
     amp = torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda" else nullcontext()
     drop_step = int(round(t_cfg.lr_drop_at * t_cfg.steps))

@@ -48,6 +48,22 @@ def test_overrides_apply_dotted_keys():
     assert cfg.train.steps == 12 and cfg.model.generator.attention is True
 
 
+def test_exponent_numbers_read_as_numbers_in_files_and_overrides(tmp_path):
+    # PyYAML's YAML 1.1 would keep `1e-4` a string and the config would be refused.
+    path = tmp_path / "c.yaml"
+    path.write_text("train: {lr: 2e-4, betas: [0.5, 9.99E-1]}\nmodel: {num_kp: 10}\n")
+    cfg = load_config(path, ["train.steps=12", "train.lr=1e-4"])
+    assert cfg.train.lr == pytest.approx(1e-4)
+    assert cfg.train.betas == pytest.approx((0.5, 0.999))
+    assert cfg.train.steps == 12 and isinstance(cfg.train.steps, int)
+    assert apply_overrides({}, ["a=1_000", "b=-3E+2", "c=e5"]) == {"a": 1000, "b": -300.0, "c": "e5"}
+
+
+def test_an_override_that_is_not_yaml_is_one_config_error():
+    with pytest.raises(ConfigError, match=r"--set train.lr: '\[' is not a YAML value"):
+        apply_overrides({}, ["train.lr=["])
+
+
 @pytest.mark.parametrize("suffix", [".ckpt", ".safetensors"])
 def test_save_load_gives_bit_identical_outputs(tiny_networks, tmp_path, suffix):
     path = save_checkpoint(tmp_path / f"m{suffix}", tiny_networks)

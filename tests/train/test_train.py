@@ -307,3 +307,40 @@ def test_torchrun_two_processes_on_cpu(tmp_path, synth_videos, frozen, tiny_netw
     assert ckpt.training["step"] == 3
     for key in params:
         assert torch.equal(ckpt.state[key], w0[key])
+
+
+def test_sigterm_to_the_process_group_saves_and_exits_cleanly(tmp_path, synth_videos):
+    # `timeout`, `kill -- -PGID` and job schedulers signal every process of the group, the data
+    # loader's workers too; the run must still save where it stopped and exit 0 without a traceback.
+    import signal
+    import time
+
+    run = tmp_path / "run"
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
+    cmd = [sys.executable, "-m", "donkey", "train", str(CONFIGS / "tiny.yaml")]
+    cmd += ["--data", str(synth_videos), "-o", str(run), "--device", "cpu", "--threads", "1"]
+    cmd += ["--workers", "2", "--steps", "100000", "--set", "train.log_every=1"]
+    proc = subprocess.Popen(
+        cmd,
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
+    try:
+        deadline = time.monotonic() + 120
+        log = run / "log.jsonl"
+        while not (log.exists() and len(log.read_text().splitlines()) >= 3):
+            assert proc.poll() is None and time.monotonic() < deadline, proc.stderr.read()
+            time.sleep(0.2)
+        os.killpg(proc.pid, signal.SIGTERM)
+        _, stderr = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+    assert proc.returncode == 0, stderr[-2000:]
+    assert "Traceback" not in stderr
+    last_logged = json.loads(log.read_text().splitlines()[-1])["step"]
+    assert load_checkpoint(run / "last.ckpt").training["step"] == last_logged >= 3
