@@ -362,6 +362,10 @@ def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any
     return data
 
 
+MAX_CONFIG_BYTES = 1_000_000  # a config is a few kB; this bounds what a wrong path costs
+MODEL_SUFFIXES = (".ckpt", ".safetensors", ".onnx", ".engine", ".pt", ".pth")
+
+
 def load_config(path: str | Path, overrides: list[str] | None = None) -> Config:
     """Reads a YAML config (a file, or the name of one the package ships: `small`);
     `overrides` are `key=value` strings applied before validation."""
@@ -369,9 +373,17 @@ def load_config(path: str | Path, overrides: list[str] | None = None) -> Config:
 
     path = resolve_config(path)
     try:
-        text = path.read_text()
+        with path.open("rb") as handle:
+            raw = handle.read(MAX_CONFIG_BYTES + 1)
     except OSError as exc:
         raise ConfigError(f"{path}: cannot read config ({exc.strerror or exc})") from None
+    hint = "; for a model use --model" if path.suffix.lower() in MODEL_SUFFIXES else ""
+    if len(raw) > MAX_CONFIG_BYTES:
+        raise ConfigError(f"{path}: not a YAML config (over {MAX_CONFIG_BYTES // 1000} kB{hint})")
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        raise ConfigError(f"{path}: not a YAML config (binary, not UTF-8 text{hint})") from None
     try:
         data = _yaml(text) or {}
     except yaml.YAMLError as exc:

@@ -56,7 +56,25 @@ def test_exponent_numbers_read_as_numbers_in_files_and_overrides(tmp_path):
     assert cfg.train.lr == pytest.approx(1e-4)
     assert cfg.train.betas == pytest.approx((0.5, 0.999))
     assert cfg.train.steps == 12 and isinstance(cfg.train.steps, int)
-    assert apply_overrides({}, ["a=1_000", "b=-3E+2", "c=e5"]) == {"a": 1000, "b": -300.0, "c": "e5"}
+    assert apply_overrides({}, ["a=1_000", "b=-3E+2", "c=e5"]) == {
+        "a": 1000,
+        "b": -300.0,
+        "c": "e5",
+    }
+
+
+def test_a_model_or_binary_or_huge_file_given_as_config_is_one_config_error(tmp_path):
+    model = tmp_path / "m.safetensors"
+    model.write_bytes(b"\xb8\x01" + bytes(100))
+    with pytest.raises(
+        ConfigError,
+        match=r"m.safetensors: not a YAML config \(binary, not UTF-8 text; for a model use --model\)",
+    ):
+        load_config(model)
+    big = tmp_path / "big.yaml"
+    big.write_text("a" * 1_000_001)  # read no further than the bound, whatever the file's size
+    with pytest.raises(ConfigError, match=r"big.yaml: not a YAML config \(over 1000 kB\)"):
+        load_config(big)
 
 
 def test_an_override_that_is_not_yaml_is_one_config_error():
