@@ -129,6 +129,23 @@ def parse_int_list(text: str, option: str) -> list[int]:
     return values
 
 
+_UNITS = {"s": 1.0, "m": 60.0, "h": 3600.0}
+
+
+def parse_duration(text: str, option: str) -> float:
+    """'90s', '50m', '1.5h' or a number of seconds -> seconds (> 0, finite)."""
+    raw = text.strip().lower()
+    scale = _UNITS.get(raw[-1:], None)
+    number = raw[:-1] if scale is not None else raw
+    try:
+        seconds = float(number) * (scale or 1.0)
+    except ValueError:
+        seconds = float("nan")
+    if not (0 < seconds < float("inf")):
+        raise DonkeyError(f"{option} expects a duration like 90s, 50m or 1.5h, got {text!r}")
+    return seconds
+
+
 MODEL_HELP = (
     "Checkpoint (.ckpt/.safetensors), ONNX export folder or TensorRT engine folder. "
     "Default: the bundled model."

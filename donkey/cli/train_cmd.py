@@ -23,6 +23,7 @@ from donkey.cli.common import (
     console,
     handles_errors,
     out,
+    parse_duration,
     start_torch,
     tagged,
 )
@@ -126,6 +127,13 @@ def train(
         None,
         help="Stop at this step and save (the schedule still follows --steps); continue later with --resume.",
     ),
+    time_limit: str | None = typer.Option(
+        None,
+        "--time-limit",
+        metavar="DURATION",
+        help="Stop and save after this much training (90s, 50m, 1.5h; reading the data not "
+        "counted); continue later with --resume. With --until, whichever comes first.",
+    ),
     init: Path | None = typer.Option(
         None, help="Start from these weights (step 0, fresh optimisers)."
     ),
@@ -167,6 +175,7 @@ def train(
     Multi-GPU / multi-node: run the same command under `torchrun --nproc_per_node N`.
     """
     _check_numbers(threads, batch_size, workers, steps, until, val_fraction)
+    limit = parse_duration(time_limit, "--time-limit") if time_limit is not None else None
     if resume is not None and overwrite:
         raise DonkeyError("--resume and --overwrite contradict each other; give one")
     from donkey.model.named_configs import resolve_config
@@ -242,6 +251,7 @@ def train(
                 device=device,
                 threads=threads,
                 until=until,
+                time_limit=limit,
                 overwrite=overwrite,
                 debug_dir=Path(debug) if debug else None,
                 on_step=on_step,
@@ -254,6 +264,8 @@ def train(
             f"step {result.step}/{cfg.train.steps}; {done} steps in {result.seconds:.1f}s "
             f"({rate:.2f} steps/s); checkpoint: {output / 'last.ckpt'}"
         )
+        if limit is not None and result.seconds >= limit and result.step < cfg.train.steps:
+            out.print(f"stopped at --time-limit {time_limit} ({clock(limit)})")
         _next_steps(output / "last.ckpt", result.step < cfg.train.steps, data, pairs)
 
 

@@ -46,6 +46,7 @@ class TrainOptions:
     until: int | None = (
         None  # stop at this step (an interruption); the lr schedule follows cfg steps
     )
+    time_limit: float | None = None  # seconds of training (after loading); then save and stop
     debug_dir: Path | None = None  # per-rank weights and sample ids, for the multi-process test
     overwrite: bool = False  # start afresh in a run folder that holds a previous run
     on_step: Callable[[int, dict[str, float]], None] | None = None
@@ -74,6 +75,17 @@ def _leave_sigterm_to_the_trainer(_worker_id: int) -> None:
     that died of the SIGTERM would crash the trainer before it saves. The trainer stops its
     workers itself once it has saved (and they exit if it dies)."""
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
+
+
+def _time_is_up(limit: float | None, t_start: float, dist: Ranks, device: torch.device) -> bool:
+    if limit is None:
+        return False
+    up = time.perf_counter() - t_start >= limit
+    if dist.world > 1:  # every rank must stop at the same step, or the next all-reduce hangs
+        flag = torch.tensor([float(up)], device=device)
+        torch_dist.all_reduce(flag, op=torch_dist.ReduceOp.MAX)
+        up = bool(flag.item())
+    return up
 
 
 def pick_device(name: str, dist_local_rank: int) -> torch.device:
@@ -406,7 +418,7 @@ def train(
                     written.append(str(_save(last, networks, cfg, optimizers, step)))
             if options.on_step is not None:
                 options.on_step(step, record)
-            if stop_requested["flag"]:
+            if stop_requested["flag"] or _time_is_up(options.time_limit, t_start, dist, device):
                 break
     finally:
         if dist.main and step > 0:

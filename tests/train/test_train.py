@@ -344,3 +344,77 @@ def test_sigterm_to_the_process_group_saves_and_exits_cleanly(tmp_path, synth_vi
     assert "Traceback" not in stderr
     last_logged = json.loads(log.read_text().splitlines()[-1])["step"]
     assert load_checkpoint(run / "last.ckpt").training["step"] == last_logged >= 3
+
+
+def test_time_limit_stops_saves_and_resumes(tmp_path, synth_videos):
+    videos, _ = load_videos(list_videos(synth_videos), 32)
+    cfg = _cfg(**{"train.steps": 100000, "train.checkpoint_every": 100000})
+    result = train(
+        cfg, videos, None, TrainOptions(run_dir=tmp_path / "run", device="cpu", time_limit=1.5)
+    )
+    assert 1 <= result.step < 100000 and result.seconds >= 1.5
+    assert load_checkpoint(tmp_path / "run" / "last.ckpt").training["step"] == result.step
+    again = train(
+        cfg,
+        videos,
+        None,
+        TrainOptions(
+            run_dir=tmp_path / "run",
+            resume=tmp_path / "run" / "last.ckpt",
+            device="cpu",
+            until=result.step + 2,
+        ),
+    )
+    assert again.step == result.step + 2
+
+
+@pytest.mark.parametrize(
+    "text, seconds",
+    [("90s", 90.0), ("50m", 3000.0), ("1.5h", 5400.0), ("12", 12.0), (" 2M ", 120.0)],
+)
+def test_durations_parse(text, seconds):
+    from donkey.cli.common import parse_duration
+
+    assert parse_duration(text, "--time-limit") == seconds
+
+
+@pytest.mark.parametrize("text", ["0", "-5m", "abc", "inf", "nan", "", "m", "5d"])
+def test_bad_time_limit_is_one_line(runner, tmp_path, synth_videos, text):
+    result = runner.invoke(
+        app,
+        [
+            "train",
+            "tiny",
+            "--data",
+            str(synth_videos),
+            "-o",
+            str(tmp_path / "r"),
+            "--time-limit",
+            text,
+        ],
+    )
+    assert result.exit_code == 1
+    assert f"--time-limit expects a duration like 90s, 50m or 1.5h, got {text!r}" in result.output
+    assert not (tmp_path / "r").exists()
+
+
+@pytest.mark.slow
+def test_torchrun_time_limit_stops_every_rank_at_the_same_step(tmp_path, synth_videos):
+    # Each rank has its own clock; if one stopped a step before the other, the other's next
+    # gradient all-reduce would wait forever.
+    if shutil.which("torchrun", path=os.path.dirname(sys.executable)) is None:
+        pytest.skip("torchrun not installed beside this Python")
+    debug = tmp_path / "debug"
+    env = dict(os.environ, DONKEY_DEBUG_DIR=str(debug), OMP_NUM_THREADS="1")
+    cmd = [os.path.join(os.path.dirname(sys.executable), "torchrun"), "--nproc_per_node", "2"]
+    cmd += ["--master_port", str(30500 + os.getpid() % 1000), "-m", "donkey", "train"]
+    cmd += [str(CONFIGS / "tiny.yaml"), "--data", str(synth_videos), "-o", str(tmp_path / "run")]
+    cmd += ["--steps", "100000", "--batch-size", "2", "--val-fraction", "0", "--device", "cpu"]
+    cmd += ["--time-limit", "3s"]
+    proc = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=240)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    r0 = json.loads((debug / "rank0.json").read_text())
+    r1 = json.loads((debug / "rank1.json").read_text())
+    step = load_checkpoint(tmp_path / "run" / "last.ckpt").training["step"]
+    assert 1 <= step < 100000 and len(r0["samples"]) == len(r1["samples"]) == step
+    assert "stopped at --time-limit 3s" in proc.stdout
