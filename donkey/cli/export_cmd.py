@@ -62,7 +62,7 @@ def _check(
 
 def _int8_inputs(checkpoint: Path, calibration: Path | None):
     from donkey.data.calibration import clip_set
-    from donkey.export.int8 import Int8Settings
+    from donkey.export.int8 import int8_settings_for
     from donkey.model.checkpoint import load_checkpoint
 
     size = load_checkpoint(checkpoint).model_config.image_size
@@ -71,7 +71,7 @@ def _int8_inputs(checkpoint: Path, calibration: Path | None):
         tagged("note", "yellow", "no --calibration folder: calibrating on synthetic frames only")
     for line in clips.skipped:
         tagged("skipped", "yellow", line)
-    return Int8Settings(), clips
+    return int8_settings_for(checkpoint), clips
 
 
 def _check_held_out_split(calibration: Path) -> None:

@@ -89,14 +89,14 @@ def cached_onnx(
 ) -> Path:
     """`int8`: quantized with the default settings, calibrated on synthetic creatures only
     (the cache has no data folder; `donkey export --int8 --calibration DIR` for real frames)."""
-    from donkey.export.int8 import Int8Settings
+    from donkey.export.int8 import int8_settings_for
     from donkey.export.onnx_folder import write_onnx_folder
     from donkey.export.onnx_trace import DEFAULT_OPSET
 
     opset = opset or DEFAULT_OPSET
     digest = checkpoint_digest(checkpoint)
     parts = {"sha256": digest, "fp16": fp16, "opset": opset, "v": CACHE_LAYOUT}
-    settings = Int8Settings() if int8 else None
+    settings = int8_settings_for(checkpoint) if int8 else None
     if settings is not None:  # a key per quantization recipe
         parts["int8"] = repr(settings)
     return _build_into(

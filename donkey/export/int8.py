@@ -61,6 +61,19 @@ class Int8Settings:
     batch: int = 8  # calibration batch size
 
 
+# For a model trained with train.qat (model/fake_quant.py): its convolutions learned the
+# rounding, the keypoint detector's and refinement blocks' too, so none stays float.
+QAT_SETTINGS = Int8Settings(fp32_graphs=(), fp32_nodes=())
+
+
+def int8_settings_for(checkpoint: Path) -> Int8Settings:
+    """The int8 recipe for this checkpoint: every convolution if it was trained for it."""
+    from donkey.model.checkpoint import load_checkpoint
+
+    train_config = load_checkpoint(checkpoint).train_config or {}
+    return QAT_SETTINGS if train_config.get("qat") is True else Int8Settings()
+
+
 @dataclass
 class Int8Result:
     models: dict[str, onnx.ModelProto] = field(default_factory=dict)

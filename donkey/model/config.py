@@ -240,6 +240,10 @@ class TrainConfig:
     # generator at a new image size with ["kp_detector", "dense_motion"] keeps the motion the
     # loaded model learned, since both networks see the same 32x32 input at either size.
     freeze: list[str] = field(default_factory=list)
+    # Quantization-aware training (model/fake_quant.py): convolutions of the keypoint detector
+    # and generator see int8 rounding, so `donkey export --int8` of the result may quantize all
+    # of them (export/int8.py), the ones otherwise kept float included.
+    qat: bool = False
     num_workers: int = 0
     channels_last: bool = True  # measured 10% faster training steps on 2 CPU cores
     checkpoint_every: int = 500

@@ -33,6 +33,8 @@ def training_summary(
     }
     if train_config.get("freeze"):
         summary["frozen"] = list(train_config["freeze"])
+    if train_config.get("qat") is True:
+        summary["quantization_aware"] = True
     if mode != "monkey":
         summary["pair_steps"] = train_config.get("pair_steps", "dual")
         summary["disc_keypoints"] = train_config.get("disc_keypoints")
@@ -62,4 +64,6 @@ def describe_training(summary: dict[str, Any]) -> str:
         parts.append("perceptual loss")
     if summary.get("frozen"):
         parts.append(f"{' and '.join(summary['frozen'])} frozen")
+    if summary.get("quantization_aware"):
+        parts.append("quantization-aware (int8 export quantizes every convolution)")
     return ", ".join(parts)

@@ -28,6 +28,7 @@ from donkey.data.mixing import JoinedDataset, MixedStepSampler, is_pair_step
 from donkey.model.checkpoint import load_checkpoint, save_checkpoint
 from donkey.model.config import FREEZABLE, Config, TrainConfig, config_to_dict
 from donkey.model.errors import CheckpointError, DonkeyError
+from donkey.model.fake_quant import enable_fake_quant
 from donkey.model.networks import Networks
 from donkey.runtime.distributed import Ranks
 from donkey.train.losses import build_perceptual
@@ -309,6 +310,9 @@ def train(
         networks = torch.nn.SyncBatchNorm.convert_sync_batchnorm(networks)
     networks.to(device).train()
     freeze(networks, t_cfg.freeze)
+    if t_cfg.qat:
+        enable_fake_quant(networks.kp_detector)
+        enable_fake_quant(networks.generator)
     layout = torch.channels_last if t_cfg.channels_last else torch.contiguous_format
     networks.to(memory_format=layout)
     if perceptual is not None:
