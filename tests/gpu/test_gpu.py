@@ -129,3 +129,27 @@ def test_tensorrt_cuda_graphs_per_batch_size_and_timing_cache(tiny_ckpt, tmp_pat
         want, got = plain.infer({"image": image}), graphs.infer({"image": image})
         torch.testing.assert_close(got["kp_mean"], want["kp_mean"], atol=1e-5, rtol=0)
     assert all(b.graph is not None for b in graphs._buffers.values())
+
+
+@needs_cuda
+def test_training_steps_on_cuda_with_bf16_autocast_and_qat(tmp_path):
+    # The trainer's CUDA path (bf16 autocast, pinned loader) with quantization-aware convolutions.
+    from donkey.data.datasets import list_videos, load_videos
+    from donkey.data.synthetic import synthesize
+    from donkey.model.checkpoint import load_checkpoint
+    from donkey.model.config import config_from_dict, config_to_dict, load_config
+    from donkey.train.trainer import TrainOptions, train
+    from tests.conftest import CONFIGS
+
+    synthesize(tmp_path / "videos", 6, size=32, seed=3, frames=(4, 6))
+    videos, _ = load_videos(list_videos(tmp_path / "videos"), 32)
+    data = config_to_dict(load_config(CONFIGS / "tiny.yaml"))
+    for qat in (False, True):
+        data["train"].update(steps=3, qat=qat)
+        run = tmp_path / f"run qat={qat}"
+        result = train(
+            config_from_dict(data), videos, None, TrainOptions(run_dir=run, device="cuda")
+        )
+        assert result.step == 3
+        assert all(torch.isfinite(torch.tensor(h["g_total"])) for h in result.history)
+        assert load_checkpoint(run / "last.ckpt").train_config["qat"] is qat
