@@ -264,7 +264,7 @@ def train(
             f"step {result.step}/{cfg.train.steps}; {done} steps in {result.seconds:.1f}s "
             f"({rate:.2f} steps/s); checkpoint: {output / 'last.ckpt'}"
         )
-        if limit is not None and result.seconds >= limit and result.step < cfg.train.steps:
+        if result.stopped == "time limit":
             out.print(f"stopped at --time-limit {time_limit} ({clock(limit)})")
         _next_steps(output / "last.ckpt", result.step < cfg.train.steps, data, pairs)
 

@@ -58,6 +58,8 @@ class TrainResult:
     step: int
     seconds: float
     history: list[dict[str, float]] = field(default_factory=list)
+    # Why the run ended before its last step: "time limit", "SIGTERM"; None if it did not.
+    stopped: str | None = None
 
 
 def setup_distributed(device: torch.device) -> Ranks:
@@ -363,6 +365,7 @@ def train(
     written: list[str] = []
     history: list[dict[str, float]] = []
     stop_requested = {"flag": False}
+    stopped = None
     previous = (
         signal.signal(signal.SIGTERM, lambda *_: stop_requested.update(flag=True))
         if dist.main and _in_main_thread()
@@ -422,7 +425,11 @@ def train(
                     written.append(str(_save(last, networks, cfg, optimizers, step)))
             if options.on_step is not None:
                 options.on_step(step, record)
-            if stop_requested["flag"] or _time_is_up(options.time_limit, t_start, dist, device):
+            if stop_requested["flag"]:
+                stopped = "SIGTERM"
+                break
+            if _time_is_up(options.time_limit, t_start, dist, device):
+                stopped = "time limit"  # on every rank, whichever rank's clock ran out
                 break
     finally:
         if dist.main and step > 0:
@@ -438,7 +445,9 @@ def train(
         if dist.world > 1 and torch_dist.is_initialized():
             torch_dist.barrier()
             torch_dist.destroy_process_group()
-    return TrainResult(step=step, seconds=time.perf_counter() - t_start, history=history)
+    return TrainResult(
+        step=step, seconds=time.perf_counter() - t_start, history=history, stopped=stopped
+    )
 
 
 def _in_main_thread() -> bool:

@@ -353,6 +353,7 @@ def test_time_limit_stops_saves_and_resumes(tmp_path, synth_videos):
         cfg, videos, None, TrainOptions(run_dir=tmp_path / "run", device="cpu", time_limit=1.5)
     )
     assert 1 <= result.step < 100000 and result.seconds >= 1.5
+    assert result.stopped == "time limit"
     assert load_checkpoint(tmp_path / "run" / "last.ckpt").training["step"] == result.step
     again = train(
         cfg,
