@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 
-from donkey.cli.common import handles_errors, out, start_torch
+from donkey.cli.common import check_seed, handles_errors, out, start_torch
 
 
 @handles_errors
@@ -21,6 +21,7 @@ def init(
     seed: int = typer.Option(0, help="Seed for the random initialisation."),
 ) -> None:
     """Write a checkpoint with freshly initialised weights for CONFIG."""
+    check_seed(seed)
     start_torch()
     import torch
 
