@@ -446,3 +446,25 @@ def test_eval_refuses_limits_and_fractions_that_change_the_set(runner, tiny_ckpt
     manifest.write_text(json.dumps({"version": 1, "root": ".", "params": {}, "pairs": []}))
     code, text = invoke(runner, "eval", "--pairs", manifest, *model)
     assert code == 1 and error_lines(text) == [f"error: {manifest}: lists no pairs to evaluate"]
+
+
+def test_init_never_replaces_a_file_unasked(runner, tmp_path):
+    """init -o over a trained checkpoint replaced it with random weights; -o FOLDER named the
+    temporary file in its error."""
+    from donkey.model.checkpoint import load_checkpoint
+
+    trained = tmp_path / "trained.ckpt"
+    trained.write_bytes(b"weights")
+    for target, message in (
+        (trained, f"{trained}: exists; init would replace it with random weights"),
+        (tmp_path, f"{tmp_path}: is a folder; -o takes the checkpoint file to write"),
+    ):
+        code, text = invoke(runner, "init", "tiny", "-o", target)
+        assert code == 1 and error_lines(text) == [
+            f"error: {message}"
+            + (" (give another -o, or --overwrite)" if target == trained else "")
+        ], text
+    assert trained.read_bytes() == b"weights" and listing(tmp_path) == {"trained.ckpt"}
+    code, text = invoke(runner, "init", "tiny", "-o", trained, "--overwrite")
+    assert code == 0, text
+    assert load_checkpoint(trained).model_config.image_size == 32
