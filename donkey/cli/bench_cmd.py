@@ -21,6 +21,7 @@ from donkey.cli.choices import (
 from donkey.cli.choices import Engine as EngineChoice
 from donkey.cli.common import (
     MODEL_HELP,
+    check_threads,
     clock,
     console,
     handles_errors,
@@ -77,6 +78,7 @@ def bench(
     batches = parse_int_list(batch_sizes, "--batch-sizes")
     if runs is not None and runs < 1:
         raise DonkeyError(f"--runs must be at least 1, got {runs}")
+    check_threads(threads)
     from donkey.runtime.variants import bench_variants
 
     # Which engine runs which precision, refused before PyTorch loads.

@@ -7,6 +7,7 @@ import os
 import sys
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any, TypeVar
 
 import typer
@@ -117,6 +118,34 @@ def max_frame_pixels_option():
         "--max-frame-pixels",
         help="Read budget: height x width of one frame (default 5e7; env DONKEY_MAX_FRAME_PIXELS).",
     )
+
+
+# torch.manual_seed and train.seed take 64-bit seeds; a larger one was an OverflowError traceback.
+SEED_MAX = 2**63 - 1
+# More threads than this is a typo, not a machine: asking PyTorch for 100000 threads failed
+# with a MemoryError that read as "out of memory".
+THREADS_MAX = 1024
+
+
+def check_seed(seed: int, option: str = "--seed") -> int:
+    if not 0 <= seed <= SEED_MAX:
+        raise DonkeyError(f"{option} must be an integer in [0, {SEED_MAX}], got {seed}")
+    return seed
+
+
+def check_threads(threads: int | None, option: str = "--threads") -> None:
+    if threads is not None and not 0 <= threads <= THREADS_MAX:
+        raise DonkeyError(
+            f"{option} must be in [1, {THREADS_MAX}] (or 0 for PyTorch's default), got {threads}"
+        )
+
+
+def same_file(a: Path, b: Path) -> bool:
+    """Whether two paths name one existing file (links and relative spellings included)."""
+    try:
+        return a.exists() and b.exists() and os.path.samefile(a, b)
+    except OSError:
+        return False
 
 
 def parse_int_list(text: str, option: str) -> list[int]:

@@ -6,22 +6,16 @@ from pathlib import Path
 
 import typer
 
-from donkey.cli.common import handles_errors, out, start_torch, tagged
+from donkey.cli.common import check_seed, handles_errors, out, start_torch, tagged
 from donkey.model.errors import CheckpointError
 
 
 def _read_official(path: Path) -> dict:
     if not path.is_file():
         raise CheckpointError(f"{path}: no such checkpoint file")
-    import torch
+    from donkey.model.checkpoint import load_weights_only
 
-    try:
-        data = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # noqa: BLE001 - arbitrary bytes break the unpickler in arbitrary ways
-        first = str(exc).split("WeightsUnpickler error:")[-1].strip().splitlines()
-        raise CheckpointError(
-            f"{path}: cannot read safely ({(first[0] if first else type(exc).__name__)[:140]})"
-        ) from None
+    data = load_weights_only(path, "cannot read safely")
     if not isinstance(data, dict) or "generator" not in data:
         raise CheckpointError(f"{path}: not a Monkey-Net checkpoint (no 'generator' entry)")
     return data
@@ -45,6 +39,7 @@ def convert(
     """Map Monkey-Net's 3-D (time kernel 1) weights onto our 2-D networks; report unmapped keys."""
     if not checkpoint.is_file():
         raise CheckpointError(f"{checkpoint}: no such checkpoint file")
+    check_seed(seed)
     start_torch()
     import torch
 

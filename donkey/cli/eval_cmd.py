@@ -73,6 +73,12 @@ def evaluate(
     """
     if data is None and pairs is None:
         raise DonkeyError("give --data DIR, --pairs MANIFEST, or both")
+    # A negative --limit sliced files[:-1] (all but the last) and a --val-fraction outside [0, 1)
+    # moved every video into one split, both silently.
+    if limit is not None and limit < 1:
+        raise DonkeyError(f"--limit must be >= 1, got {limit}")
+    if not (0.0 <= val_fraction < 1.0):
+        raise DonkeyError(f"--val-fraction must be in [0, 1), got {val_fraction}")
     start_torch()
     set_read_budget(max_pixels, max_frames, max_frame_pixels)
     from donkey.cli import ranked
@@ -103,7 +109,7 @@ def evaluate(
             if data is not None:
                 files = select_split(list_videos(data), split, val_fraction)[:limit]
                 if not files:
-                    raise DonkeyError(f"{data}: no videos in split {split!r}")
+                    raise DonkeyError(f"{data}: no videos in split {split.value!r}")
                 share = ranked.shard_items(ranks, files)
 
                 def reconstruction() -> dict:
@@ -148,6 +154,8 @@ def evaluate(
             if pairs is not None:
                 manifest = load_manifest(pairs)
                 manifest.pairs = manifest.pairs[:limit]
+                if not manifest.pairs:
+                    raise DonkeyError(f"{pairs}: lists no pairs to evaluate")
                 share = ranked.shard_weighted(ranks, [len(p.b_for_a) for p in manifest.pairs])
 
                 def transfer() -> list:

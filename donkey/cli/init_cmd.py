@@ -6,7 +6,8 @@ from pathlib import Path
 
 import typer
 
-from donkey.cli.common import handles_errors, out, start_torch
+from donkey.cli.common import check_seed, handles_errors, out, start_torch
+from donkey.model.errors import DonkeyError
 
 
 @handles_errors
@@ -19,8 +20,21 @@ def init(
         ..., "-o", "--output", help="Checkpoint to write (.ckpt or .safetensors)."
     ),
     seed: int = typer.Option(0, help="Seed for the random initialisation."),
+    overwrite: bool = typer.Option(
+        False, "--overwrite", help="Replace an existing file at --output."
+    ),
 ) -> None:
     """Write a checkpoint with freshly initialised weights for CONFIG."""
+    check_seed(seed)
+    # The temporary file's name used to be the error for a folder; and a trained checkpoint
+    # at -o was silently replaced by random weights.
+    if output.is_dir():
+        raise DonkeyError(f"{output}: is a folder; -o takes the checkpoint file to write")
+    if output.exists() and not overwrite:
+        raise DonkeyError(
+            f"{output}: exists; init would replace it with random weights "
+            "(give another -o, or --overwrite)"
+        )
     start_torch()
     import torch
 

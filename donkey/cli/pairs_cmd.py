@@ -40,6 +40,18 @@ def _synth_keypoints(files: list[Path]) -> list:
     return out
 
 
+def _looks_like_manifest(path: Path) -> bool:
+    """A .json file whose text starts with a JSON object: what `pairs` writes."""
+    if path.suffix.lower() != ".json":
+        return False
+    try:
+        with open(path, "rb") as handle:
+            head = handle.read(64).lstrip()
+    except OSError:
+        return False
+    return head.startswith(b"{")
+
+
 def _check_options(
     output: Path, sheets: Path | None, clusters: Path | None, batch_size: int, neighbours: int
 ) -> None:
@@ -50,6 +62,11 @@ def _check_options(
 
     if output.is_dir():
         raise DonkeyError(f"{output}: is a folder; -o takes the manifest file to write")
+    if output.is_file() and not _looks_like_manifest(output):
+        # A previous manifest is replaced; anything else (a video of FOLDER, a config) is not.
+        raise DonkeyError(
+            f"{output}: exists and is not a pairs manifest; remove it or give another -o"
+        )
     check_folder_location(output.parent)
     check_writable(output)
     if sheets is not None:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import tempfile
 from pathlib import Path
 
-from donkey.cli.common import tagged
+from donkey.cli.common import same_file, tagged
 from donkey.model.errors import DonkeyError
 
 # Suffixes ffmpeg reads or writes for us (data.media.VIDEO_SUFFIXES; that module imports
@@ -24,6 +24,11 @@ def check_paths(source: Path, driving: Path, output: Path | None) -> None:
     for path in (source, driving):
         if not path.exists():
             raise DonkeyError(f"{path}: no such file")
+    for path, role in ((source, "source"), (driving, "driving")):
+        # The output is written to a temporary file and renamed over its path: naming an input
+        # there replaced that input with the result.
+        if output is not None and same_file(output, path):
+            raise DonkeyError(f"{output}: is the {role} input; give the output another name")
     if output is not None and output.suffix.lower() not in OUTPUT_SUFFIXES:
         raise DonkeyError(
             f"{output}: unsupported output format '{output.suffix.lower() or '(none)'}' "

@@ -11,6 +11,30 @@ from donkey.cli.choices import GAITS, SynthFormat, check_gaits
 from donkey.cli.common import handles_errors, out, progress_bar
 from donkey.model.errors import DonkeyError
 
+# Upper bounds, so a typo cannot ask for terabytes: the largest model is 512 x 512, and eval
+# compares at up to 1024; a million videos is beyond any training set this tool reads.
+MAX_SIZE = 1024
+MAX_COUNT = 1_000_000
+
+
+def _check_bounds(count: int, size: int, max_frames: int) -> None:
+    """Each video is rendered whole in memory (--size 100000 was killed for memory): none may be
+    larger than the read budget animate, eval and train apply to the files they read."""
+    from donkey.data.media import Budget
+
+    if size > MAX_SIZE:
+        raise DonkeyError(f"--size must be at most {MAX_SIZE}, got {size}")
+    if count > MAX_COUNT:
+        raise DonkeyError(f"--count must be at most {MAX_COUNT}, got {count}")
+    budget = Budget.from_env()
+    pixels = max_frames * size * size
+    if max_frames > budget.max_frames or pixels > budget.max_pixels:
+        raise DonkeyError(
+            f"--max-frames {max_frames} of {size}x{size} ({pixels:.3g} pixels) exceed the read "
+            f"budget of {budget.max_frames} frames and {budget.max_pixels:.3g} pixels per file "
+            "(DONKEY_MAX_FRAMES, DONKEY_MAX_PIXELS); lower --max-frames or --size"
+        )
+
 
 @handles_errors
 def synth(
@@ -38,6 +62,7 @@ def synth(
     hopping or flapping, with their joint positions per frame."""
     if count < 1 or size < 16 or min_frames < 2 or max_frames < min_frames:
         raise DonkeyError("need --count >= 1, --size >= 16 and 2 <= --min-frames <= --max-frames")
+    _check_bounds(count, size, max_frames)
     chosen = tuple(gaits.split(","))  # checked while parsing (check_gaits)
     from donkey.data.synthetic import synthesize
 

@@ -19,6 +19,7 @@ from rich.progress import (
 from donkey.cli.choices import DEVICE_METAVAR, check_device
 from donkey.cli.common import (
     PlainProgress,
+    check_threads,
     clock,
     console,
     handles_errors,
@@ -80,8 +81,7 @@ def _check_numbers(
     val_fraction: float,
 ) -> None:
     """Range checks before any work, each a one-line error naming the option."""
-    if threads is not None and threads < 0:
-        raise DonkeyError(f"--threads must be >= 1 (or 0 for PyTorch's default), got {threads}")
+    check_threads(threads)
     if batch_size is not None and batch_size < 1:
         raise DonkeyError(f"--batch-size must be >= 1, got {batch_size}")
     if workers is not None and workers < 0:

@@ -11,6 +11,7 @@ import numpy as np
 import torch
 
 from donkey.data.frames import frames_to_tensor
+from donkey.model.checkpoint import load_weights_only
 from donkey.model.config import ModelConfig
 from donkey.model.errors import DonkeyError
 from donkey.model.spec import skip_names
@@ -68,12 +69,11 @@ def vgg11_features(weights: str | Path, images: np.ndarray, batch_size: int = 32
     path = Path(weights)
     if not path.is_file():
         raise DonkeyError(f"{path}: no such VGG-11 weights file")
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # noqa: BLE001 - the file is at fault
-        raise DonkeyError(
-            f"{path}: cannot read VGG-11 weights ({str(exc).splitlines()[0][:100]})"
-        ) from None
+    state = load_weights_only(path, "cannot read VGG-11 weights")
+    if not isinstance(state, dict) or not all(
+        isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in state.items()
+    ):
+        raise DonkeyError(f"{path}: expected a state dict of VGG-11 weights")
     features = vgg11(weights=None).features
     state = {
         k.removeprefix("features."): v for k, v in state.items() if not k.startswith("classifier.")

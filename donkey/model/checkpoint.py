@@ -90,25 +90,53 @@ def _read_payload(path: Path) -> dict[str, Any]:
         raise CheckpointError(f"{path}: empty file, not a checkpoint")
     if path.suffix == ".safetensors":
         return _read_safetensors(path)
-    try:
-        payload = torch.load(path, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError as exc:
-        text = str(exc)
-        detail = text.split("WeightsUnpickler error:")[-1].strip().splitlines()[0][:120]
-        if "global" in detail.lower():
-            raise CheckpointError(
-                f"{path}: refused to load, it would need to run code ({detail})"
-            ) from None
-        raise CheckpointError(f"{path}: corrupt or not a checkpoint ({detail})") from None
-    except Exception as exc:  # noqa: BLE001 - arbitrary bytes break the unpickler in arbitrary ways
-        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise CheckpointError(f"{path}: corrupt or not a checkpoint ({reason[:160]})") from None
+    payload = load_weights_only(path, "corrupt or not a checkpoint")
     if not isinstance(payload, dict) or payload.get("format") != FORMAT:
         hint = ""
         if isinstance(payload, dict) and {"kp_detector", "generator"} <= set(payload):
             hint = "; it looks like an official Monkey-Net checkpoint: run `donkey convert` first"
         raise CheckpointError(f"{path}: not a Donkey checkpoint{hint}")
     return payload
+
+
+def _unpickler_reason(exc: BaseException) -> str:
+    """The line of torch's weights-only refusal that says what was wrong.
+
+    The message is many lines of advice (including "load with weights_only=False", which
+    would run the file's code); which line names the problem depends on the refusal.
+    """
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    for line in lines:
+        if "GLOBAL" in line:
+            return line.split("WeightsUnpickler error:")[-1].strip()
+    for i, line in enumerate(lines):
+        if "WeightsUnpickler error:" in line:
+            rest = line.split("WeightsUnpickler error:")[-1].strip()
+            return rest or (lines[i + 1] if i + 1 < len(lines) else type(exc).__name__)
+    return lines[0] if lines else type(exc).__name__
+
+
+def load_weights_only(path: Path, corrupt: str) -> Any:
+    """torch.load restricted to tensors and plain containers: a file that would need to run code
+    (a pickled os.system, say) is refused, never executed. One-line CheckpointError otherwise,
+    starting with `path:`; `corrupt` words the failure for what the file was meant to be."""
+    import warnings
+
+    try:
+        with warnings.catch_warnings():
+            # A foreign pickle protocol warns (two stderr lines) before the refusal below.
+            warnings.simplefilter("ignore", UserWarning)
+            return torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as exc:
+        reason = _unpickler_reason(exc)
+        if "GLOBAL" in reason:
+            global_name = reason.split("GLOBAL", 1)[1].split()[0] if "GLOBAL " in reason else "?"
+            raise CheckpointError(
+                f"{path}: refused to load, it would need to run code (global {global_name})"
+            ) from None
+        raise CheckpointError(f"{path}: {corrupt} ({reason[:120]})") from None
+    except Exception as exc:  # noqa: BLE001 - arbitrary bytes break the unpickler in arbitrary ways
+        raise CheckpointError(f"{path}: {corrupt} ({_first_line(exc)})") from None
 
 
 _SAFETENSORS_FLOAT = {"F16", "BF16", "F32", "F64"}

@@ -214,7 +214,9 @@ def test_train_refuses_a_used_run_folder_and_bad_numbers(runner, tmp_path):
     base = ["train", CONFIGS / "tiny.yaml", "--data", tmp_path / "videos", "-o", run]
     base += ["--device", "cpu", "--val-fraction", "0"]
     for option, value, message in (
-        ("--threads", "-1", "--threads must be >= 1 (or 0"),
+        ("--threads", "-1", "--threads must be in [1, 1024] (or 0"),
+        # 100000 threads failed in PyTorch with a MemoryError, reported as "out of memory".
+        ("--threads", "100000", "--threads must be in [1, 1024] (or 0"),
         ("-b", "0", "--batch-size must be >= 1, got 0"),
         ("--workers", "-1", "--workers must be >= 0, got -1"),
         ("--steps", "-1", "--steps must be >= 1, got -1"),
@@ -368,3 +370,101 @@ def test_eval_refuses_header_bombs_and_takes_the_budget_options(runner, tiny_ckp
         assert json.loads(text[text.index("{") :])["videos"] == 1
     finally:
         set_budget(None)
+
+
+def test_numbers_no_run_could_use_are_one_line(runner, tmp_path):
+    """A seed past 64 bits was an OverflowError traceback; synth --size 100000 was killed for
+    memory (one 30 GB frame); -n 99999999999 rendered until the disk filled."""
+    from tests.conftest import CONFIGS
+
+    garbage = tmp_path / "official.pth"
+    garbage.write_bytes(b"x" * 64)
+    huge = "99999999999999999999999"
+    before = listing(tmp_path)
+    for args, message in (
+        (["init", CONFIGS / "tiny.yaml", "-o", tmp_path / "m.ckpt", "--seed", huge], huge),
+        (["init", CONFIGS / "tiny.yaml", "-o", tmp_path / "m.ckpt", "--seed", "-1"], "got -1"),
+        (["convert", garbage, "-o", tmp_path / "c.ckpt", "--seed", huge], huge),
+        (["synth", tmp_path / "s", "-n", "1", "--size", "100000"], "--size must be at most 1024"),
+        (["synth", tmp_path / "s", "-n", "99999999999"], "--count must be at most 1000000"),
+        (
+            ["synth", tmp_path / "s", "-n", "1", "--size", "1024", "--max-frames", "5000"],
+            "--max-frames 5000 of 1024x1024 (5.24e+09 pixels) exceed the read budget",
+        ),
+        (["bench", "--config", "tiny", "--threads", "5000"], "--threads must be in [1, 1024]"),
+    ):
+        code, text = invoke(runner, *args)
+        assert code == 1 and len(error_lines(text)) == 1 and message in text, (args, text)
+        if "--seed" in args:
+            assert "--seed must be an integer in [0, 9223372036854775807]" in text
+    assert listing(tmp_path) == before
+
+
+def test_an_output_never_replaces_an_input(runner, tiny_ckpt, tmp_path):
+    """animate -o SOURCE and pairs -o FOLDER/video.gif wrote their result over that input."""
+    data = tmp_path / "data"
+    data.mkdir()
+    source = good_gif(data / "a.gif", frames=3)
+    driving = good_gif(data / "b.gif", frames=3, seed=1)
+    note = tmp_path / "notes.txt"
+    note.write_text("mine")
+    originals = {p: p.read_bytes() for p in (source, driving, note)}
+    model = ["--model", tiny_ckpt, "--device", "cpu"]
+    for args, message in (
+        (["animate", source, driving, "-o", source, *model], f"{source}: is the source input"),
+        (
+            ["animate", source, driving, "-o", data / ".." / "data" / "b.gif", *model],
+            "is the driving input",
+        ),
+        (["pairs", data, "-o", driving, *model], f"{driving}: exists and is not a pairs manifest"),
+        (["pairs", data, "-o", note, *model], f"{note}: exists and is not a pairs manifest"),
+    ):
+        code, text = invoke(runner, *args)
+        assert code == 1 and len(error_lines(text)) == 1 and message in text, (args, text)
+    assert {p: p.read_bytes() for p in originals} == originals
+    assert sorted(p.name for p in data.iterdir()) == ["a.gif", "b.gif"]
+
+
+def test_eval_refuses_limits_and_fractions_that_change_the_set(runner, tiny_ckpt, tmp_path):
+    """--limit -1 evaluated all but the last video, --val-fraction 2 or nan ran, and a manifest
+    without pairs printed a table of nan: all exit 0 before."""
+    data = tmp_path / "data"
+    data.mkdir()
+    good_gif(data / "walk.gif", frames=3)
+    model = ["--model", tiny_ckpt, "--device", "cpu"]
+    for option, value, message in (
+        ("--limit", "0", "--limit must be >= 1, got 0"),
+        ("--limit", "-1", "--limit must be >= 1, got -1"),
+        ("--val-fraction", "2", "--val-fraction must be in [0, 1), got 2.0"),
+        ("--val-fraction", "nan", "--val-fraction must be in [0, 1), got nan"),
+    ):
+        code, text = invoke(runner, "eval", "--data", data, *model, option, value)
+        assert code == 1 and error_lines(text) == [f"error: {message}"], (option, text)
+    code, text = invoke(runner, "eval", "--data", data, *model, "--split", "val")
+    assert code == 1 and error_lines(text) == [f"error: {data}: no videos in split 'val'"], text
+    manifest = tmp_path / "pairs.json"
+    manifest.write_text(json.dumps({"version": 1, "root": ".", "params": {}, "pairs": []}))
+    code, text = invoke(runner, "eval", "--pairs", manifest, *model)
+    assert code == 1 and error_lines(text) == [f"error: {manifest}: lists no pairs to evaluate"]
+
+
+def test_init_never_replaces_a_file_unasked(runner, tmp_path):
+    """init -o over a trained checkpoint replaced it with random weights; -o FOLDER named the
+    temporary file in its error."""
+    from donkey.model.checkpoint import load_checkpoint
+
+    trained = tmp_path / "trained.ckpt"
+    trained.write_bytes(b"weights")
+    for target, message in (
+        (trained, f"{trained}: exists; init would replace it with random weights"),
+        (tmp_path, f"{tmp_path}: is a folder; -o takes the checkpoint file to write"),
+    ):
+        code, text = invoke(runner, "init", "tiny", "-o", target)
+        assert code == 1 and error_lines(text) == [
+            f"error: {message}"
+            + (" (give another -o, or --overwrite)" if target == trained else "")
+        ], text
+    assert trained.read_bytes() == b"weights" and listing(tmp_path) == {"trained.ckpt"}
+    code, text = invoke(runner, "init", "tiny", "-o", trained, "--overwrite")
+    assert code == 0, text
+    assert load_checkpoint(trained).model_config.image_size == 32

@@ -147,3 +147,62 @@ def test_train_config_ranges():
             config_from_dict({"train": {key: value}})
     with pytest.raises(ConfigError, match="train.augment.scale_max"):
         config_from_dict({"train": {"augment": {"scale_min": 1.2, "scale_max": 1.1}}})
+
+
+class _ShellGadget:
+    """What a hostile .ckpt carries: unpickling it would run a shell command."""
+
+    def __init__(self, marker):
+        self.marker = str(marker)
+
+    def __reduce__(self):
+        return (os.system, (f"touch {self.marker}",))
+
+
+def test_code_carrying_files_are_refused_as_code_everywhere(tmp_path):
+    """A pickled os.system was reported as 'corrupt' with torch's advice to load it with
+    weights_only=False; every weights file we read now says it was refused, and nothing runs."""
+    from donkey.data.features import vgg11_features
+    from donkey.model.checkpoint import load_weights_only
+    from donkey.model.errors import DonkeyError
+    from donkey.train.losses import load_vgg_state
+
+    marker = tmp_path / "ran"
+    evil = tmp_path / "evil.ckpt"
+    torch.save({"format": FORMAT, "state": _ShellGadget(marker)}, evil)
+    expected = f"{evil}: refused to load, it would need to run code (global posix.system)"
+    with pytest.raises(CheckpointError) as info:
+        load_checkpoint(evil)
+    assert str(info.value) == expected
+    for load in (load_vgg_state, lambda p: vgg11_features(p, None)):
+        with pytest.raises(DonkeyError) as info:
+            load(evil)
+        assert str(info.value) == expected
+    with pytest.raises(CheckpointError) as info:
+        load_weights_only(evil, "x")
+    # torch's own message advises weights_only=False, which would run the gadget: not repeated.
+    assert str(info.value) == expected and "weights_only" not in str(info.value)
+    assert not marker.exists()
+
+
+def test_a_raw_pickle_is_one_line_without_warnings(tmp_path, recwarn):
+    """A plain pickle (protocol 4) made torch print a two-line UserWarning before the error."""
+    import pickle
+
+    path = tmp_path / "raw.ckpt"
+    path.write_bytes(pickle.dumps({"format": FORMAT, "state": {}}, protocol=4))
+    not_dict = tmp_path / "list.pth"
+    torch.save([torch.zeros(2)], not_dict)
+    with pytest.raises(CheckpointError) as info:
+        load_checkpoint(path)
+    assert str(info.value).startswith(f"{path}: corrupt or not a checkpoint (")
+    assert not [w for w in recwarn if "pickle protocol" in str(w.message)]
+
+    from donkey.data.features import vgg11_features
+    from donkey.model.errors import DonkeyError
+    from donkey.train.losses import load_vgg_state
+
+    for load, name in ((load_vgg_state, "VGG-19"), (lambda p: vgg11_features(p, None), "VGG-11")):
+        with pytest.raises(DonkeyError) as info:
+            load(not_dict)
+        assert str(info.value) == f"{not_dict}: expected a state dict of {name} weights"
