@@ -65,13 +65,13 @@ def _int8_inputs(checkpoint: Path, calibration: Path | None):
     from donkey.export.int8 import int8_settings_for
     from donkey.model.checkpoint import load_checkpoint
 
-    size = load_checkpoint(checkpoint).model_config.image_size
-    clips = clip_set(size, calibration, "train")
+    ckpt = load_checkpoint(checkpoint)
+    clips = clip_set(ckpt.model_config.image_size, calibration, "train")
     if calibration is None:
         tagged("note", "yellow", "no --calibration folder: calibrating on synthetic frames only")
     for line in clips.skipped:
         tagged("skipped", "yellow", line)
-    return int8_settings_for(checkpoint), clips
+    return int8_settings_for(ckpt.train_config), clips
 
 
 def _check_held_out_split(calibration: Path) -> None:

@@ -89,20 +89,22 @@ def cached_onnx(
 ) -> Path:
     """`int8`: quantized with the default settings, calibrated on synthetic creatures only
     (the cache has no data folder; `donkey export --int8 --calibration DIR` for real frames)."""
-    from donkey.export.int8 import int8_settings_for
+    from donkey.export.int8 import QAT_SETTINGS, Int8Settings, int8_settings_for
     from donkey.export.onnx_folder import write_onnx_folder
     from donkey.export.onnx_trace import DEFAULT_OPSET
+    from donkey.model.checkpoint import load_checkpoint
 
     opset = opset or DEFAULT_OPSET
     digest = checkpoint_digest(checkpoint)
     parts = {"sha256": digest, "fp16": fp16, "opset": opset, "v": CACHE_LAYOUT}
-    settings = int8_settings_for(checkpoint) if int8 else None
-    if settings is not None:  # a key per quantization recipe
-        parts["int8"] = repr(settings)
-    return _build_into(
-        cache_root() / "onnx" / _key(parts),
-        lambda tmp: write_onnx_folder(checkpoint, tmp, fp16=fp16, opset=opset, int8=settings),
-    )
+    if int8:  # the checkpoint (its digest) picks one of the two recipes: key on both
+        parts["int8"] = repr((Int8Settings(), QAT_SETTINGS))
+
+    def build(tmp: Path) -> object:
+        settings = int8_settings_for(load_checkpoint(checkpoint).train_config) if int8 else None
+        return write_onnx_folder(checkpoint, tmp, fp16=fp16, opset=opset, int8=settings)
+
+    return _build_into(cache_root() / "onnx" / _key(parts), build)
 
 
 def engine_key(onnx_dir: Path, trt_version: str, device: str, batch: tuple[int, int, int]) -> str:

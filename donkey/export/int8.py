@@ -66,12 +66,10 @@ class Int8Settings:
 QAT_SETTINGS = Int8Settings(fp32_graphs=(), fp32_nodes=())
 
 
-def int8_settings_for(checkpoint: Path) -> Int8Settings:
-    """The int8 recipe for this checkpoint: every convolution if it was trained for it."""
-    from donkey.model.checkpoint import load_checkpoint
-
-    train_config = load_checkpoint(checkpoint).train_config or {}
-    return QAT_SETTINGS if train_config.get("qat") is True else Int8Settings()
+def int8_settings_for(train_config: dict | None) -> Int8Settings:
+    """The int8 recipe for a checkpoint's training config: every convolution if it was
+    trained for it (train.qat)."""
+    return QAT_SETTINGS if (train_config or {}).get("qat") is True else Int8Settings()
 
 
 @dataclass
