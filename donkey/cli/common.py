@@ -120,14 +120,15 @@ def max_frame_pixels_option():
     )
 
 
-# torch.manual_seed and train.seed take 64-bit seeds; a larger one was an OverflowError traceback.
-SEED_MAX = 2**63 - 1
 # More threads than this is a typo, not a machine: asking PyTorch for 100000 threads failed
 # with a MemoryError that read as "out of memory".
 THREADS_MAX = 1024
 
 
 def check_seed(seed: int, option: str = "--seed") -> int:
+    """train.seed's bound: a larger seed was an OverflowError traceback in torch.manual_seed."""
+    from donkey.model.config import SEED_MAX
+
     if not 0 <= seed <= SEED_MAX:
         raise DonkeyError(f"{option} must be an integer in [0, {SEED_MAX}], got {seed}")
     return seed

@@ -11,7 +11,7 @@ import numpy as np
 import torch
 
 from donkey.data.frames import frames_to_tensor
-from donkey.model.checkpoint import load_weights_only
+from donkey.model.checkpoint import load_state_dict_file
 from donkey.model.config import ModelConfig
 from donkey.model.errors import DonkeyError
 from donkey.model.spec import skip_names
@@ -69,11 +69,7 @@ def vgg11_features(weights: str | Path, images: np.ndarray, batch_size: int = 32
     path = Path(weights)
     if not path.is_file():
         raise DonkeyError(f"{path}: no such VGG-11 weights file")
-    state = load_weights_only(path, "cannot read VGG-11 weights")
-    if not isinstance(state, dict) or not all(
-        isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in state.items()
-    ):
-        raise DonkeyError(f"{path}: expected a state dict of VGG-11 weights")
+    state = load_state_dict_file(path, "VGG-11 weights")
     features = vgg11(weights=None).features
     state = {
         k.removeprefix("features."): v for k, v in state.items() if not k.startswith("classifier.")

@@ -116,6 +116,16 @@ def _unpickler_reason(exc: BaseException) -> str:
     return lines[0] if lines else type(exc).__name__
 
 
+def load_state_dict_file(path: Path, what: str) -> dict[str, torch.Tensor]:
+    """A plain {name: tensor} file (torchvision weights, say), read as `load_weights_only`."""
+    state = load_weights_only(path, f"cannot read {what}")
+    if not isinstance(state, dict) or not all(
+        isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in state.items()
+    ):
+        raise CheckpointError(f"{path}: expected a state dict of {what}")
+    return state
+
+
 def load_weights_only(path: Path, corrupt: str) -> Any:
     """torch.load restricted to tensors and plain containers: a file that would need to run code
     (a pickled os.system, say) is refused, never executed. One-line CheckpointError otherwise,

@@ -31,6 +31,9 @@ def _yaml(text: str) -> Any:
     return yaml.load(text, Loader=_Loader)  # noqa: S506 (a SafeLoader subclass)
 
 
+SEED_MAX = 2**63 - 1  # torch.manual_seed takes 64-bit seeds
+
+
 def _int_in(prefix: str, name: str, value: int, low: int, high: int) -> None:
     if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
         raise ConfigError(f"{prefix}{name} must be an integer in [{low}, {high}], got {value!r}")
@@ -264,7 +267,7 @@ class TrainConfig:
         _num_in(p, "lr_drop_at", self.lr_drop_at, 0.0, 1.0)
         _int_in(p, "pair_repeats", self.pair_repeats, 1, 10_000)
         _int_in(p, "pair_every", self.pair_every, 1, 10_000)
-        _int_in(p, "seed", self.seed, 0, 2**63 - 1)
+        _int_in(p, "seed", self.seed, 0, SEED_MAX)
         _int_in(p, "num_workers", self.num_workers, 0, 256)
         for name in ("checkpoint_every", "log_every", "sample_every"):
             _int_in(p, name, getattr(self, name), 1, 10**9)

@@ -8,7 +8,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from donkey.model.checkpoint import load_weights_only
+from donkey.model.checkpoint import load_state_dict_file
 from donkey.model.errors import DonkeyError
 
 # relu1_1, relu2_1, relu3_1, relu4_1, relu5_1 in torchvision's vgg19().features
@@ -110,11 +110,7 @@ def load_vgg_state(path: str | Path) -> dict[str, Tensor]:
     path = Path(path)
     if not path.is_file():
         raise DonkeyError(f"{path}: no such VGG-19 weights file")
-    state = load_weights_only(path, "cannot read VGG-19 weights")
-    if not isinstance(state, dict) or not all(
-        isinstance(k, str) and isinstance(v, Tensor) for k, v in state.items()
-    ):
-        raise DonkeyError(f"{path}: expected a state dict of VGG-19 weights")
+    state = load_state_dict_file(path, "VGG-19 weights")
     return {
         k.removeprefix("features."): v for k, v in state.items() if not k.startswith("classifier.")
     }
