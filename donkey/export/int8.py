@@ -18,6 +18,7 @@ the next clip's frames (an animation across identities, as users run it).
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import logging
 import tempfile
 from collections.abc import Callable, Iterator
@@ -68,8 +69,12 @@ QAT_SETTINGS = Int8Settings(fp32_graphs=(), fp32_nodes=())
 
 def int8_settings_for(train_config: dict | None) -> Int8Settings:
     """The int8 recipe for a checkpoint's training config: every convolution if it was
-    trained for it (train.qat)."""
-    return QAT_SETTINGS if (train_config or {}).get("qat") is True else Int8Settings()
+    trained for it (train.qat), except in the networks that run left float (train.qat_float)."""
+    train_config = train_config or {}
+    if train_config.get("qat") is not True:
+        return Int8Settings()
+    kept = train_config.get("qat_float") or []
+    return dataclasses.replace(QAT_SETTINGS, fp32_graphs=tuple(str(name) for name in kept))
 
 
 @dataclass

@@ -223,6 +223,9 @@ class AugmentConfig:
 # train.freeze names -> the module each one keeps fixed (model/networks.py).
 FREEZABLE = {"kp_detector": "kp_detector", "dense_motion": "generator.dense_motion_module"}
 
+# train.qat_float names: graphs the int8 export can keep whole in fp32 (export/int8.py).
+QAT_FLOATABLE = ("kp_detector",)
+
 
 @dataclass
 class TrainConfig:
@@ -247,6 +250,10 @@ class TrainConfig:
     # and generator see int8 rounding, so `donkey export --int8` of the result may quantize all
     # of them (export/int8.py), the ones otherwise kept float included.
     qat: bool = False
+    # Networks a QAT run leaves float: not rounded in training, fp32 in the int8 export. The
+    # keypoint detector is the usual one: its heatmap logits are divided by a temperature of
+    # 0.1, so int8 rounding moves keypoints far past what the export's check allows.
+    qat_float: list[str] = field(default_factory=list)
     num_workers: int = 0
     channels_last: bool = True  # measured 10% faster training steps on 2 CPU cores
     checkpoint_every: int = 500
@@ -275,6 +282,17 @@ class TrainConfig:
         if bad or len(set(self.freeze)) != len(self.freeze):
             raise ConfigError(
                 f"train.freeze takes distinct names from {', '.join(FREEZABLE)}; got {self.freeze!r}"
+            )
+        if any(name not in QAT_FLOATABLE for name in self.qat_float) or len(
+            set(self.qat_float)
+        ) != len(self.qat_float):
+            raise ConfigError(
+                f"train.qat_float takes distinct names from {', '.join(QAT_FLOATABLE)}; "
+                f"got {self.qat_float!r}"
+            )
+        if self.qat_float and not self.qat:
+            raise ConfigError(
+                "train.qat_float names networks to leave float in train.qat: set qat: true"
             )
         if self.mode not in ("monkey", "dual", "mixed"):
             raise ConfigError(f"train.mode must be 'monkey', 'dual' or 'mixed', got {self.mode!r}")

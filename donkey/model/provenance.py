@@ -35,6 +35,8 @@ def training_summary(
         summary["frozen"] = list(train_config["freeze"])
     if train_config.get("qat") is True:
         summary["quantization_aware"] = True
+        if train_config.get("qat_float"):
+            summary["quantization_float"] = list(train_config["qat_float"])
     if mode != "monkey":
         summary["pair_steps"] = train_config.get("pair_steps", "dual")
         summary["disc_keypoints"] = train_config.get("disc_keypoints")
@@ -65,5 +67,9 @@ def describe_training(summary: dict[str, Any]) -> str:
     if summary.get("frozen"):
         parts.append(f"{' and '.join(summary['frozen'])} frozen")
     if summary.get("quantization_aware"):
-        parts.append("quantization-aware (int8 export quantizes every convolution)")
+        kept = summary.get("quantization_float")
+        parts.append(
+            "quantization-aware (int8 export quantizes every convolution"
+            + (f" outside the {' and '.join(kept)}, which stays float)" if kept else ")")
+        )
     return ", ".join(parts)

@@ -313,7 +313,8 @@ def train(
     networks.to(device).train()
     freeze(networks, t_cfg.freeze)
     if t_cfg.qat:
-        enable_fake_quant(networks.kp_detector)
+        if "kp_detector" not in t_cfg.qat_float:
+            enable_fake_quant(networks.kp_detector)
         enable_fake_quant(networks.generator)
     layout = torch.channels_last if t_cfg.channels_last else torch.contiguous_format
     networks.to(memory_format=layout)

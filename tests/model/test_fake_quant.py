@@ -13,7 +13,7 @@ from donkey.data.datasets import list_videos, load_videos
 from donkey.data.synthetic import synthesize
 from donkey.export.cache import cached_onnx
 from donkey.model.checkpoint import build_networks, load_checkpoint
-from donkey.model.config import config_from_dict, config_to_dict, load_config
+from donkey.model.config import ConfigError, config_from_dict, config_to_dict, load_config
 from donkey.model.fake_quant import (
     InputRange,
     disable_fake_quant,
@@ -108,3 +108,43 @@ def test_a_qat_run_saves_a_plain_checkpoint_that_exports_every_convolution_int8(
             "source_encoder": 0,
             "generator": 0,
         }
+
+
+def test_qat_float_keeps_the_keypoint_detector_fp32_in_the_int8_export(tmp_path, runner):
+    synthesize(tmp_path / "videos", 6, size=32, seed=3, frames=(4, 6))
+    videos, _ = load_videos(list_videos(tmp_path / "videos"), 32)
+    data = config_to_dict(load_config(CONFIGS / "tiny.yaml"))
+    data["train"].update(steps=2, qat=True, qat_float=["kp_detector"], checkpoint_every=100)
+    cfg = config_from_dict(data)
+    train(cfg, videos, None, TrainOptions(run_dir=tmp_path / "run", device="cpu"))
+    ckpt = load_checkpoint(tmp_path / "run" / "last.ckpt")
+    assert ckpt.train_config["qat_float"] == ["kp_detector"]
+    summary = training_summary(cfg.model, ckpt.train_config, ckpt.training)
+    assert "outside the kp_detector, which stays float" in describe_training(summary)
+    out = tmp_path / "int8"
+    args = ["export", "--model", str(tmp_path / "run" / "last.ckpt"), "-o", str(out), "--int8"]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0, result.output
+    manifest = verify_folder(out)
+    assert manifest.precision["kp_detector"] == "fp32"
+    assert manifest.precision["generator"] == "int8"
+    assert manifest.quantization.float_convs == {
+        "dense_motion": 0,
+        "source_encoder": 0,
+        "generator": 0,
+    }
+
+
+@pytest.mark.parametrize(
+    ("train", "message"),
+    [
+        ({"qat": True, "qat_float": ["generator"]}, "train.qat_float takes distinct names"),
+        ({"qat": True, "qat_float": ["kp_detector", "kp_detector"]}, "distinct names"),
+        ({"qat": False, "qat_float": ["kp_detector"]}, "set qat: true"),
+    ],
+)
+def test_bad_qat_float_is_a_config_error(train, message):
+    data = config_to_dict(load_config(CONFIGS / "tiny.yaml"))
+    data["train"].update(train)
+    with pytest.raises(ConfigError, match=message):
+        config_from_dict(data)
