@@ -11,7 +11,7 @@ $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 	$(BIN)/pip install -q $(TORCH_PINS)
-	$(BIN)/pip install -q -e '.[dev,web]' $(TORCH_PINS)
+	$(BIN)/pip install -q -e '.[dev,web,openvino]' $(TORCH_PINS)
 	touch $(STAMP)
 
 install: $(STAMP) browser

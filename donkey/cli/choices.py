@@ -22,6 +22,7 @@ class Engine(StrEnum):
     torch = "torch"
     ort = "ort"
     trt = "trt"
+    openvino = "openvino"
 
 
 class Precision(StrEnum):
@@ -111,7 +112,8 @@ def precision_option():
     return typer.Option(
         Precision.fp32,
         help="fp16: torch on CUDA autocasts, ort/trt run fp16 graphs; bf16: torch autocast "
-        "(CPUs with AVX512-BF16/AMX); int8: ort, quantized ONNX (see `donkey export --int8`).",
+        "(CPUs with AVX512-BF16/AMX); int8: ort or openvino, quantized ONNX (see `donkey export "
+        "--int8`).",
     )
 
 

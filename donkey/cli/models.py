@@ -46,7 +46,9 @@ def load_model(
     check_precision_name(precision, engine)
     if engine == "trt" and resolve_device(device).type != "cuda":
         raise DonkeyError("--engine trt needs --device cuda (TensorRT runs on NVIDIA GPUs only)")
-    if engine in ("ort", "trt") and kind == "checkpoint":
+    if engine == "openvino" and resolve_device(device).type != "cpu":
+        raise DonkeyError("--engine openvino runs on the CPU: use --device cpu")
+    if engine in ("ort", "trt", "openvino") and kind == "checkpoint":
         from donkey.export.cache import cached_onnx
 
         path, kind = cached_onnx(path, fp16=precision == "fp16", int8=precision == "int8"), "onnx"

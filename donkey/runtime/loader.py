@@ -22,14 +22,14 @@ from donkey.model.config import ModelConfig
 from donkey.model.errors import DonkeyError
 
 # Each engine module registers its loader when imported (runtime/backend.py).
-from donkey.runtime import ort_backend, torch_backend, trt_backend  # noqa: F401
+from donkey.runtime import openvino_backend, ort_backend, torch_backend, trt_backend  # noqa: F401
 from donkey.runtime.backend import Backend, LoadOptions, LoadRequest, engine_loader
 
 DEFAULT_MODEL = Path(__file__).resolve().parent.parent / "assets" / "default.safetensors"
-ENGINES = ("torch", "ort", "trt")
-# bf16: torch autocast (CPU or CUDA); int8: ONNX Runtime on a quantized ONNX folder.
+ENGINES = ("torch", "ort", "trt", "openvino")
+# bf16: torch autocast (CPU or CUDA); int8: ONNX Runtime or OpenVINO on a quantized ONNX folder.
 PRECISIONS = ("fp32", "fp16", "bf16", "int8")
-_PRECISION_ENGINES = {"bf16": ("torch",), "int8": ("ort",)}
+_PRECISION_ENGINES = {"bf16": ("torch",), "int8": ("ort", "openvino")}
 _KIND_ENGINE = {"checkpoint": "torch", "onnx": "ort", "trt": "trt"}
 
 
@@ -80,7 +80,9 @@ def check_precision_name(precision: str, engine: str) -> str:
         raise DonkeyError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
     engines = _PRECISION_ENGINES.get(precision)
     if engines is not None and engine not in engines:
-        raise DonkeyError(f"--precision {precision} runs on --engine {engines[0]}, not {engine}")
+        raise DonkeyError(
+            f"--precision {precision} runs on --engine {' or '.join(engines)}, not {engine}"
+        )
     return precision
 
 

@@ -10,6 +10,7 @@ ENGINE_PRECISIONS = {
     "torch": ("fp32", "fp16", "bf16"),
     "ort": ("fp32", "fp16", "int8"),
     "trt": ("fp32", "fp16"),
+    "openvino": ("fp32", "int8"),
 }
 
 
