@@ -40,8 +40,9 @@ def load_model(
     allow_slow_precision: bool = False,
 ) -> LoadedModel:
     """A checkpoint, ONNX folder or TensorRT engine folder (default: the bundled model) on
-    `engine` ("torch", "ort", "trt"; default: what `model` is). A checkpoint asked to run on
-    ort or trt is exported (and engines built) once into the cache, as `donkey animate` does.
+    `engine` ("torch", "ort", "trt", "openvino"; default: what `model` is). A checkpoint asked
+    to run on ort, trt or openvino is exported (and engines built) once into the cache, as
+    `donkey animate` does.
     bf16/int8 on a CPU that would emulate them is refused unless `allow_slow_precision`."""
     from donkey.runtime.backend import LoadOptions
 

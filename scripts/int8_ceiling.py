@@ -2,16 +2,19 @@
 shipped int8 recipe and against every convolution in int8 (benchmarks/README.md, issue 18).
 
     python scripts/int8_ceiling.py OUT_DIR [--model M] [--calibration DIR] [--reps 15] [--quality]
+        [--method minmax|average] [--no-timing]
 
-Writes three export folders under OUT_DIR (fp32, recipe, all), then times each graph at batch 8
+Writes four export folders under OUT_DIR (fp32, recipe, all, all-but-kp), then times each graph at batch 8
 with 2 threads, all variants alternately in one process (the best of --reps runs each), on random
 inputs of the graphs' shapes. --quality also scores each int8 folder against torch fp32 the way
-`donkey export --int8 --check` does. OpenVINO is not a dependency: `pip install openvino`.
+`donkey export --int8 --check` does, on ONNX Runtime and OpenVINO (the `openvino` extra).
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
+import importlib.util
 import time
 from pathlib import Path
 
@@ -28,6 +31,8 @@ VARIANTS = {
     "fp32": None,
     "recipe": Int8Settings(),
     "all": Int8Settings(fp32_graphs=(), fp32_nodes=()),
+    # every convolution but the keypoint detector's (train.qat_float: [kp_detector])
+    "all-but-kp": Int8Settings(fp32_nodes=()),
 }
 BATCH, THREADS = 8, 2
 
@@ -89,20 +94,24 @@ def main() -> None:
     parser.add_argument("--calibration", type=Path, help="video folder (its train split)")
     parser.add_argument("--reps", type=int, default=15)
     parser.add_argument("--quality", action="store_true")
+    parser.add_argument("--method", default="minmax", help="calibration: minmax or average")
+    parser.add_argument("--no-timing", action="store_true")
     args = parser.parse_args()
     size = load_checkpoint(args.model).model_config.image_size
     clips = clip_set(size, args.calibration, "train")
     for variant, settings in VARIANTS.items():
+        if settings is not None:
+            settings = dataclasses.replace(settings, method=args.method)
         export_onnx(
             args.model, args.out / variant, int8=settings, calibration=clips, overwrite=True
         )
-    time_graphs(args.out, "onnxruntime", args.reps)
-    try:
-        import openvino  # noqa: F401
-    except ImportError:
-        print("openvino: not installed (pip install openvino), not timed")
-    else:
-        time_graphs(args.out, "openvino", args.reps)
+    openvino = importlib.util.find_spec("openvino") is not None
+    if not args.no_timing:
+        time_graphs(args.out, "onnxruntime", args.reps)
+        if openvino:
+            time_graphs(args.out, "openvino", args.reps)
+        else:
+            print("openvino: not installed (pip install openvino), not timed")
     if args.quality:
         from donkey.runtime.backend import LoadOptions
         from donkey.runtime.loader import load_model
@@ -110,10 +119,12 @@ def main() -> None:
 
         reference = load_model(args.model, "torch", "cpu")
         held_out = clip_set(size, args.calibration, "val", seed=1)
-        for variant in ("recipe", "all"):
-            options = LoadOptions(allow_slow_precision=True)
-            other = load_model(args.out / variant, "ort", "cpu", options=options)
-            print(f"quality {variant}: {measure_quality(reference, other, held_out).line()}")
+        options = LoadOptions(allow_slow_precision=True)
+        for engine in ("ort", "openvino") if openvino else ("ort",):
+            for variant in ("recipe", "all", "all-but-kp"):
+                other = load_model(args.out / variant, engine, "cpu", "int8", options=options)
+                report = measure_quality(reference, other, held_out)
+                print(f"quality {engine} {variant}: {report.line()}", flush=True)
 
 
 if __name__ == "__main__":

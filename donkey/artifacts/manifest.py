@@ -34,7 +34,7 @@ READ_VERSIONS = (2, 3)
 FORMATS = ("onnx", "trt")
 PRECISIONS = ("fp32", "fp16", "int8")
 QUANT_FORMATS = ("qdq", "qoperator")
-CALIBRATION_METHODS = ("minmax", "entropy", "percentile")
+CALIBRATION_METHODS = ("minmax", "average", "entropy", "percentile")
 # A manifest is a few KB; anything far larger is not one, and is not read into memory.
 MAX_MANIFEST_BYTES = 1 << 20
 _SHA256 = re.compile(r"[0-9a-f]{64}")
@@ -122,7 +122,7 @@ class QuantizationInfo:
     weights: str  # "int8"
     per_channel: bool
     reduce_range: bool  # 7-bit weights (no int16 overflow in AVX2's u8 x s8 multiply-adds)
-    calibration_method: str  # "minmax", "entropy" or "percentile"
+    calibration_method: str  # "minmax", "average", "entropy" or "percentile"
     calibration_frames: int
     calibration_data: tuple[str, ...]  # what the frames came from, in words
     float_convs: dict[str, int]  # per int8 graph: convolutions left in float

@@ -49,6 +49,9 @@ class Int8Settings:
     # 7-bit weights: AVX2 (no VNNI) multiplies u8 x s8 pairs into int16 with saturation;
     # 7 bits cannot overflow it. VNNI CPUs do not need it.
     reduce_range: bool = True
+    # "minmax": each input's range over all calibration batches; "average": the mean of each
+    # batch's min and max, tighter where a few batches hold outliers (what train.qat's moving
+    # average sees, model/fake_quant.py).
     method: str = "minmax"
     ops: tuple[str, ...] = ("Conv",)
     # Graphs left fp32 whole. The keypoint detector, as in the fp16 export: its heatmap logits
@@ -214,6 +217,7 @@ def quantize_graph(
     quant_format = {"qdq": q.QuantFormat.QDQ, "qoperator": q.QuantFormat.QOperator}
     method = {
         "minmax": q.CalibrationMethod.MinMax,
+        "average": q.CalibrationMethod.MinMax,
         "entropy": q.CalibrationMethod.Entropy,
         "percentile": q.CalibrationMethod.Percentile,
     }
@@ -232,6 +236,7 @@ def quantize_graph(
             nodes_to_exclude=island,
             calibrate_method=method[settings.method],
             calibration_providers=["CPUExecutionProvider"],
+            extra_options={"CalibMovingAverage": settings.method == "average"},
         )
         quantized = onnx.load(str(target))
     # The quantizer keeps metadata_props only sometimes; the folder's checks need them.

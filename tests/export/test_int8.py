@@ -215,3 +215,29 @@ def test_check_without_a_held_out_split_is_refused_before_the_export(runner, tin
         "export without --check"
     )
     assert not out.exists()
+
+
+def test_average_calibration_ranges_lie_inside_the_minmax_ones(tiny_ckpt, tmp_path):
+    """ "average" takes the mean of each batch's min and max: never wider than the global
+    min/max, and narrower where batches differ (the ranges are the QuantizeLinear scales)."""
+    calibration = clip_set(32, None, "train", real=0, synthetic=4, frames=6)
+    scales = {}
+    for method in ("minmax", "average"):
+        folder = export_onnx(
+            tiny_ckpt,
+            tmp_path / method,
+            int8=Int8Settings(method=method, batch=2),
+            calibration=calibration,
+        ).folder
+        assert verify_folder(folder).quantization.calibration_method == method
+        model = onnx.load(str(folder / "generator.onnx"))
+        init = {t.name: onnx.numpy_helper.to_array(t) for t in model.graph.initializer}
+        scales[method] = {
+            n.input[0]: float(init[n.input[1]])
+            for n in model.graph.node
+            if n.op_type == "QuantizeLinear" and n.input[1] in init and init[n.input[1]].size == 1
+        }
+    assert scales["minmax"].keys() == scales["average"].keys() and len(scales["minmax"]) >= 5
+    ratios = [scales["average"][k] / scales["minmax"][k] for k in scales["minmax"]]
+    assert max(ratios) <= 1.0 + 1e-6
+    assert min(ratios) < 0.99  # some range did get narrower
