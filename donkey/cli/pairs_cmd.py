@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import math
 import shlex
 import time
 from pathlib import Path
@@ -50,6 +51,26 @@ def _looks_like_manifest(path: Path) -> bool:
     except OSError:
         return False
     return head.startswith(b"{")
+
+
+# --option -> (lowest, highest) it takes; every one must be a finite number.
+NUMBER_RANGES = {
+    "--alpha": (0.0, 100.0),
+    "--threshold": (-100.0, 100.0),
+    "--max-repeated": (0.0, 1.0),
+    "--min-difference": (0.0, 1.0),
+    "--appearance-min": (-1.0, 1.0),
+    "--motion-max": (-100.0, 100.0),
+}
+
+
+def _check_numbers(values: dict[str, float | None]) -> None:
+    for option, value in values.items():
+        if value is None:
+            continue
+        low, high = NUMBER_RANGES[option]
+        if not math.isfinite(value) or not low <= value <= high:
+            raise DonkeyError(f"{option} must be a number from {low:g} to {high:g}, got {value}")
 
 
 def _check_options(
@@ -137,6 +158,18 @@ def pairs(
     """Cluster videos by movement, resample each pair's frames to matching poses (least-squares
     affine fit of keypoints, both directions), filter, and write a pairs manifest."""
     start_torch()
+    _check_numbers(
+        {
+            "--alpha": alpha,
+            "--threshold": threshold,
+            "--max-repeated": max_repeated,
+            "--min-difference": min_difference,
+            "--appearance-min": appearance_min,
+            "--motion-max": motion_max,
+        }
+    )
+    if not (0.0 <= val_fraction < 1.0):  # as train and eval take it
+        raise DonkeyError(f"--val-fraction must be in [0, 1), got {val_fraction}")
     _check_options(output, sheets, clusters, batch_size, neighbours)
     import numpy as np
 

@@ -151,3 +151,26 @@ def test_pairs_with_a_model_runs_end_to_end(runner, planted, tiny_ckpt, tmp_path
     manifest = load_manifest(out)
     assert len(manifest.pairs) + len(manifest.rejected) > 0
     assert MGIF_TRAIN  # the real-data run is in the closing note, not a test
+
+
+@pytest.mark.parametrize(
+    ("option", "value", "message"),
+    [
+        ("--alpha", "nan", "--alpha must be a number from 0 to 100, got nan"),
+        ("--threshold", "inf", "--threshold must be a number from -100 to 100, got inf"),
+        ("--max-repeated", "1.5", "--max-repeated must be a number from 0 to 1, got 1.5"),
+        ("--min-difference", "-0.1", "--min-difference must be a number from 0 to 1"),
+        ("--appearance-min", "nan", "--appearance-min must be a number from -1 to 1"),
+        ("--motion-max", "-inf", "--motion-max must be a number from -100 to 100"),
+        ("--val-fraction", "nan", "--val-fraction must be in [0, 1), got nan"),
+    ],
+)
+def test_pairs_refuses_numbers_outside_their_range_before_reading(
+    runner, tmp_path, option, value, message
+):
+    out = tmp_path / "pairs.json"
+    args = ["pairs", str(tmp_path), "-o", str(out), "--keypoints", "synth", option, value]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 1, result.output
+    assert message in result.output and "Traceback" not in result.output
+    assert not out.exists()
