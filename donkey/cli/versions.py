@@ -48,6 +48,12 @@ def version_lines() -> list[str]:
         if trt
         else "tensorrt: not installed (pip install 'donkey[trt]', NVIDIA GPUs only)"
     )
+    openvino = _installed("openvino")
+    lines.append(
+        f"openvino: {openvino} (--engine openvino, CPU)"
+        if openvino
+        else "openvino: not installed (pip install 'donkey[openvino]' for --engine openvino)"
+    )
     from donkey.runtime.cpu_features import describe
 
     lines.append(describe())  # which CPU precisions run fast (bf16, int8)

@@ -104,7 +104,7 @@ def test_version_names_every_runtime():
     lines = done.stdout.splitlines()
     assert lines[0] == "donkey 0.1.0"
     keys = [line.split(":")[0] for line in lines[1:]]
-    assert keys == ["python", "torch", "onnxruntime", "tensorrt", "CPU"]
+    assert keys == ["python", "torch", "onnxruntime", "tensorrt", "openvino", "CPU"]
     import torch
 
     from donkey.runtime.cpu_features import describe
@@ -113,6 +113,12 @@ def test_version_names_every_runtime():
     assert f"torch: {torch.__version__} (CUDA " in done.stdout
     if not torch.cuda.is_available():
         assert "no GPU visible" in done.stdout
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        assert f"openvino: {version('openvino')} (--engine openvino, CPU)" in lines
+    except PackageNotFoundError:
+        assert "openvino: not installed (pip install 'donkey[openvino]'" in done.stdout
 
 
 def test_shell_completion_is_on(runner):
