@@ -2,7 +2,7 @@
 shipped int8 recipe and against every convolution in int8 (benchmarks/README.md, issue 18).
 
     python scripts/int8_ceiling.py OUT_DIR [--model M] [--calibration DIR] [--reps 15] [--quality]
-        [--method minmax|average] [--no-timing]
+        [--method minmax|average] [--no-timing] [--float-nodes PART,PART]
 
 Writes four export folders under OUT_DIR (fp32, recipe, all, all-but-kp), then times each graph at batch 8
 with 2 threads, all variants alternately in one process (the best of --reps runs each), on random
@@ -96,9 +96,17 @@ def main() -> None:
     parser.add_argument("--quality", action="store_true")
     parser.add_argument("--method", default="minmax", help="calibration: minmax or average")
     parser.add_argument("--no-timing", action="store_true")
+    parser.add_argument(
+        "--float-nodes",
+        default="",
+        help="comma-separated ONNX node-name parts all-but-kp also keeps float "
+        "(scripts/int8_sensitivity.py names the costly ones)",
+    )
     args = parser.parse_args()
     size = load_checkpoint(args.model).model_config.image_size
     clips = clip_set(size, args.calibration, "train")
+    floats = tuple(part for part in args.float_nodes.split(",") if part)
+    VARIANTS["all-but-kp"] = dataclasses.replace(VARIANTS["all-but-kp"], fp32_nodes=floats)
     for variant, settings in VARIANTS.items():
         if settings is not None:
             settings = dataclasses.replace(settings, method=args.method)

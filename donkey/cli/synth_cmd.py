@@ -37,6 +37,27 @@ def _check_bounds(count: int, size: int, max_frames: int) -> None:
 
 
 @handles_errors
+def _check_targets(output: Path, count: int, pairs: bool, fmt: str, overwrite: bool) -> None:
+    """Refuses, before rendering, to replace files an earlier run (or anything else) left in
+    OUTPUT: a second run with another seed would otherwise mix two data sets silently."""
+    if output.exists() and not output.is_dir():
+        raise DonkeyError(f"{output}: exists and is not a folder")
+    if overwrite or not output.is_dir():
+        return
+    if pairs:
+        stems = [f"pair_{i:04d}_{member}" for i in range(count) for member in ("a", "b")]
+    else:
+        stems = [f"creature_{i:04d}" for i in range(count)]
+    names = [f"{stem}{ext}" for stem in stems for ext in (fmt, ".json")]
+    names += ["pairs.json"] if pairs else []
+    clashes = [output / name for name in names if (output / name).exists()]
+    if clashes:
+        raise DonkeyError(
+            f"{clashes[0]}: exists ({len(clashes)} of the {len(names)} files synth would write "
+            "do); pass --overwrite to replace them, or give another folder"
+        )
+
+
 def synth(
     output: Path = typer.Argument(
         ..., help="Folder to write videos (+ a .json of poses beside each)."
@@ -57,12 +78,16 @@ def synth(
         callback=check_gaits,
         help=f"Comma-separated gaits to draw from: {', '.join(GAITS)}.",
     ),
+    overwrite: bool = typer.Option(
+        False, "--overwrite", help="Replace files an earlier synth wrote into OUTPUT."
+    ),
 ) -> None:
     """Render animal-like creatures (body, head, ears, tail, wings, 2-4 legs) walking, galloping,
     hopping or flapping, with their joint positions per frame."""
     if count < 1 or size < 16 or min_frames < 2 or max_frames < min_frames:
         raise DonkeyError("need --count >= 1, --size >= 16 and 2 <= --min-frames <= --max-frames")
     _check_bounds(count, size, max_frames)
+    _check_targets(output, count, pairs, f".{fmt}", overwrite)
     chosen = tuple(gaits.split(","))  # checked while parsing (check_gaits)
     from donkey.data.synthetic import synthesize
 

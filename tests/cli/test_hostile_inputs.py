@@ -468,3 +468,24 @@ def test_init_never_replaces_a_file_unasked(runner, tmp_path):
     code, text = invoke(runner, "init", "tiny", "-o", trained, "--overwrite")
     assert code == 0, text
     assert load_checkpoint(trained).model_config.image_size == 32
+
+
+def test_synth_refuses_to_replace_an_earlier_runs_files_unless_overwrite(runner, tmp_path):
+    out = tmp_path / "synth"
+    base = ["synth", str(out), "-n", "2", "--size", "32", "--min-frames", "3", "--max-frames", "3"]
+    assert runner.invoke(app, [*base, "--seed", "1"]).exit_code == 0
+    before = {p.name: p.read_bytes() for p in out.iterdir()}
+    assert len(before) == 4
+    result = runner.invoke(app, [*base, "--seed", "2"])
+    assert result.exit_code == 1, result.output
+    assert "creature_0000.gif: exists (4 of the 4 files synth would write do)" in result.output
+    assert "--overwrite" in result.output and "Traceback" not in result.output
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == before
+    result = runner.invoke(app, [*base, "--seed", "2", "--overwrite"])
+    assert result.exit_code == 0, result.output
+    assert (out / "creature_0000.gif").read_bytes() != before["creature_0000.gif"]
+    # Pairs into the same folder write other names: nothing clashes.
+    assert runner.invoke(app, [*base, "--pairs"]).exit_code == 0
+    (tmp_path / "file").write_text("x")
+    result = runner.invoke(app, ["synth", str(tmp_path / "file"), "-n", "1"])
+    assert result.exit_code == 1 and "file: exists and is not a folder" in result.output
