@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import json
 import math
 import shlex
 import time
@@ -42,15 +43,17 @@ def _synth_keypoints(files: list[Path]) -> list:
 
 
 def _looks_like_manifest(path: Path) -> bool:
-    """A .json file whose text starts with a JSON object: what `pairs` writes."""
+    """A .json file holding what `pairs` writes (a version and a list of pairs); any other JSON
+    (a config, someone's data) is not replaced."""
+    from donkey.data.manifest import read_text_file
+
     if path.suffix.lower() != ".json":
         return False
     try:
-        with open(path, "rb") as handle:
-            head = handle.read(64).lstrip()
-    except OSError:
+        data = json.loads(read_text_file(path, "pairs manifest"))
+    except (DonkeyError, ValueError):
         return False
-    return head.startswith(b"{")
+    return isinstance(data, dict) and "version" in data and isinstance(data.get("pairs"), list)
 
 
 # --option -> (lowest, highest) it takes; every one must be a finite number.

@@ -408,7 +408,9 @@ def test_an_output_never_replaces_an_input(runner, tiny_ckpt, tmp_path):
     driving = good_gif(data / "b.gif", frames=3, seed=1)
     note = tmp_path / "notes.txt"
     note.write_text("mine")
-    originals = {p: p.read_bytes() for p in (source, driving, note)}
+    config = tmp_path / "settings.json"  # JSON, but not a pairs manifest
+    config.write_text('{"theme": "dark", "pairs": 3}')
+    originals = {p: p.read_bytes() for p in (source, driving, note, config)}
     model = ["--model", tiny_ckpt, "--device", "cpu"]
     for args, message in (
         (["animate", source, driving, "-o", source, *model], f"{source}: is the source input"),
@@ -418,6 +420,7 @@ def test_an_output_never_replaces_an_input(runner, tiny_ckpt, tmp_path):
         ),
         (["pairs", data, "-o", driving, *model], f"{driving}: exists and is not a pairs manifest"),
         (["pairs", data, "-o", note, *model], f"{note}: exists and is not a pairs manifest"),
+        (["pairs", data, "-o", config, *model], f"{config}: exists and is not a pairs manifest"),
     ):
         code, text = invoke(runner, *args)
         assert code == 1 and len(error_lines(text)) == 1 and message in text, (args, text)
