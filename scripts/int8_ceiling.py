@@ -96,6 +96,8 @@ def main() -> None:
     parser.add_argument("--quality", action="store_true")
     parser.add_argument("--method", default="minmax", help="calibration: minmax or average")
     parser.add_argument("--no-timing", action="store_true")
+    parser.add_argument("--float-outputs", action="store_true", help="quantize_outputs=False")
+    parser.add_argument("--variants", default=",".join(VARIANTS), help="which to write and run")
     parser.add_argument(
         "--float-nodes",
         default="",
@@ -107,9 +109,13 @@ def main() -> None:
     clips = clip_set(size, args.calibration, "train")
     floats = tuple(part for part in args.float_nodes.split(",") if part)
     VARIANTS["all-but-kp"] = dataclasses.replace(VARIANTS["all-but-kp"], fp32_nodes=floats)
+    for name in [v for v in VARIANTS if v not in args.variants.split(",")]:
+        del VARIANTS[name]
     for variant, settings in VARIANTS.items():
         if settings is not None:
-            settings = dataclasses.replace(settings, method=args.method)
+            settings = dataclasses.replace(
+                settings, method=args.method, quantize_outputs=not args.float_outputs
+            )
         export_onnx(
             args.model, args.out / variant, int8=settings, calibration=clips, overwrite=True
         )
@@ -129,7 +135,7 @@ def main() -> None:
         held_out = clip_set(size, args.calibration, "val", seed=1)
         options = LoadOptions(allow_slow_precision=True)
         for engine in ("ort", "openvino") if openvino else ("ort",):
-            for variant in ("recipe", "all", "all-but-kp"):
+            for variant in [v for v in VARIANTS if v != "fp32"]:
                 other = load_model(args.out / variant, engine, "cpu", "int8", options=options)
                 report = measure_quality(reference, other, held_out)
                 print(f"quality {engine} {variant}: {report.line()}", flush=True)

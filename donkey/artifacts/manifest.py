@@ -126,6 +126,9 @@ class QuantizationInfo:
     calibration_frames: int
     calibration_data: tuple[str, ...]  # what the frames came from, in words
     float_convs: dict[str, int]  # per int8 graph: convolutions left in float
+    # What quantized convolutions output: "float" (one rounding each, OpenVINO's fast path) or
+    # "uint8" (QLinearConv, ONNX Runtime's fast path). Folders written before it say uint8.
+    outputs: str = "uint8"
 
 
 @dataclass(frozen=True)
@@ -288,8 +291,12 @@ def _engine(data: Any, path: Path) -> EngineInfo:
 
 def _quantization(data: Any, graphs: dict[str, GraphEntry], path: Path) -> QuantizationInfo:
     keys = {f.name for f in dataclasses.fields(QuantizationInfo)}
+    if isinstance(data, dict) and "outputs" not in data:  # written before the field existed
+        data = {**data, "outputs": "uint8"}
     data = _keys(data, keys, "quantization", path)
     where = "quantization"
+    if data["outputs"] not in ("uint8", "float"):
+        raise _fail(path, f"{where}.outputs must be uint8 or float, got {data['outputs']!r}")
     if data["format"] not in QUANT_FORMATS:
         raise _fail(path, f"{where}.format must be qdq or qoperator, got {data['format']!r}")
     if data["activations"] not in ("uint8", "int8") or data["weights"] not in ("uint8", "int8"):
@@ -321,6 +328,7 @@ def _quantization(data: Any, graphs: dict[str, GraphEntry], path: Path) -> Quant
         calibration_frames=frames,
         calibration_data=tuple(sources),
         float_convs=dict(kept),
+        outputs=data["outputs"],
     )
 
 

@@ -130,8 +130,9 @@ def export(
     int8: bool = typer.Option(
         False,
         "--int8",
-        help="int8 graphs for ONNX Runtime on CPUs (static quantization, the fp16 islands and "
-        "the keypoint detector kept fp32). --check then gates PSNR and keypoint error.",
+        help="int8 graphs for CPUs, fastest with --engine openvino (static quantization; the "
+        "fp16 islands, the keypoint detector and four small convolutions kept fp32). --check "
+        "then gates PSNR and keypoint error.",
     ),
     calibration: Path | None = typer.Option(
         None,
@@ -168,7 +169,7 @@ def export(
 ) -> None:
     """Export the four inference graphs (kp_detector, dense_motion, source_encoder, generator)."""
     if int8 and (fp16 or fmt != "onnx"):
-        raise DonkeyError("--int8 writes ONNX graphs for ONNX Runtime: no --fp16, --format onnx")
+        raise DonkeyError("--int8 writes ONNX graphs for CPUs: no --fp16, --format onnx")
     if calibration is not None and not int8:
         raise DonkeyError("--calibration belongs to --int8")
     if int8 and check and calibration is not None:

@@ -51,17 +51,30 @@ class Int8Settings:
     reduce_range: bool = True
     # "minmax": each input's range over all calibration batches; "average": the mean of each
     # batch's min and max, tighter where a few batches hold outliers (what train.qat's moving
-    # average sees, model/fake_quant.py).
-    method: str = "minmax"
+    # average sees, model/fake_quant.py). On the default model: +0.4-0.9 dB.
+    method: str = "average"
     ops: tuple[str, ...] = ("Conv",)
+    # Also round each convolution's output to uint8. ONNX Runtime needs that to fuse its int8
+    # kernels (QLinearConv), but it is a second rounding per convolution: on the default model
+    # 32.9 dB with it, 40.8 dB without (OpenVINO runs both as int8 convolutions at the same
+    # speed; ONNX Runtime runs output-float graphs at about fp32 speed).
+    quantize_outputs: bool = False
     # Graphs left fp32 whole. The keypoint detector, as in the fp16 export: its heatmap logits
     # are divided by a temperature of 0.1 before the softmax, and int8 convolutions moved the
-    # default model's keypoints by up to 0.036 (target 0.01).
+    # default model's keypoints by up to 0.05 (target 0.01).
     fp32_graphs: tuple[str, ...] = ("kp_detector",)
-    # Nodes whose names contain one of these stay float. The generator's refinement blocks
-    # work at full resolution right before the output sigmoid, on logits up to about 34:
-    # int8 there alone took the default model's generator to 29.5 dB PSNR.
-    fp32_nodes: tuple[str, ...] = ("/refinement_module/",)
+    # Nodes whose names contain one of these stay float: the convolutions int8 hurts most
+    # for under 1% of the multiply-adds (scripts/int8_sensitivity.py, each measured alone):
+    # dense motion's first two, whose input puts keypoint heatmaps (about +-0.01) and deformed
+    # source images (0-1) on one uint8 scale (33.5 and 44.9 dB); the source encoder's first,
+    # which reads the image its skip connection carries to the output (36.2 dB); and the
+    # output convolution, whose logits (up to about 34) feed the sigmoid (46.2 dB).
+    fp32_nodes: tuple[str, ...] = (
+        "/dense_motion/group_blocks.0/conv/",
+        "/dense_motion/group_blocks.1/conv/",
+        "/appearance_encoder/down_blocks.0/conv/",
+        "/refinement_module/conv-last/",
+    )
     batch: int = 8  # calibration batch size
 
 
@@ -236,7 +249,12 @@ def quantize_graph(
             nodes_to_exclude=island,
             calibrate_method=method[settings.method],
             calibration_providers=["CPUExecutionProvider"],
-            extra_options={"CalibMovingAverage": settings.method == "average"},
+            extra_options={
+                "CalibMovingAverage": settings.method == "average",
+                "OpTypesToExcludeOutputQuantization": (
+                    [] if settings.quantize_outputs else list(settings.ops)
+                ),
+            },
         )
         quantized = onnx.load(str(target))
     # The quantizer keeps metadata_props only sometimes; the folder's checks need them.
@@ -282,5 +300,6 @@ def quantize_models(
         calibration_frames=clips.frames,
         calibration_data=tuple(clips.sources),
         float_convs=dict(result.float_convs),
+        outputs="uint8" if settings.quantize_outputs else "float",
     )
     return result

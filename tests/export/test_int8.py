@@ -46,18 +46,23 @@ def test_int8_manifest_records_precision_and_calibration(int8_folder):
     q = manifest.quantization
     assert q is not None and q.format == "qdq" and q.activations == "uint8"
     assert q.weights == "int8" and q.per_channel and q.reduce_range
-    assert q.calibration_method == "minmax" and q.calibration_frames == 36
+    assert q.calibration_method == "average" and q.calibration_frames == 36
     assert q.calibration_data == ("6 synthetic creature clips (seed 0, 36 frames)",)
-    # The tiny generator has one refinement block: its two convolutions and conv-last stay float.
-    assert q.float_convs == {"dense_motion": 0, "source_encoder": 0, "generator": 3}
+    assert q.outputs == "float"  # convolutions output float: one rounding each
+    # The tiny model has one dense-motion group block; the first convolutions of dense motion
+    # and of the source encoder and the output convolution stay float.
+    assert q.float_convs == {"dense_motion": 1, "source_encoder": 1, "generator": 1}
     generator = onnx.load(str(int8_folder / "generator.onnx"))
-    assert float_convolutions(generator) == [
-        "/refinement_module/r0/conv1/Conv",
-        "/refinement_module/r0/conv2/Conv",
-        "/refinement_module/conv-last/Conv",
-    ]
+    assert float_convolutions(generator) == ["/refinement_module/conv-last/Conv"]
+    motion = onnx.load(str(int8_folder / "dense_motion.onnx"))
+    assert float_convolutions(motion) == ["/dense_motion/group_blocks.0/conv/Conv"]
     ops = {n.op_type for n in generator.graph.node}
     assert {"QuantizeLinear", "DequantizeLinear", "GridSample", "Conv"} <= ops
+    # No QuantizeLinear reads a convolution's output: only inputs are rounded.
+    convs = {o for n in generator.graph.node if n.op_type == "Conv" for o in n.output}
+    assert not [
+        n for n in generator.graph.node if n.op_type == "QuantizeLinear" and n.input[0] in convs
+    ]
     meta = {p.key: p.value for p in generator.metadata_props}
     assert meta["donkey.graph"] == "generator" and meta["donkey.precision"] == "int8"
     # GridSample, and the gaussians' Exp, read float tensors, never dequantized ones.
@@ -93,6 +98,14 @@ def test_int8_manifest_without_its_record_is_refused(int8_folder, tmp_path):
     folder = tmp_path / "forged"
     shutil.copytree(int8_folder, folder)
     data = json.loads((folder / "manifest.json").read_text())
+    data["quantization"].pop("outputs")  # folders written before the field: uint8 outputs
+    (folder / "manifest.json").write_text(json.dumps(data))
+    assert Manifest.read(folder).quantization.outputs == "uint8"
+    data["quantization"]["outputs"] = "int4"
+    (folder / "manifest.json").write_text(json.dumps(data))
+    with pytest.raises(ManifestError, match="quantization.outputs must be uint8 or float"):
+        Manifest.read(folder)
+    data["quantization"]["outputs"] = "float"
     data["quantization"]["float_convs"].pop("generator")
     (folder / "manifest.json").write_text(json.dumps(data))
     with pytest.raises(ManifestError, match="float_convs must name exactly the int8 graphs"):
