@@ -69,6 +69,13 @@ def bench(
     json_path: Path | None = typer.Option(
         None, "--json", help="Also write the rows as a JSON list here."
     ),
+    interleave: bool = typer.Option(
+        False,
+        "--interleave",
+        help="Load every engine at once and take their timed runs in turn: the rows share a "
+        "busy or drifting machine's slow and fast moments, so their ratios are fair. Peak MB "
+        "is then the whole process's.",
+    ),
 ) -> None:
     """Model-only throughput: keypoints of the driving batch + dense motion + generator, source
     encoding cached. Every engine runs with the same thread count, reported in each row."""
@@ -140,6 +147,7 @@ def bench(
             # --runs: exactly that many; by default at least 1 s of timed runs per setting.
             min_seconds=1.0 if runs is None else 0.0,
             load_reference=load_reference,
+            interleave=interleave,
         )
     table = Table(
         title=f"donkey bench ({threads} threads, {rows[0].device}, {precision})",
@@ -178,11 +186,9 @@ def _peak_note(rows) -> str:
             "themselves is not included)"
         )
     if any(r.device == "cpu" for r in rows):
-        scope = (
-            ""
-            if all(r.peak_scope == "timed runs" for r in rows)
-            else " (so far: not resettable here)"
-        )
+        scope = ""
+        if any(r.peak_scope != "timed runs" for r in rows):
+            scope = " (so far: not resettable here, or --interleave held every engine at once)"
         where.append(
             f"CPU rows: the whole process's peak resident memory{scope}, Python, PyTorch and "
             "the libraries loaded so far included"

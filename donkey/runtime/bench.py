@@ -106,6 +106,50 @@ def _quality(
     return psnr, float((got[1] - reference[1]).abs().max())
 
 
+def _timed_unit(model: LoadedModel, batch: int) -> Callable[[], None]:
+    """One timed unit on real rendered frames: driving keypoints and every output frame of a
+    batch, the source encoded beforehand."""
+    size = model.config.image_size
+    source, driving = rendered_clip(size, frames=batch)
+    animator = Animator(model, batch_size=batch, mode="absolute")
+    state = animator.prepare_source(frames_to_tensor(source[None]))
+    frames = frames_to_tensor(driving).to(model.device)
+
+    def once() -> None:
+        kp = animator.driving_keypoints(frames)
+        for _ in animator.render_batches(state, kp):
+            pass
+        _sync(model.device)
+
+    return once
+
+
+def _row(
+    model: LoadedModel, precision: str, batch: int, threads: int, times: list[float]
+) -> BenchRow:
+    p50 = statistics.median(times)
+    return BenchRow(
+        model.engine,
+        precision,
+        str(model.device),
+        batch,
+        threads,
+        batch / p50,
+        p50 * 1e3,
+        float(np.percentile(times, 95)) * 1e3,
+        0.0,
+        len(times),
+        None,
+        None,
+        describe() if model.device.type == "cpu" else "",
+    )
+
+
+def _enough(counts: list[int], runs: int, started: float, min_seconds: float) -> bool:
+    fewest = min(counts)
+    return fewest >= runs and (time.perf_counter() - started >= min_seconds or fewest >= 200)
+
+
 def bench_model(
     model: LoadedModel,
     batch: int,
@@ -117,48 +161,50 @@ def bench_model(
 ) -> BenchRow:
     """Times one batch of output frames (source encoding cached), on real rendered frames.
     `peak_mb` covers the warm-up and timed runs (see the module's docstring)."""
-    size = model.config.image_size
-    source, driving = rendered_clip(size, frames=batch)
-    animator = Animator(model, batch_size=batch, mode="absolute")
-    state = animator.prepare_source(frames_to_tensor(source[None]))
-    frames = frames_to_tensor(driving).to(model.device)
+    once = _timed_unit(model, batch)
     _release_memory()
     peak_scope = _reset_peak(model.device)
-
-    def once() -> None:
-        kp = animator.driving_keypoints(frames)
-        for _ in animator.render_batches(state, kp):
-            pass
-
     for _ in range(warmup):
         once()
-    _sync(model.device)
-    times = []
+    times: list[float] = []
     started = time.perf_counter()
-    while len(times) < runs or (time.perf_counter() - started < min_seconds and len(times) < 200):
+    while not _enough([len(times)], runs, started, min_seconds):
         t0 = time.perf_counter()
         once()
-        _sync(model.device)
         times.append(time.perf_counter() - t0)
-    peak_mb = _peak_mb(model.device)
-    p50 = statistics.median(times)
-    p95 = float(np.percentile(times, 95))
-    return BenchRow(
-        model.engine,
-        precision,
-        str(model.device),
-        batch,
-        threads,
-        batch / p50,
-        p50 * 1e3,
-        p95 * 1e3,
-        peak_mb,
-        len(times),
-        None,
-        None,
-        describe() if model.device.type == "cpu" else "",
-        peak_scope,
-    )
+    row = _row(model, precision, batch, threads, times)
+    row.peak_mb, row.peak_scope = _peak_mb(model.device), peak_scope
+    return row
+
+
+def bench_interleaved(
+    models: list[tuple[LoadedModel, str]],
+    batch: int,
+    threads: int,
+    warmup: int = 3,
+    runs: int = 10,
+    min_seconds: float = 1.0,
+) -> list[BenchRow]:
+    """Like `bench_model` for several (model, precision label) at once, their timed runs taken
+    in turn (round robin): on a machine whose speed drifts, every row sees the same drift, so
+    their ratios hold. Peak memory is the whole process's (every model is loaded)."""
+    units = [_timed_unit(model, batch) for model, _ in models]
+    for once in units:
+        for _ in range(warmup):
+            once()
+    times: list[list[float]] = [[] for _ in units]
+    started = time.perf_counter()
+    while not _enough([len(t) for t in times], runs, started, min_seconds):
+        for once, spent in zip(units, times):
+            t0 = time.perf_counter()
+            once()
+            spent.append(time.perf_counter() - t0)
+    rows = []
+    for (model, label), spent in zip(models, times):
+        row = _row(model, label, batch, threads, spent)
+        row.peak_mb, row.peak_scope = _peak_mb(model.device), "process"
+        rows.append(row)
+    return rows
 
 
 def run_bench(
@@ -170,16 +216,19 @@ def run_bench(
     progress: Callable[[BenchRow], None] | None = None,
     min_seconds: float = 1.0,
     load_reference: Callable[[], LoadedModel] | None = None,
+    interleave: bool = False,
 ) -> list[BenchRow]:
     """Rows for every (engine, precision) variant and batch size, in that order: `runs` timed
     runs each, and more (at most 200) until `min_seconds` of them were timed (`min_seconds=0`
     times exactly `runs`). With a reference model (`load_reference`), each row carries PSNR
     and keypoint error against it, computed after every row was timed: no row's peak memory
-    holds the reference or what running it left resident."""
+    holds the reference or what running it left resident. `interleave`: every variant loaded
+    at once, their runs taken in turn (`bench_interleaved`)."""
     torch.set_num_threads(threads)
     rows: list[BenchRow] = []
     outputs: list[tuple[torch.Tensor, torch.Tensor]] = []  # each row's, for the comparison
     seen: set[tuple[str, str]] = set()
+    loaded: list[tuple[LoadedModel, str]] = []
     for engine, precision in variants:
         model = load(engine, precision)
         # An export folder's graphs say what they are, whatever precision was asked for (an
@@ -190,6 +239,9 @@ def run_bench(
         if (engine, label) in seen:
             continue
         seen.add((engine, label))
+        if interleave:
+            loaded.append((model, label))
+            continue
         for batch in batches:
             row = bench_model(
                 model, batch, threads, runs=runs, min_seconds=min_seconds, precision=label
@@ -200,6 +252,20 @@ def run_bench(
             if progress is not None:
                 progress(row)
         del model  # the next engine's rows do not hold this one's memory
+        _release_memory()
+    if interleave:
+        by_batch = {
+            batch: bench_interleaved(loaded, batch, threads, runs=runs, min_seconds=min_seconds)
+            for batch in batches
+        }
+        for index, (model, _) in enumerate(loaded):  # the usual order: variant, then batch
+            for batch in batches:
+                rows.append(by_batch[batch][index])
+                if load_reference is not None:
+                    outputs.append(bench_outputs(model, batch))
+                if progress is not None:
+                    progress(rows[-1])
+        loaded.clear()
         _release_memory()
     if load_reference is not None and rows:
         reference = load_reference()

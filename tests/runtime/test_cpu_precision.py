@@ -119,7 +119,9 @@ def test_the_cli_refuses_bf16_in_one_line_on_a_cpu_without_it(runner, tiny_ckpt,
 
 
 def test_precisions_each_engine_cannot_run_are_refused(tiny_ckpt):
-    with pytest.raises(DonkeyError, match="--precision int8 runs on --engine ort, not torch"):
+    with pytest.raises(
+        DonkeyError, match="--precision int8 runs on --engine ort or openvino, not torch"
+    ):
         load_model(tiny_ckpt, "torch", "cpu", "int8")
     with pytest.raises(DonkeyError, match="--precision bf16 runs on --engine torch, not ort"):
         load_model(tiny_ckpt, "ort", "cpu", "bf16")

@@ -276,7 +276,7 @@ def test_bench_json(runner, tmp_path):
     result = runner.invoke(app, ["bench", "--engine", "nope"])
     assert result.exit_code == 2  # refused while parsing (choices.check_engines)
     assert (
-        "Invalid value for '--engine': takes a comma-separated subset of torch, ort, trt, "
+        "Invalid value for '--engine': takes a comma-separated subset of torch, ort, trt, openvino, "
         "got 'nope'" in result.output
     )
 
@@ -317,3 +317,40 @@ def test_cli_flushes_denormals(runner):
     assert result.exit_code == 0, result.output
     denormal = torch.tensor([1e-39], dtype=torch.float32)
     assert (denormal * 1.0).item() == 0.0
+
+
+def test_bench_interleave_times_every_engine_in_turn(runner, tiny_ckpt, tmp_path, monkeypatch):
+    """--interleave: all engines loaded, one timed run each in turn, rows in the usual order."""
+    import donkey.runtime.bench as bench_module
+
+    calls: list[str] = []
+    make_unit = bench_module._timed_unit
+
+    def recording_unit(model, batch):
+        once = make_unit(model, batch)
+
+        def run() -> None:
+            calls.append(f"{model.engine}{batch}")
+            once()
+
+        return run
+
+    monkeypatch.setattr(bench_module, "_timed_unit", recording_unit)
+    out = tmp_path / "bench.json"
+    args = ["bench", "--model", str(tiny_ckpt), "--engine", "torch,ort", "--batch-sizes", "1,2"]
+    args += ["--device", "cpu", "--threads", "1", "--runs", "3", "--interleave"]
+    result = runner.invoke(app, [*args, "--json", str(out)])
+    assert result.exit_code == 0, result.output
+    rows = json.loads(out.read_text())
+    assert [(r["engine"], r["batch"]) for r in rows] == [
+        ("torch", 1),
+        ("torch", 2),
+        ("ort", 1),
+        ("ort", 2),
+    ]
+    assert all(r["runs"] == 3 and r["peak_scope"] == "process" for r in rows)
+    assert rows[2]["psnr_db"] > 80  # still compared with torch fp32
+    # 3 warm-ups each, then the timed runs alternate engines.
+    assert calls[:12] == ["torch1"] * 3 + ["ort1"] * 3 + ["torch1", "ort1"] * 3
+    assert calls[12:24] == ["torch2"] * 3 + ["ort2"] * 3 + ["torch2", "ort2"] * 3
+    assert "--interleave held every engine at once" in result.output
