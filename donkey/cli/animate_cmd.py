@@ -8,6 +8,7 @@ from pathlib import Path
 import typer
 
 from donkey.cli.choices import (
+    ENGINE_HELP,
     Engine,
     Fit,
     Motion,
@@ -58,7 +59,7 @@ def animate(
         ..., "-o", "--output", help="Output file (.gif, .mp4, .png strip) or folder for batches."
     ),
     model: str | None = typer.Option(None, "--model", "-m", help=MODEL_HELP),
-    engine: Engine | None = typer.Option(None, help="Default: what --model is."),
+    engine: Engine | None = typer.Option(None, help=ENGINE_HELP),
     device: str = device_option(),
     precision: Precision = precision_option(),
     allow_slow_precision: bool = allow_slow_option(),

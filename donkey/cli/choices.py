@@ -25,6 +25,12 @@ class Engine(StrEnum):
     openvino = "openvino"
 
 
+ENGINE_HELP = (
+    "Default: what --model is (torch for checkpoints, ort for ONNX folders, trt for engines); "
+    "int8 on the CPU: openvino where installed, else ort."
+)
+
+
 class Precision(StrEnum):
     """One member per line: adding a precision is adding a line here."""
 

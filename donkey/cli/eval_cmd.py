@@ -10,7 +10,7 @@ from pathlib import Path
 import typer
 from rich.table import Table
 
-from donkey.cli.choices import DEVICE_METAVAR, Engine, Motion, Split, check_device
+from donkey.cli.choices import DEVICE_METAVAR, ENGINE_HELP, Engine, Motion, Split, check_device
 from donkey.cli.common import (
     MODEL_HELP,
     handles_errors,
@@ -42,7 +42,7 @@ def evaluate(
         0.1, help="Must match the training run's --val-fraction for --split val/train."
     ),
     limit: int | None = typer.Option(None, help="Evaluate at most this many videos / pairs."),
-    engine: Engine | None = typer.Option(None, help="Default: what --model is."),
+    engine: Engine | None = typer.Option(None, help=ENGINE_HELP),
     device: str = typer.Option("auto", metavar=DEVICE_METAVAR, callback=check_device),
     batch_size: int = typer.Option(16, "--batch-size", "-b", help="Frames per inference batch."),
     eval_size: int | None = typer.Option(

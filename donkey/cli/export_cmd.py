@@ -235,9 +235,17 @@ def export(
             if engine == "trt":
                 _check(checkpoint, stage / target, "trt", "cuda", batches, str(output / target))
     final = output / target
+    if int8:  # ONNX Runtime runs these graphs at about fp32 speed on CPUs without VNNI
+        from donkey.runtime.loader import openvino_installed
+
+        engine = "openvino --device cpu" if openvino_installed() else "ort"
     out.print(
         f"next: donkey animate SOURCE DRIVING -o out.gif --model {shlex.quote(str(final))} --engine {engine}"
     )
+    if int8 and engine == "ort":
+        out.print(
+            "next: pip install openvino   # runs int8 folders faster on CPUs (--engine openvino)"
+        )
 
 
 @handles_errors

@@ -42,7 +42,7 @@ def load_model(
     """
     path = resolve_model(model)
     kind = model_kind(path)
-    engine = check_engine(engine or default_engine(kind))
+    engine = check_engine(engine or default_engine(kind, path, precision, device))
     check_precision_name(precision, engine)
     if engine == "trt" and resolve_device(device).type != "cuda":
         raise DonkeyError("--engine trt needs --device cuda (TensorRT runs on NVIDIA GPUs only)")

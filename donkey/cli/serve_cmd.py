@@ -12,6 +12,7 @@ import time
 import typer
 
 from donkey.cli.choices import (
+    ENGINE_HELP,
     Engine,
     Precision,
     allow_slow_option,
@@ -36,7 +37,7 @@ def is_loopback(host: str) -> bool:
 @handles_errors
 def serve(
     model: str | None = typer.Option(None, "--model", "-m", help=MODEL_HELP),
-    engine: Engine | None = typer.Option(None, help="Default: what --model is."),
+    engine: Engine | None = typer.Option(None, help=ENGINE_HELP),
     device: str = device_option(),
     precision: Precision = precision_option(),
     allow_slow_precision: bool = allow_slow_option(),

@@ -2,7 +2,8 @@
 
 `--model` names a checkpoint file, an ONNX export folder or a TensorRT engine folder (told
 apart by the folder's manifest.json) and defaults to the bundled model. The engine defaults
-to what the model is: torch for checkpoints, ort for ONNX folders, trt for engine folders.
+to what the model is: torch for checkpoints, ort for ONNX folders, trt for engine folders;
+int8 on the CPU defaults to OpenVINO where it is installed (`default_engine`).
 A folder is verified (docs/architecture.md, "Artifact formats") before any backend sees it.
 
 This layer loads what exists. Turning a checkpoint into an ONNX folder or engines (the
@@ -11,6 +12,7 @@ build-once cache) is export's job; the CLI composes both (donkey/cli/models.py).
 
 from __future__ import annotations
 
+import importlib.util
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -64,8 +66,24 @@ def model_kind(path: Path) -> str:
     return "checkpoint"
 
 
-def default_engine(kind: str) -> str:
+def default_engine(
+    kind: str, path: Path | None = None, precision: str = "fp32", device: str = "auto"
+) -> str:
+    """What the model is (torch for checkpoints, ort for ONNX folders, trt for engines); but
+    int8 on the CPU (asked for, or an int8 ONNX folder) goes to OpenVINO where it is
+    installed: ONNX Runtime runs the export's int8 graphs at about fp32 speed on CPUs
+    without VNNI (benchmarks/README.md)."""
+    int8 = precision == "int8"
+    if kind == "onnx" and path is not None and not int8:
+        int8 = "int8" in Manifest.read(path).precision.values()
+    if int8 and kind in ("checkpoint", "onnx"):
+        on_cpu = device == "cpu" or (device == "auto" and not torch.cuda.is_available())
+        return "openvino" if on_cpu and openvino_installed() else "ort"
     return _KIND_ENGINE[kind]
+
+
+def openvino_installed() -> bool:
+    return importlib.util.find_spec("openvino") is not None
 
 
 def check_engine(engine: str) -> str:
@@ -110,7 +128,7 @@ def load_model(
     """
     path = resolve_model(model)
     kind = model_kind(path)
-    engine = check_engine(engine or default_engine(kind))
+    engine = check_engine(engine or default_engine(kind, path, precision, device))
     check_precision_name(precision, engine)
     dev = resolve_device(device)
     manifest = verify_folder(path) if kind != "checkpoint" else None

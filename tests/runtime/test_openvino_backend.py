@@ -116,3 +116,18 @@ def test_cli_animates_and_benches_a_checkpoint_on_openvino(runner, tiny_ckpt, tm
     rows = json.loads(report.read_text())
     assert [r["engine"] for r in rows] == ["ort", "openvino"]
     assert rows[1]["psnr_db"] > 80.0 and rows[1]["kp_max_abs"] <= 1e-5
+
+
+def test_int8_on_the_cpu_defaults_to_openvino_where_installed(folders, tiny_ckpt, monkeypatch):
+    import donkey.runtime.loader as loader
+
+    assert load_model(folders["int8"], device="cpu", options=ALLOW).engine == "openvino"
+    assert load_model(folders["fp32"], device="cpu").engine == "ort"  # fp32: what the folder is
+    assert load_model(tiny_ckpt, device="cpu").engine == "torch"
+    monkeypatch.setattr(loader, "openvino_installed", lambda: False)
+    assert load_model(folders["int8"], device="cpu", options=ALLOW).engine == "ort"
+    assert loader.default_engine("checkpoint", tiny_ckpt, "int8", "cpu") == "ort"
+    monkeypatch.setattr(loader, "openvino_installed", lambda: True)
+    assert loader.default_engine("checkpoint", tiny_ckpt, "int8", "cpu") == "openvino"
+    assert loader.default_engine("onnx", folders["int8"], "fp32", "cuda") == "ort"
+    assert loader.default_engine("checkpoint", tiny_ckpt, "fp32", "cpu") == "torch"
