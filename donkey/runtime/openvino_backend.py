@@ -118,7 +118,9 @@ class OpenVinoBackend(BaseBackend):
             n: inputs[n].detach().float().cpu().contiguous().numpy() for n in self.spec.input_names
         }
         request = self._request_for({n: a.shape for n, a in feeds.items()})
-        results = request.infer(feeds)
+        # share_inputs: OpenVINO reads the arrays in place (they outlive this synchronous call)
+        # instead of copying about 8 MB of expanded source features per generator batch.
+        results = request.infer(feeds, share_inputs=True)
         by_name = {}
         for port, value in results.items():
             for name in port.get_names():
