@@ -47,7 +47,7 @@ def load_model(
     from donkey.runtime.backend import LoadOptions
 
     options = LoadOptions(allow_slow_precision=allow_slow_precision)
-    return _load_model(model, engine, device, precision, options)
+    return _load_model(model, engine, device, precision, options, quiet=True)
 
 
 def _frames(array: np.ndarray, ndim: int, name: str) -> np.ndarray:

@@ -32,6 +32,7 @@ def load_model(
     options: LoadOptions | None = None,
     batch: BatchRange | None = None,
     batch_size: int | None = None,
+    quiet: bool = False,
 ) -> LoadedModel:
     """`runtime.loader.load_model`, after exporting/building what `engine` runs when `model` is
     a checkpoint (ort, trt) or an ONNX folder (trt). `batch`: the engines' profile range.
@@ -39,7 +40,17 @@ def load_model(
     `batch_size`: the largest batch the caller will run (animate, eval, serve). Engines built
     here cover it; an engine folder that cannot run it is refused now, in one line, rather
     than at the first batch after loading (and, through the cache, building) everything.
+
+    A build into the cache says so on stderr first (it takes from seconds to minutes, once),
+    unless `quiet` (the Python API).
     """
+
+    def notice(what: str) -> None:
+        if not quiet:
+            from donkey.cli.common import tagged
+
+            tagged("building", "cyan", f"{what} into the cache, once (later runs reuse it)")
+
     path = resolve_model(model)
     kind = model_kind(path)
     engine = check_engine(engine or default_engine(kind, path, precision, device))
@@ -51,13 +62,24 @@ def load_model(
     if engine in ("ort", "trt", "openvino") and kind == "checkpoint":
         from donkey.export.cache import cached_onnx
 
-        path, kind = cached_onnx(path, fp16=precision == "fp16", int8=precision == "int8"), "onnx"
+        variant = {"fp16": "fp16 ", "int8": "int8 "}.get(precision, "")
+        built = cached_onnx(
+            path,
+            fp16=precision == "fp16",
+            int8=precision == "int8",
+            on_build=lambda: notice(f"the {variant}ONNX export of {path}"),
+        )
+        path, kind = built, "onnx"
     if engine == "trt" and kind == "onnx":
         from donkey.export.cache import cached_engines
 
         if batch is None:
             batch = BatchRange.covering(batch_size or 1)
-        path = cached_engines(path, EngineSettings(batch=batch))
+        path = cached_engines(
+            path,
+            EngineSettings(batch=batch),
+            on_build=lambda: notice(f"TensorRT engines (batch {batch.min}-{batch.max}) for {path}"),
+        )
     elif engine == "trt" and kind == "trt" and batch_size is not None:
         engine_info = Manifest.read(path).engine
         problem = engine_info.batch.refuses(batch_size) if engine_info is not None else None

@@ -12,6 +12,7 @@ import hashlib
 import json
 import os
 import shutil
+from collections.abc import Callable
 from pathlib import Path
 
 from donkey.artifacts.folders import make_stage
@@ -35,10 +36,13 @@ def _key(parts: dict) -> str:
     return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()[:20]
 
 
-def _build_into(target: Path, build) -> Path:
-    """Runs build(tmp_dir) and moves the finished folder into place (atomic for readers)."""
+def _build_into(target: Path, build, on_build: Callable[[], None] | None = None) -> Path:
+    """Runs build(tmp_dir) and moves the finished folder into place (atomic for readers).
+    `on_build` is called first when there is something to build."""
     if (target / MANIFEST_NAME).is_file():
         return target
+    if on_build is not None:
+        on_build()
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = make_stage(target)
     try:
@@ -85,7 +89,11 @@ def checkpoint_digest(path: Path) -> str:
 
 
 def cached_onnx(
-    checkpoint: Path, fp16: bool = False, opset: int | None = None, int8: bool = False
+    checkpoint: Path,
+    fp16: bool = False,
+    opset: int | None = None,
+    int8: bool = False,
+    on_build: Callable[[], None] | None = None,
 ) -> Path:
     """`int8`: quantized with the default settings, calibrated on synthetic creatures only
     (the cache has no data folder; `donkey export --int8 --calibration DIR` for real frames)."""
@@ -104,7 +112,7 @@ def cached_onnx(
         settings = int8_settings_for(load_checkpoint(checkpoint).train_config) if int8 else None
         return write_onnx_folder(checkpoint, tmp, fp16=fp16, opset=opset, int8=settings)
 
-    return _build_into(cache_root() / "onnx" / _key(parts), build)
+    return _build_into(cache_root() / "onnx" / _key(parts), build, on_build)
 
 
 def engine_key(onnx_dir: Path, trt_version: str, device: str, batch: tuple[int, int, int]) -> str:
@@ -122,7 +130,9 @@ def engine_key(onnx_dir: Path, trt_version: str, device: str, batch: tuple[int, 
     )
 
 
-def cached_engines(onnx_dir: Path, settings: EngineSettings) -> Path:
+def cached_engines(
+    onnx_dir: Path, settings: EngineSettings, on_build: Callable[[], None] | None = None
+) -> Path:
     """Engines for an ONNX folder, built once per (ONNX, TensorRT, GPU, precision, batches)."""
     from donkey.artifacts.gpu import device_key, gpu_identity, import_tensorrt
     from donkey.export.tensorrt_build import build_engines, timing_cache_file
@@ -133,5 +143,5 @@ def cached_engines(onnx_dir: Path, settings: EngineSettings) -> Path:
     key = engine_key(onnx_dir, trt.__version__, device_key(gpu), batch)
     settings.timing_cache = timing_cache_file(cache_root() / "trt", trt.__version__, gpu)
     return _build_into(
-        cache_root() / "trt" / key, lambda tmp: build_engines(onnx_dir, tmp, settings)
+        cache_root() / "trt" / key, lambda tmp: build_engines(onnx_dir, tmp, settings), on_build
     )

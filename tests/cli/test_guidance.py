@@ -426,3 +426,32 @@ def test_mixed_training_hints_one_eval_per_pairs_manifest(runner, tmp_path):
     assert result.exit_code == 0, result.output
     line = f"next: donkey eval --model {run / 'last.ckpt'} --pairs {manifests[0]}"
     assert result.output.count(line) == 2
+
+
+def test_a_cache_build_says_so_once(runner, tiny_ckpt, clip, tmp_path, monkeypatch):
+    """The first --engine ort run on a checkpoint exports it (seconds for the tiny model,
+    minutes for int8 of a paper-size one): one stderr line says what and that it is once."""
+    monkeypatch.setenv("DONKEY_CACHE", str(tmp_path / "fresh cache"))
+    src, drv = clip
+    args = ["animate", str(src), str(drv), "--model", str(tiny_ckpt), "--engine", "ort"]
+    args += ["--device", "cpu"]
+    first = runner.invoke(app, [*args, "-o", str(tmp_path / "a.gif")])
+    assert first.exit_code == 0, first.output
+    assert f"building the ONNX export of {tiny_ckpt} into the cache, once" in first.output
+    second = runner.invoke(app, [*args, "-o", str(tmp_path / "b.gif")])
+    assert second.exit_code == 0, second.output
+    assert "building" not in second.output
+    int8 = runner.invoke(app, [*args, "-o", str(tmp_path / "c.gif"), "--precision", "int8"])
+    assert int8.exit_code == 0, int8.output
+    assert f"building the int8 ONNX export of {tiny_ckpt}" in int8.output
+    import donkey
+    import donkey.cli.common
+
+    said: list[str] = []
+    monkeypatch.setattr(donkey.cli.common, "tagged", lambda *parts: said.append(parts[-1]))
+    monkeypatch.setenv("DONKEY_CACHE", str(tmp_path / "another cache"))
+    assert donkey.load_model(tiny_ckpt, "ort", "cpu").engine == "ort"
+    assert said == []  # the Python API builds quietly
+    monkeypatch.setenv("DONKEY_CACHE", str(tmp_path / "a third cache"))
+    runner.invoke(app, [*args, "-o", str(tmp_path / "d.gif")])
+    assert len(said) == 1 and said[0].startswith("the ONNX export of")  # the CLI does not
