@@ -47,7 +47,10 @@ class LoadedModel:
 
 
 def resolve_model(model: str | Path | None) -> Path:
-    if model is None or str(model) == "":
+    if model is not None and str(model).strip() == "":
+        # `--model "$MODEL"` with MODEL unset: running the bundled model instead would hide it.
+        raise DonkeyError("--model is empty: give a checkpoint or export folder, or leave it out")
+    if model is None:
         if not DEFAULT_MODEL.exists():
             raise DonkeyError(
                 f"no bundled default model at {DEFAULT_MODEL}; pass --model CHECKPOINT"

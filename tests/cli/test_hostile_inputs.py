@@ -492,3 +492,16 @@ def test_synth_refuses_to_replace_an_earlier_runs_files_unless_overwrite(runner,
     (tmp_path / "file").write_text("x")
     result = runner.invoke(app, ["synth", str(tmp_path / "file"), "-n", "1"])
     assert result.exit_code == 1 and "file: exists and is not a folder" in result.output
+
+
+def test_an_empty_model_is_refused_not_replaced_by_the_bundled_one(runner, tmp_path):
+    """`--model "$MODEL"` with MODEL unset ran the bundled model before."""
+    source = good_gif(tmp_path / "s.gif", frames=2)
+    for args in (
+        ["animate", source, source, "-o", tmp_path / "o.gif", "--model", ""],
+        ["info", "--model", " "],
+        ["export", "-o", tmp_path / "e", "--model", ""],
+    ):
+        code, text = invoke(runner, *args)
+        assert code == 1 and "--model is empty" in text and len(error_lines(text)) == 1, text
+    assert not (tmp_path / "o.gif").exists() and not (tmp_path / "e").exists()
