@@ -154,6 +154,15 @@ def load_ort_graphs(request: LoadRequest) -> LoadedGraphs:
     options = request.options
     if "int8" in manifest.precision.values() and request.device.type == "cpu":
         check_precision("int8", allow=options.allow_slow_precision)
+        quantization = manifest.quantization
+        if quantization is not None and quantization.outputs == "float":
+            # ONNX Runtime fuses int8 convolutions only where their outputs are rounded too.
+            warnings.warn(
+                f"{request.path}: ONNX Runtime runs these int8 graphs at about fp32 speed "
+                "(their convolutions output float); --engine openvino runs them as int8",
+                RuntimeWarning,
+                stacklevel=2,
+            )
     graphs = {
         name: OrtBackend(
             request.path / entry.file,
