@@ -72,7 +72,7 @@ def _int8_inputs(checkpoint: Path, calibration: Path | None):
         tagged("note", "yellow", "no --calibration folder: calibrating on synthetic frames only")
     for line in clips.skipped:
         tagged("skipped", "yellow", line)
-    return int8_settings_for(ckpt.train_config), clips
+    return int8_settings_for(ckpt.train_config, str(checkpoint)), clips
 
 
 def _check_held_out_split(calibration: Path) -> None:

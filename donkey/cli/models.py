@@ -18,6 +18,7 @@ from donkey.runtime.loader import (
     check_precision_name,
     default_engine,
     model_kind,
+    openvino_installed,
     resolve_device,
     resolve_model,
 )
@@ -57,8 +58,14 @@ def load_model(
     check_precision_name(precision, engine)
     if engine == "trt" and resolve_device(device).type != "cuda":
         raise DonkeyError("--engine trt needs --device cuda (TensorRT runs on NVIDIA GPUs only)")
-    if engine == "openvino" and resolve_device(device).type != "cpu":
-        raise DonkeyError("--engine openvino runs on the CPU: use --device cpu")
+    if engine == "openvino":
+        device = "cpu" if device == "auto" else device  # OpenVINO runs on the CPU only
+        if resolve_device(device).type != "cpu":
+            raise DonkeyError("--engine openvino runs on the CPU: use --device cpu")
+        if not openvino_installed():  # before a checkpoint's export into the cache, not after
+            from donkey.runtime.openvino_backend import OPENVINO_HINT
+
+            raise DonkeyError(f"--engine openvino: OpenVINO is not installed: {OPENVINO_HINT}")
     if engine in ("ort", "trt", "openvino") and kind == "checkpoint":
         from donkey.export.cache import cached_onnx
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import re
 import shlex
 from pathlib import Path
 
@@ -36,7 +38,6 @@ def _check_bounds(count: int, size: int, max_frames: int) -> None:
         )
 
 
-@handles_errors
 def _check_targets(output: Path, count: int, pairs: bool, fmt: str, overwrite: bool) -> None:
     """Refuses, before rendering, to replace files an earlier run (or anything else) left in
     OUTPUT: a second run with another seed would otherwise mix two data sets silently."""
@@ -44,20 +45,27 @@ def _check_targets(output: Path, count: int, pairs: bool, fmt: str, overwrite: b
         raise DonkeyError(f"{output}: exists and is not a folder")
     if overwrite or not output.is_dir():
         return
-    if pairs:
-        stems = [f"pair_{i:04d}_{member}" for i in range(count) for member in ("a", "b")]
-    else:
-        stems = [f"creature_{i:04d}" for i in range(count)]
-    names = [f"{stem}{ext}" for stem in stems for ext in (fmt, ".json")]
-    names += ["pairs.json"] if pairs else []
-    clashes = [output / name for name in names if (output / name).exists()]
+    # One listing of the folder, not a stat per name synth would write (up to 4 million).
+    stem = r"pair_(\d{4,})_[ab]" if pairs else r"creature_(\d{4,})"
+    pattern = re.compile(rf"{stem}(?:{re.escape(fmt)}|\.json)")
+    clashes = []
+    with os.scandir(output) as entries:
+        for entry in entries:
+            match = pattern.fullmatch(entry.name)
+            index = match.group(1) if match else ""
+            if index and int(index) < count and index == f"{int(index):04d}":
+                clashes.append(entry.name)
+            elif pairs and entry.name == "pairs.json":
+                clashes.append(entry.name)
     if clashes:
+        total = count * (4 if pairs else 2) + (1 if pairs else 0)
         raise DonkeyError(
-            f"{clashes[0]}: exists ({len(clashes)} of the {len(names)} files synth would write "
-            "do); pass --overwrite to replace them, or give another folder"
+            f"{output / sorted(clashes)[0]}: exists ({len(clashes)} of the {total} files synth "
+            "would write do); pass --overwrite to replace them, or give another folder"
         )
 
 
+@handles_errors
 def synth(
     output: Path = typer.Argument(
         ..., help="Folder to write videos (+ a .json of poses beside each)."

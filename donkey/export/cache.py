@@ -109,7 +109,8 @@ def cached_onnx(
         parts["int8"] = repr((Int8Settings(), QAT_SETTINGS))
 
     def build(tmp: Path) -> object:
-        settings = int8_settings_for(load_checkpoint(checkpoint).train_config) if int8 else None
+        config = load_checkpoint(checkpoint).train_config
+        settings = int8_settings_for(config, str(checkpoint)) if int8 else None
         return write_onnx_folder(checkpoint, tmp, fp16=fp16, opset=opset, int8=settings)
 
     return _build_into(cache_root() / "onnx" / _key(parts), build, on_build)

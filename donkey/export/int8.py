@@ -33,6 +33,7 @@ from donkey.artifacts.manifest import QuantizationInfo
 from donkey.data.calibration import ClipSet
 from donkey.data.frames import frames_to_tensor
 from donkey.export.fp16 import fp32_island
+from donkey.model.config import QAT_FLOATABLE
 from donkey.model.errors import DonkeyError
 from donkey.model.graphs import build_graphs, run_graph
 from donkey.model.networks import Networks
@@ -83,14 +84,20 @@ class Int8Settings:
 QAT_SETTINGS = Int8Settings(fp32_graphs=(), fp32_nodes=())
 
 
-def int8_settings_for(train_config: dict | None) -> Int8Settings:
+def int8_settings_for(train_config: dict | None, source: str = "the checkpoint") -> Int8Settings:
     """The int8 recipe for a checkpoint's training config: every convolution if it was
     trained for it (train.qat), except in the networks that run left float (train.qat_float)."""
     train_config = train_config or {}
     if train_config.get("qat") is not True:
         return Int8Settings()
     kept = train_config.get("qat_float") or []
-    return dataclasses.replace(QAT_SETTINGS, fp32_graphs=tuple(str(name) for name in kept))
+    # The checkpoint's config is untrusted: a string would name graphs letter by letter.
+    if not isinstance(kept, list) or any(name not in QAT_FLOATABLE for name in kept):
+        raise DonkeyError(
+            f"{source}: train.qat_float must be a list of names from "
+            f"{', '.join(QAT_FLOATABLE)}, got {kept!r}"[:300]
+        )
+    return dataclasses.replace(QAT_SETTINGS, fp32_graphs=tuple(kept))
 
 
 @dataclass

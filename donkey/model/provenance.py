@@ -35,8 +35,9 @@ def training_summary(
         summary["frozen"] = list(train_config["freeze"])
     if train_config.get("qat") is True:
         summary["quantization_aware"] = True
-        if train_config.get("qat_float"):
-            summary["quantization_float"] = list(train_config["qat_float"])
+        kept = train_config.get("qat_float")
+        if isinstance(kept, list) and kept and all(isinstance(n, str) for n in kept):
+            summary["quantization_float"] = list(kept)
     if mode != "monkey":
         summary["pair_steps"] = train_config.get("pair_steps", "dual")
         summary["disc_keypoints"] = train_config.get("disc_keypoints")

@@ -133,6 +133,8 @@ def load_model(
     kind = model_kind(path)
     engine = check_engine(engine or default_engine(kind, path, precision, device))
     check_precision_name(precision, engine)
+    if engine == "openvino" and device == "auto":
+        device = "cpu"  # OpenVINO runs on the CPU only
     dev = resolve_device(device)
     manifest = verify_folder(path) if kind != "checkpoint" else None
     request = LoadRequest(path, kind, dev, precision, options or LoadOptions(), manifest)

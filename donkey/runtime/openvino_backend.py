@@ -40,6 +40,10 @@ def import_openvino() -> ModuleType:
         raise DonkeyError(
             f"--engine openvino: OpenVINO is not installed: {OPENVINO_HINT}"
         ) from None
+    except Exception as exc:  # noqa: BLE001 - a broken install (missing shared library, ...)
+        raise DonkeyError(
+            f"--engine openvino: OpenVINO cannot be imported ({_first_line(exc)})"
+        ) from None
     return openvino
 
 
@@ -150,6 +154,7 @@ def load_openvino_graphs(request: LoadRequest) -> LoadedGraphs:
             f"{request.path}: --engine openvino runs fp32 and int8 folders, this one has "
             f"{', '.join(other)} graphs (use --engine ort)"
         )
+    import_openvino()  # now, not at the first frame
     if "int8" in manifest.precision.values():
         check_precision("int8", allow=request.options.allow_slow_precision)
     specs = graph_specs(manifest.model_config)

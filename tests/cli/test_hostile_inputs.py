@@ -487,8 +487,15 @@ def test_synth_refuses_to_replace_an_earlier_runs_files_unless_overwrite(runner,
     result = runner.invoke(app, [*base, "--seed", "2", "--overwrite"])
     assert result.exit_code == 0, result.output
     assert (out / "creature_0000.gif").read_bytes() != before["creature_0000.gif"]
-    # Pairs into the same folder write other names: nothing clashes.
+    # Pairs into the same folder write other names: nothing clashes, until a second pairs run.
     assert runner.invoke(app, [*base, "--pairs"]).exit_code == 0
+    result = runner.invoke(app, [*base, "--pairs", "-n", "3"])
+    assert result.exit_code == 1 and "(9 of the 13 files synth would write do)" in result.output
+    other = tmp_path / "other"
+    other.mkdir()
+    (other / "creature_00001.gif").write_text("not one of synth's names")
+    (other / "creature_0002.gif").write_text("index 2: not written by -n 2")
+    assert runner.invoke(app, ["synth", str(other), *base[2:]]).exit_code == 0
     (tmp_path / "file").write_text("x")
     result = runner.invoke(app, ["synth", str(tmp_path / "file"), "-n", "1"])
     assert result.exit_code == 1 and "file: exists and is not a folder" in result.output

@@ -148,3 +148,20 @@ def test_bad_qat_float_is_a_config_error(train, message):
     data["train"].update(train)
     with pytest.raises(ConfigError, match=message):
         config_from_dict(data)
+
+
+@pytest.mark.parametrize("kept", [5, "kp_detector", ["generator"], [["kp_detector"]]])
+def test_a_checkpoints_qat_float_is_checked_not_trusted(kept):
+    """A checkpoint's config comes from its file: a string was split into graph names."""
+    from donkey.export.int8 import int8_settings_for
+    from donkey.model.errors import DonkeyError
+
+    assert int8_settings_for({"qat": True, "qat_float": ["kp_detector"]}).fp32_graphs == (
+        "kp_detector",
+    )
+    with pytest.raises(DonkeyError, match=r"^m\.ckpt: train\.qat_float must be a list of names"):
+        int8_settings_for({"qat": True, "qat_float": kept}, "m.ckpt")
+    model = load_config(CONFIGS / "tiny.yaml").model
+    summary = training_summary(model, {"qat": True, "qat_float": kept}, {})
+    names = isinstance(kept, list) and all(isinstance(n, str) for n in kept)
+    assert summary.get("quantization_float") == (kept if names else None)  # info never crashes

@@ -68,6 +68,7 @@ def test_openvino_runs_the_int8_folder_close_to_onnx_runtime(folders, tiny_ckpt)
 
 
 def test_openvino_refuses_what_it_cannot_run(folders, tiny_ckpt, monkeypatch):
+    assert load_model(folders["fp32"], "openvino", "auto").device.type == "cpu"  # CUDA or not
     with pytest.raises(DonkeyError, match="runs fp32 and int8 folders, this one has fp16 graphs"):
         load_model(folders["fp16"], "openvino", "cpu")
     with pytest.raises(
@@ -83,10 +84,17 @@ def test_openvino_refuses_what_it_cannot_run(folders, tiny_ckpt, monkeypatch):
             raise ImportError(name)
         return real_import(name, *args, **kwargs)
 
-    monkeypatch.setattr(builtins, "__import__", no_openvino)
     model = load_model(folders["fp32"], "openvino", "cpu")
+    monkeypatch.setattr(builtins, "__import__", no_openvino)
+    with pytest.raises(DonkeyError, match="OpenVINO is not installed: pip install openvino"):
+        load_model(folders["fp32"], "openvino", "cpu")  # refused at load, not at a frame
     with pytest.raises(DonkeyError, match="OpenVINO is not installed: pip install openvino"):
         model.graphs["kp_detector"].activate()
+    import donkey.cli.models as cli_models
+
+    monkeypatch.setattr(cli_models, "openvino_installed", lambda: False)
+    with pytest.raises(DonkeyError, match="OpenVINO is not installed"):
+        cli_models.load_model(tiny_ckpt, "openvino", "cpu", "int8")  # before any export
 
 
 def test_openvino_names_the_file_it_cannot_read(folders, tmp_path):
