@@ -51,7 +51,7 @@ def _looks_like_manifest(path: Path) -> bool:
         return False
     try:
         data = json.loads(read_text_file(path, "pairs manifest"))
-    except (DonkeyError, ValueError):
+    except (DonkeyError, ValueError, RecursionError):  # RecursionError: absurdly nested JSON
         return False
     return isinstance(data, dict) and "version" in data and isinstance(data.get("pairs"), list)
 
@@ -160,7 +160,6 @@ def pairs(
 ) -> None:
     """Cluster videos by movement, resample each pair's frames to matching poses (least-squares
     affine fit of keypoints, both directions), filter, and write a pairs manifest."""
-    start_torch()
     _check_numbers(
         {
             "--alpha": alpha,
@@ -174,6 +173,7 @@ def pairs(
     if not (0.0 <= val_fraction < 1.0):  # as train and eval take it
         raise DonkeyError(f"--val-fraction must be in [0, 1), got {val_fraction}")
     _check_options(output, sheets, clusters, batch_size, neighbours)
+    start_torch()  # after the cheap refusals
     import numpy as np
 
     from donkey.cli.models import load_model
