@@ -2,7 +2,8 @@
 shipped int8 recipe and against every convolution in int8 (benchmarks/README.md, issue 18).
 
     python scripts/int8_ceiling.py OUT_DIR [--model M] [--calibration DIR] [--reps 15] [--quality]
-        [--method minmax|average] [--no-timing] [--float-nodes PART,PART]
+        [--method minmax|average] [--uint8-outputs] [--no-timing] [--float-nodes PART,PART]
+        [--variants fp32,recipe,all,all-but-kp]
 
 Writes four export folders under OUT_DIR (fp32, recipe, all, all-but-kp), then times each graph at batch 8
 with 2 threads, all variants alternately in one process (the best of --reps runs each), on random
@@ -94,9 +95,13 @@ def main() -> None:
     parser.add_argument("--calibration", type=Path, help="video folder (its train split)")
     parser.add_argument("--reps", type=int, default=15)
     parser.add_argument("--quality", action="store_true")
-    parser.add_argument("--method", default="minmax", help="calibration: minmax or average")
+    parser.add_argument(
+        "--method", default=Int8Settings.method, help="calibration: minmax or average"
+    )
     parser.add_argument("--no-timing", action="store_true")
-    parser.add_argument("--float-outputs", action="store_true", help="quantize_outputs=False")
+    parser.add_argument(
+        "--uint8-outputs", action="store_true", help="round convolution outputs too (before v2)"
+    )
     parser.add_argument("--variants", default=",".join(VARIANTS), help="which to write and run")
     parser.add_argument(
         "--float-nodes",
@@ -114,7 +119,7 @@ def main() -> None:
     for variant, settings in VARIANTS.items():
         if settings is not None:
             settings = dataclasses.replace(
-                settings, method=args.method, quantize_outputs=not args.float_outputs
+                settings, method=args.method, quantize_outputs=args.uint8_outputs
             )
         export_onnx(
             args.model, args.out / variant, int8=settings, calibration=clips, overwrite=True

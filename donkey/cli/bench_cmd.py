@@ -144,7 +144,8 @@ def bench(
             threads,
             10 if runs is None else runs,
             progress=progress,
-            # --runs: exactly that many; by default at least 1 s of timed runs per setting.
+            # --runs: exactly that many; by default at least 1 s of timed runs per setting
+            # (with --interleave: per batch size, all engines' runs together).
             min_seconds=1.0 if runs is None else 0.0,
             load_reference=load_reference,
             interleave=interleave,
@@ -170,14 +171,14 @@ def bench(
             str(r.runs),
         )
     out.print(table)
-    out.print(_peak_note(rows))
+    out.print(_peak_note(rows, interleave))
     if json_path is not None:
         with atomic_output(json_path) as tmp_file:
             tmp_file.write_text(json.dumps([r.as_dict() for r in rows], indent=1))
         out.print(f"wrote {json_path}")
 
 
-def _peak_note(rows) -> str:
+def _peak_note(rows, interleave: bool = False) -> str:
     """What 'peak MB' measured: it is not the model's size."""
     where = []
     if any(r.device.startswith("cuda") for r in rows):
@@ -187,12 +188,17 @@ def _peak_note(rows) -> str:
         )
     if any(r.device == "cpu" for r in rows):
         scope = ""
-        if any(r.peak_scope != "timed runs" for r in rows):
-            scope = " (so far: not resettable here, or --interleave held every engine at once)"
+        if any(r.peak_scope != "timed runs" for r in rows) and not interleave:
+            scope = " (so far: not resettable here)"
         where.append(
             f"CPU rows: the whole process's peak resident memory{scope}, Python, PyTorch and "
             "the libraries loaded so far included"
         )
     compared = any(r.psnr_db is not None for r in rows)
     after = "; the fp32 reference runs after them" if compared else ""
+    if interleave:
+        return (
+            f"peak MB: --interleave held every engine at once, so each row's peak is the whole "
+            f"run's so far{after}. {'; '.join(where)}."
+        )
     return f"peak MB: during each row's warm-up and timed runs only{after}. {'; '.join(where)}."

@@ -353,4 +353,4 @@ def test_bench_interleave_times_every_engine_in_turn(runner, tiny_ckpt, tmp_path
     # 3 warm-ups each, then the timed runs alternate engines.
     assert calls[:12] == ["torch1"] * 3 + ["ort1"] * 3 + ["torch1", "ort1"] * 3
     assert calls[12:24] == ["torch2"] * 3 + ["ort2"] * 3 + ["torch2", "ort2"] * 3
-    assert "--interleave held every engine at once" in result.output
+    assert "peak MB: --interleave held every engine at once" in result.output
