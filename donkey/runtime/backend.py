@@ -85,6 +85,19 @@ class LoadedGraphs:
     precision: dict[str, str] = field(default_factory=dict)
 
 
+def onnx_manifest(request: LoadRequest, engine: str) -> Manifest:
+    """The manifest of the ONNX folder an ONNX-reading engine was given, or a one-line refusal
+    (a checkpoint or an engine folder)."""
+    manifest = request.manifest
+    if manifest is None or manifest.format != "onnx":
+        what = "engines" if manifest is not None else "a checkpoint"
+        raise DonkeyError(
+            f"{request.path}: --engine {engine} runs an ONNX folder, not {what}; "
+            "`donkey export` one (the donkey command does this for a checkpoint)"
+        )
+    return manifest
+
+
 EngineLoader = Callable[[LoadRequest], LoadedGraphs]
 _LOADERS: dict[str, EngineLoader] = {}
 

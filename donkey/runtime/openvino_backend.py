@@ -25,7 +25,13 @@ from torch import Tensor
 from donkey.artifacts.verify import read_verified
 from donkey.model.errors import DonkeyError
 from donkey.model.spec import GraphSpec, graph_specs
-from donkey.runtime.backend import BaseBackend, LoadedGraphs, LoadRequest, register_engine
+from donkey.runtime.backend import (
+    BaseBackend,
+    LoadedGraphs,
+    LoadRequest,
+    onnx_manifest,
+    register_engine,
+)
 from donkey.runtime.cpu_features import check_precision
 
 OPENVINO_HINT = "pip install openvino (or pip install 'donkey[openvino]')"
@@ -139,13 +145,7 @@ class OpenVinoBackend(BaseBackend):
 @register_engine("openvino")
 def load_openvino_graphs(request: LoadRequest) -> LoadedGraphs:
     """Backends for a verified fp32 or int8 ONNX folder, on the CPU."""
-    manifest = request.manifest
-    if manifest is None or manifest.format != "onnx":
-        what = "engines" if manifest is not None else "a checkpoint"
-        raise DonkeyError(
-            f"{request.path}: --engine openvino runs an ONNX folder, not {what}; "
-            "`donkey export` one (the donkey command does this for a checkpoint)"
-        )
+    manifest = onnx_manifest(request, "openvino")
     if request.device.type != "cpu":
         raise DonkeyError("--engine openvino runs on the CPU: use --device cpu")
     other = sorted({p for p in manifest.precision.values() if p not in PRECISIONS})

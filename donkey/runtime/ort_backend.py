@@ -13,7 +13,13 @@ from torch import Tensor
 from donkey.artifacts.verify import read_verified
 from donkey.model.errors import DonkeyError
 from donkey.model.spec import GraphSpec, graph_specs
-from donkey.runtime.backend import BaseBackend, LoadedGraphs, LoadRequest, register_engine
+from donkey.runtime.backend import (
+    BaseBackend,
+    LoadedGraphs,
+    LoadRequest,
+    onnx_manifest,
+    register_engine,
+)
 from donkey.runtime.cpu_features import check_precision
 
 ORT_HINT = "pip install onnxruntime-gpu (or onnxruntime for CPU only)"
@@ -143,13 +149,7 @@ class OrtBackend(BaseBackend):
 @register_engine("ort")
 def load_ort_graphs(request: LoadRequest) -> LoadedGraphs:
     """Backends for a verified ONNX folder (checkpoints are exported first, by the caller)."""
-    manifest = request.manifest
-    if manifest is None or manifest.format != "onnx":
-        what = "engines" if manifest is not None else "a checkpoint"
-        raise DonkeyError(
-            f"{request.path}: --engine ort runs an ONNX folder, not {what}; "
-            "`donkey export` one (the donkey command does this for a checkpoint)"
-        )
+    manifest = onnx_manifest(request, "ort")
     specs = graph_specs(manifest.model_config)
     options = request.options
     if "int8" in manifest.precision.values() and request.device.type == "cpu":
