@@ -15,6 +15,7 @@ from donkey.runtime.backend import LoadOptions
 from donkey.runtime.loader import (
     LoadedModel,
     check_engine,
+    check_folder_precision,
     check_precision_name,
     default_engine,
     model_kind,
@@ -54,8 +55,10 @@ def load_model(
 
     path = resolve_model(model)
     kind = model_kind(path)
+    check_folder_precision(path, kind, precision)
     engine = check_engine(engine or default_engine(kind, path, precision, device))
     check_precision_name(precision, engine)
+    resolve_device(device)  # a missing GPU is refused before anything is exported for it
     if engine == "trt" and resolve_device(device).type != "cuda":
         raise DonkeyError("--engine trt needs --device cuda (TensorRT runs on NVIDIA GPUs only)")
     if engine == "openvino":

@@ -26,6 +26,7 @@ from donkey.model.errors import DonkeyError
 # Each engine module registers its loader when imported (runtime/backend.py).
 from donkey.runtime import openvino_backend, ort_backend, torch_backend, trt_backend  # noqa: F401
 from donkey.runtime.backend import Backend, LoadOptions, LoadRequest, engine_loader
+from donkey.runtime.variants import ENGINE_PRECISIONS
 
 DEFAULT_MODEL = Path(__file__).resolve().parent.parent / "assets" / "default.safetensors"
 ENGINES = ("torch", "ort", "trt", "openvino")
@@ -104,7 +105,26 @@ def check_precision_name(precision: str, engine: str) -> str:
         raise DonkeyError(
             f"--precision {precision} runs on --engine {' or '.join(engines)}, not {engine}"
         )
+    runs = ENGINE_PRECISIONS.get(engine, PRECISIONS)
+    if precision not in runs:  # before anything is exported for it
+        raise DonkeyError(f"--engine {engine} runs {', '.join(runs)}, not --precision {precision}")
     return precision
+
+
+def check_folder_precision(path: Path, kind: str, precision: str) -> None:
+    """An export folder's graphs are what they are: a precision other than fp32 (the default)
+    that the folder does not hold is refused rather than silently not applied."""
+    if kind == "checkpoint" or precision == "fp32":
+        return
+    held = sorted(set(Manifest.read(path).precision.values()) - {"fp32"}) or ["fp32"]
+    if precision not in held:
+        made_for = (
+            "" if precision == "bf16" else f", or an export made for it (export --{precision})"
+        )
+        raise DonkeyError(
+            f"{path}: an {'/'.join(held)} export, so --precision {precision} cannot apply; "
+            f"give a checkpoint{made_for}"
+        )
 
 
 def resolve_device(device: str) -> torch.device:
@@ -131,6 +151,7 @@ def load_model(
     """
     path = resolve_model(model)
     kind = model_kind(path)
+    check_folder_precision(path, kind, precision)
     engine = check_engine(engine or default_engine(kind, path, precision, device))
     check_precision_name(precision, engine)
     if engine == "openvino" and device == "auto":

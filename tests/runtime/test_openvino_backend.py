@@ -76,7 +76,18 @@ def test_openvino_refuses_what_it_cannot_run(folders, tiny_ckpt, monkeypatch):
     ):
         load_model(tiny_ckpt, "openvino", "cpu")
     with pytest.raises(DonkeyError, match="--precision bf16 runs on --engine torch, not openvino"):
+        load_model(tiny_ckpt, "openvino", "cpu", "bf16")
+    with pytest.raises(DonkeyError, match="an fp32 export, so --precision bf16 cannot apply"):
         load_model(folders["fp32"], "openvino", "cpu", "bf16")
+    with pytest.raises(
+        DonkeyError,
+        match=r"an fp16 export, so --precision int8 cannot apply; give a checkpoint, or an export made for it \(export --int8\)",
+    ):
+        load_model(folders["fp16"], None, "cpu", "int8")
+    with pytest.raises(
+        DonkeyError, match="--engine openvino runs fp32, int8, not --precision fp16"
+    ):
+        load_model(tiny_ckpt, "openvino", "cpu", "fp16")  # refused before any export
     real_import = builtins.__import__
 
     def no_openvino(name, *args, **kwargs):
