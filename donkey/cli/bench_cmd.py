@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import tempfile
@@ -41,10 +42,12 @@ def bench(
         "-c",
         help="Benchmark a config (a file or a bundled name) with random weights instead of a model.",
     ),
-    engine: str = typer.Option(
-        "torch,ort",
+    engine: str | None = typer.Option(
+        None,
         callback=check_engines,
-        help=f"Comma-separated engines: {listed(EngineChoice)}.",
+        help=f"Comma-separated engines: {listed(EngineChoice)}. Default: torch,ort for a "
+        "checkpoint or config; for an export folder the engines that run it (ort and openvino "
+        "where installed; trt for engines).",
     ),
     batch_sizes: str = typer.Option("1,8,32", "--batch-sizes", help="Comma-separated batch sizes."),
     device: str = typer.Option("auto", metavar=DEVICE_METAVAR, callback=check_device),
@@ -79,7 +82,8 @@ def bench(
 ) -> None:
     """Model-only throughput: keypoints of the driving batch + dense motion + generator, source
     encoding cached. Every engine runs with the same thread count, reported in each row."""
-    engines = engine.split(",")  # checked while parsing (check_engines)
+    # checked while parsing (check_engines)
+    engines = engine.split(",") if engine else _default_engines(model if config is None else None)
     if model is not None and config is not None:
         raise DonkeyError("give --model or --config, not both")
     batches = parse_int_list(batch_sizes, "--batch-sizes")
@@ -151,7 +155,8 @@ def bench(
             interleave=interleave,
         )
     table = Table(
-        title=f"donkey bench ({threads} threads, {rows[0].device}, {precision})",
+        title=f"donkey bench ({threads} threads, {rows[0].device}, "
+        f"{','.join(dict.fromkeys(r.precision for r in rows))})",
         caption=cpu_describe(),  # what bf16/int8 speeds depend on
     )
     columns = ("engine", "precision", "batch", "frames/s", "PSNR dB", "kp err", "p50 ms")
@@ -172,10 +177,23 @@ def bench(
         )
     out.print(table)
     out.print(_peak_note(rows, interleave))
+    if load_reference is None:
+        out.print("PSNR and kp err: only against a checkpoint's torch fp32 (--model CHECKPOINT)")
     if json_path is not None:
         with atomic_output(json_path) as tmp_file:
             tmp_file.write_text(json.dumps([r.as_dict() for r in rows], indent=1))
         out.print(f"wrote {json_path}")
+
+
+def _default_engines(model: str | None) -> list[str]:
+    """torch,ort for a checkpoint; for an export folder, the engines that can run it."""
+    if not model or not Path(model).is_dir():
+        return ["torch", "ort"]
+    from donkey.artifacts.manifest import Manifest
+
+    if Manifest.read(Path(model)).format == "trt":
+        return ["trt"]
+    return ["ort", "openvino"] if importlib.util.find_spec("openvino") else ["ort"]
 
 
 def _peak_note(rows, interleave: bool = False) -> str:

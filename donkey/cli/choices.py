@@ -96,8 +96,10 @@ def check_device(value: str | None) -> str | None:
     raise typer.BadParameter(f"{value!r} is not one of auto, cpu, cuda, cuda:N")
 
 
-def check_engines(value: str) -> str:
+def check_engines(value: str | None) -> str | None:
     """Typer callback for a comma-separated subset of the engines (`donkey bench`)."""
+    if value is None:
+        return None
     names = [e.strip() for e in value.split(",") if e.strip()]
     known = [e.value for e in Engine]
     if not names or any(e not in known for e in names):

@@ -152,3 +152,14 @@ def test_int8_on_the_cpu_defaults_to_openvino_where_installed(folders, tiny_ckpt
     assert loader.default_engine("checkpoint", tiny_ckpt, "int8", "cpu") == "openvino"
     assert loader.default_engine("onnx", folders["int8"], "fp32", "cuda") == "ort"
     assert loader.default_engine("checkpoint", tiny_ckpt, "fp32", "cpu") == "torch"
+
+
+def test_bench_of_an_export_folder_picks_the_engines_that_run_it(runner, folders, tmp_path):
+    out = tmp_path / "bench.json"
+    args = ["bench", "--model", str(folders["int8"]), "--batch-sizes", "2", "--runs", "2"]
+    result = runner.invoke(app, [*args, "--device", "cpu", "--json", str(out)])
+    assert result.exit_code == 0, result.output
+    rows = json.loads(out.read_text())
+    assert [(r["engine"], r["precision"]) for r in rows] == [("ort", "int8"), ("openvino", "int8")]
+    assert "donkey bench (" in result.output and ", int8)" in result.output
+    assert "PSNR and kp err: only against a checkpoint" in result.output
