@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from donkey.artifacts.manifest import Manifest
+from donkey.artifacts.manifest import Manifest, ManifestError
 from donkey.artifacts.settings import BatchRange, EngineSettings
 from donkey.model.errors import DonkeyError
 from donkey.runtime.backend import LoadOptions
@@ -47,18 +47,20 @@ def load_model(
     unless `quiet` (the Python API).
     """
 
-    def notice(what: str) -> None:
+    def say(label: str, message: str) -> None:
         if not quiet:
             from donkey.cli.common import tagged
 
-            tagged("building", "cyan", f"{what} into the cache, once (later runs reuse it)")
+            tagged(label, "cyan", message)
+
+    def notice(what: str) -> None:
+        say("building", f"{what} into the cache, once (later runs reuse it)")
 
     path = resolve_model(model)
     kind = model_kind(path)
     check_folder_precision(path, kind, precision)
     engine = check_engine(engine or default_engine(kind, path, precision, device))
     check_precision_name(precision, engine)
-    resolve_device(device)  # a missing GPU is refused before anything is exported for it
     if engine == "trt" and resolve_device(device).type != "cuda":
         raise DonkeyError("--engine trt needs --device cuda (TensorRT runs on NVIDIA GPUs only)")
     if engine == "openvino":
@@ -69,6 +71,26 @@ def load_model(
             from donkey.runtime.openvino_backend import OPENVINO_HINT
 
             raise DonkeyError(f"--engine openvino: OpenVINO is not installed: {OPENVINO_HINT}")
+    resolve_device(device)  # a missing GPU is refused before anything is exported for it
+    source = path
+    try:
+        path = _cached(path, kind, engine, precision, batch, batch_size, notice)
+        return load_built_model(path, engine, device, precision, options)
+    except ManifestError as exc:
+        from donkey.export.cache import discard_entry
+
+        # A cache entry that fails its check (a disk error, an edit) is built again, once: the
+        # user never made it, so "export the model again" would not tell them what to do.
+        if path == source or not discard_entry(path):
+            raise
+        say("rebuilding", f"{path} failed its check ({str(exc)[:160]}); building it again")
+        path = _cached(source, kind, engine, precision, batch, batch_size, notice)
+        return load_built_model(path, engine, device, precision, options)
+
+
+def _cached(path, kind, engine, precision, batch, batch_size, notice) -> Path:
+    """What `engine` runs for `path`: a checkpoint's ONNX export, an ONNX folder's engines
+    (both built into the cache when missing), or `path` itself."""
     if engine in ("ort", "trt", "openvino") and kind == "checkpoint":
         from donkey.export.cache import cached_onnx
 
@@ -95,4 +117,4 @@ def load_model(
         problem = engine_info.batch.refuses(batch_size) if engine_info is not None else None
         if problem:
             raise DonkeyError(f"{path}: {problem}")
-    return load_built_model(path, engine, device, precision, options)
+    return path

@@ -59,6 +59,16 @@ def _build_into(target: Path, build, on_build: Callable[[], None] | None = None)
     return target
 
 
+def discard_entry(folder: Path) -> bool:
+    """Removes `folder` if it is an entry of the cache (never anything outside it)."""
+    root = cache_root().resolve()
+    folder = Path(folder).resolve()
+    if folder.parent.parent != root or not folder.is_dir():
+        return False
+    shutil.rmtree(folder, ignore_errors=True)
+    return True
+
+
 def checkpoint_digest(path: Path) -> str:
     """sha256 of a checkpoint, remembered by (path, inode, size, mtime, ctime).
 

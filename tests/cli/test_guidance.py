@@ -455,3 +455,31 @@ def test_a_cache_build_says_so_once(runner, tiny_ckpt, clip, tmp_path, monkeypat
     monkeypatch.setenv("DONKEY_CACHE", str(tmp_path / "a third cache"))
     runner.invoke(app, [*args, "-o", str(tmp_path / "d.gif")])
     assert len(said) == 1 and said[0].startswith("the ONNX export of")  # the CLI does not
+
+
+def test_a_damaged_cache_entry_is_built_again(runner, tiny_ckpt, clip, tmp_path, monkeypatch):
+    """A truncated graph in the cache failed every later run with 'export the model again',
+    which the user never did."""
+    monkeypatch.setenv("DONKEY_CACHE", str(tmp_path / "cache"))
+    src, drv = clip
+    args = ["animate", str(src), str(drv), "--model", str(tiny_ckpt), "--engine", "ort"]
+    args += ["--device", "cpu"]
+    assert runner.invoke(app, [*args, "-o", str(tmp_path / "a.gif")]).exit_code == 0
+    (entry,) = (tmp_path / "cache" / "onnx").iterdir()
+    graph = entry / "generator.onnx"
+    graph.write_bytes(graph.read_bytes()[:1000])
+    result = runner.invoke(app, [*args, "-o", str(tmp_path / "b.gif")])
+    assert result.exit_code == 0, result.output
+    assert f"rebuilding {entry} failed its check" in result.output
+    assert "generator.onnx: sha256 differs" in result.output
+    assert (tmp_path / "b.gif").read_bytes() == (tmp_path / "a.gif").read_bytes()
+    assert len(graph.read_bytes()) > 1000  # built again in the same place
+    # An export folder the user made is not the cache's to rebuild: its error stands.
+    folder = tmp_path / "mine"
+    assert (
+        runner.invoke(app, ["export", "--model", str(tiny_ckpt), "-o", str(folder)]).exit_code == 0
+    )
+    (folder / "generator.onnx").write_bytes(b"x")
+    result = runner.invoke(app, [*args[:3], "--model", str(folder), "-o", str(tmp_path / "c.gif")])
+    assert result.exit_code == 1 and "export the model again" in result.output
+    assert folder.is_dir()
