@@ -8,6 +8,7 @@ numpy, ONNX Runtime and imageio are imported inside the commands that use them, 
 from __future__ import annotations
 
 import sys
+import warnings
 from typing import Any
 
 import typer
@@ -36,6 +37,11 @@ class _Commands(TyperGroup):
     commands, instead of Typer's framed box; exit status 2 as click gives them."""
 
     def main(self, *args: Any, standalone_mode: bool = True, **kwargs: Any) -> Any:
+        with warnings.catch_warnings():
+            warnings.showwarning = _show_warning
+            return self._main(*args, standalone_mode=standalone_mode, **kwargs)
+
+    def _main(self, *args: Any, standalone_mode: bool = True, **kwargs: Any) -> Any:
         if not standalone_mode:
             return super().main(*args, standalone_mode=False, **kwargs)
         try:
@@ -104,6 +110,20 @@ app.command(name="lint")(lint)
 app.command(name="bench")(bench)
 app.command(name="serve")(serve)
 app.command(name="configs")(configs)
+
+
+def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:  # noqa: ANN001
+    """Our own warnings (engine fallbacks, int8 speed) as one `warning:` line, like our errors;
+    other libraries' keep Python's format, which says where they come from."""
+    if "/donkey/" in str(filename).replace("\\", "/"):
+        from donkey.cli.common import tagged
+
+        tagged("warning:", "yellow", str(message))
+    else:
+        _python_show_warning(message, category, filename, lineno, file, line)
+
+
+_python_show_warning = warnings.showwarning
 
 
 def main() -> None:

@@ -163,3 +163,16 @@ def test_bench_of_an_export_folder_picks_the_engines_that_run_it(runner, folders
     assert [(r["engine"], r["precision"]) for r in rows] == [("ort", "int8"), ("openvino", "int8")]
     assert "donkey bench (" in result.output and ", int8)" in result.output
     assert "PSNR and kp err: only against a checkpoint" in result.output
+
+
+def test_the_cli_prints_our_warnings_as_one_line(runner, folders, tmp_path):
+    clips = clip_set(32, None, "val", real=0, synthetic=2, frames=3, seed=5)
+    source, driving = tmp_path / "s.png", tmp_path / "d.gif"
+    iio.imwrite(source, clips.clips[0][0])
+    iio.imwrite(driving, clips.clips[1], loop=0)
+    args = ["animate", str(source), str(driving), "-o", str(tmp_path / "o.gif")]
+    result = runner.invoke(app, [*args, "--model", str(folders["int8"]), "--engine", "ort"])
+    assert result.exit_code == 0, result.output
+    lines = [line for line in result.output.splitlines() if "about fp32 speed" in line]
+    assert len(lines) == 1 and lines[0].startswith("warning: ")
+    assert "RuntimeWarning" not in result.output and "engine_loader(" not in result.output
