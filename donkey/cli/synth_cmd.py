@@ -43,7 +43,10 @@ def _check_targets(output: Path, count: int, pairs: bool, fmt: str, overwrite: b
     OUTPUT: a second run with another seed would otherwise mix two data sets silently."""
     if output.exists() and not output.is_dir():
         raise DonkeyError(f"{output}: exists and is not a folder")
-    if overwrite or not output.is_dir():
+    if not output.is_dir():
+        return
+    if overwrite:
+        _remove_earlier_run(output)
         return
     # One listing of the folder, not a stat per name synth would write (up to 4 million).
     stem = r"pair_(\d{4,})_[ab]" if pairs else r"creature_(\d{4,})"
@@ -63,6 +66,19 @@ def _check_targets(output: Path, count: int, pairs: bool, fmt: str, overwrite: b
             f"{output / sorted(clashes)[0]}: exists ({len(clashes)} of the {total} files synth "
             "would write do); pass --overwrite to replace them, or give another folder"
         )
+
+
+# Every name a synth run writes, whatever its count, format or --pairs.
+_SYNTH_NAME = re.compile(r"(?:(?:creature_\d{4,}|pair_\d{4,}_[ab])\.(?:gif|png|json)|pairs\.json)")
+
+
+def _remove_earlier_run(output: Path) -> None:
+    """--overwrite: an earlier run's files go first, so a smaller or differently shaped new run
+    does not leave old videos beside the new ones (training would read both)."""
+    with os.scandir(output) as entries:
+        stale = [Path(e.path) for e in entries if e.is_file() and _SYNTH_NAME.fullmatch(e.name)]
+    for path in stale:
+        path.unlink()
 
 
 @handles_errors
@@ -87,7 +103,10 @@ def synth(
         help=f"Comma-separated gaits to draw from: {', '.join(GAITS)}.",
     ),
     overwrite: bool = typer.Option(
-        False, "--overwrite", help="Replace files an earlier synth wrote into OUTPUT."
+        False,
+        "--overwrite",
+        help="Remove what an earlier synth wrote into OUTPUT (its videos, pose JSON and "
+        "pairs.json; nothing else) before writing.",
     ),
 ) -> None:
     """Render animal-like creatures (body, head, ears, tail, wings, 2-4 legs) walking, galloping,

@@ -491,6 +491,15 @@ def test_synth_refuses_to_replace_an_earlier_runs_files_unless_overwrite(runner,
     assert runner.invoke(app, [*base, "--pairs"]).exit_code == 0
     result = runner.invoke(app, [*base, "--pairs", "-n", "3"])
     assert result.exit_code == 1 and "(9 of the 13 files synth would write do)" in result.output
+    # --overwrite removes what the earlier runs wrote, so a smaller run leaves nothing stale.
+    (out / "notes.txt").write_text("mine")
+    result = runner.invoke(app, [*base, "-n", "1", "--overwrite"])
+    assert result.exit_code == 0, result.output
+    assert sorted(p.name for p in out.iterdir()) == [
+        "creature_0000.gif",
+        "creature_0000.json",
+        "notes.txt",
+    ]
     other = tmp_path / "other"
     other.mkdir()
     (other / "creature_00001.gif").write_text("not one of synth's names")
