@@ -261,6 +261,12 @@ def lint(folder: Path = typer.Argument(..., help="ONNX export folder (`donkey ex
     from donkey.export.lint import lint_folder
 
     report = lint_folder(folder)
+    if not report:
+        out.print(
+            f"{folder}: an int8 export for CPUs; manifest, hashes and files verified. The "
+            "TensorRT lint does not apply (its float graphs were linted before quantization)."
+        )
+        return
     problems = [v for violations in report.values() for v in violations]
     for v in problems:
         tagged("violation", "red", str(v))

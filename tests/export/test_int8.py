@@ -182,14 +182,19 @@ def test_mgif_calibration_reads_the_train_split_and_the_gate_the_held_out_one():
     )
 
 
-def test_lint_says_an_int8_folder_is_not_for_tensorrt(runner, int8_folder):
+def test_lint_verifies_an_int8_folder_and_says_the_tensorrt_lint_does_not_apply(
+    runner, int8_folder, tmp_path
+):
     result = runner.invoke(app, ["lint", str(int8_folder)])
-    lines = result.output.strip().splitlines()
-    assert result.exit_code == 1 and len(lines) == 1, result.output
-    assert lines[0] == (
-        f"error: {int8_folder}: an int8 export for ONNX Runtime, which TensorRT does not "
-        "build; its float graphs were linted before quantization"
+    assert result.exit_code == 0, result.output
+    assert f"{int8_folder}: an int8 export for CPUs; manifest, hashes and files verified" in (
+        result.output.replace("\n", " ")
     )
+    copy = tmp_path / "int8 copy"
+    shutil.copytree(int8_folder, copy)
+    (copy / "stray.onnx").write_bytes(b"x")  # the folder checks still run
+    result = runner.invoke(app, ["lint", str(copy)])
+    assert result.exit_code == 1 and "stray.onnx: not named by manifest.json" in result.output
 
 
 def test_a_failed_quality_gate_fails_the_export_and_writes_nothing(
