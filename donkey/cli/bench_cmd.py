@@ -61,7 +61,8 @@ def bench(
     allow_slow_precision: bool = typer.Option(
         False,
         "--allow-slow-precision",
-        help="Run bf16/int8 on a CPU that would emulate them (see the CPU line printed).",
+        help="Run bf16 on a CPU without AVX512-BF16/AMX, or int8 on one with neither AVX2 nor "
+        "VNNI, where they are slower than fp32 (see the CPU line printed).",
     ),
     threads: int = typer.Option(0, help="CPU threads for every engine (0: all cores)."),
     runs: int | None = typer.Option(

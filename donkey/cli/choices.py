@@ -129,7 +129,8 @@ def allow_slow_option():
     return typer.Option(
         False,
         "--allow-slow-precision",
-        help="Run bf16/int8 even on a CPU that would emulate them (slower than fp32).",
+        help="Run bf16 on a CPU without AVX512-BF16/AMX, or int8 on one with neither AVX2 nor "
+        "VNNI, where they are slower than fp32 and refused by default.",
     )
 
 
