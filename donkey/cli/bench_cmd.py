@@ -135,7 +135,7 @@ def bench(
             eta = f", ETA {clock(elapsed / len(done) * left)}" if left else ""
             console.print(
                 f"[{len(done)}/{settings}] {r.engine} {r.precision} batch {r.batch}: "
-                f"{r.fps:.1f} frames/s ({r.runs} runs{eta})",
+                f"{r.fps:.1f} frames/s ({r.runs} run{'' if r.runs == 1 else 's'}{eta})",
                 highlight=False,
             )
 

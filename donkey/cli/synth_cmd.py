@@ -132,7 +132,8 @@ def synth(
             gaits=chosen,
         )
     extra = f" and {output / 'pairs.json'}" if pairs else ""
-    out.print(f"wrote {len(written)} videos to {output}{extra}")
+    videos = "video" if len(written) == 1 else "videos"
+    out.print(f"wrote {len(written)} {videos} to {output}{extra}")
     folder = shlex.quote(str(output))
     if pairs:
         manifest = shlex.quote(str(output / "pairs.json"))

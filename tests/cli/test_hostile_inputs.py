@@ -521,3 +521,17 @@ def test_an_empty_model_is_refused_not_replaced_by_the_bundled_one(runner, tmp_p
         code, text = invoke(runner, *args)
         assert code == 1 and "--model is empty" in text and len(error_lines(text)) == 1, text
     assert not (tmp_path / "o.gif").exists() and not (tmp_path / "e").exists()
+
+
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [
+        ("2,,3", "--batch-sizes expects comma-separated integers, got '2,,3'"),
+        ("8,8", "--batch-sizes lists a value twice: '8,8'"),
+        ("0,-1", "--batch-sizes expects positive integers, got '0,-1'"),
+        ("", "--batch-sizes expects comma-separated integers, got ''"),
+    ],
+)
+def test_bench_batch_sizes_are_refused_not_guessed(runner, value, message):
+    code, text = invoke(runner, "bench", "--batch-sizes", value, "--device", "cpu")
+    assert code == 1 and message in text and len(error_lines(text)) == 1, text
