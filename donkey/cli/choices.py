@@ -106,7 +106,7 @@ def check_engines(value: str | None) -> str | None:
         raise typer.BadParameter(
             f"takes a comma-separated subset of {', '.join(known)}, got {value!r}"
         )
-    return ",".join(names)
+    return ",".join(dict.fromkeys(names))  # "ort,ort" times ort once
 
 
 def device_option():
@@ -142,7 +142,7 @@ def check_precisions(value: str) -> str:
         raise typer.BadParameter(
             f"takes a comma-separated subset of {', '.join(known)}, got {value!r}"
         )
-    return ",".join(names)
+    return ",".join(dict.fromkeys(names))  # "ort,ort" times ort once
 
 
 def check_gaits(value: str) -> str:
@@ -151,7 +151,7 @@ def check_gaits(value: str) -> str:
         raise typer.BadParameter(
             f"takes a comma-separated subset of {', '.join(GAITS)}, got {value!r}"
         )
-    return ",".join(names)
+    return ",".join(dict.fromkeys(names))  # "ort,ort" times ort once
 
 
 def listed(choices: type[StrEnum]) -> str:
