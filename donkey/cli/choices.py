@@ -142,7 +142,7 @@ def check_precisions(value: str) -> str:
         raise typer.BadParameter(
             f"takes a comma-separated subset of {', '.join(known)}, got {value!r}"
         )
-    return ",".join(dict.fromkeys(names))  # "ort,ort" times ort once
+    return ",".join(dict.fromkeys(names))  # each once
 
 
 def check_gaits(value: str) -> str:
@@ -151,7 +151,7 @@ def check_gaits(value: str) -> str:
         raise typer.BadParameter(
             f"takes a comma-separated subset of {', '.join(GAITS)}, got {value!r}"
         )
-    return ",".join(dict.fromkeys(names))  # "ort,ort" times ort once
+    return ",".join(dict.fromkeys(names))  # each once
 
 
 def listed(choices: type[StrEnum]) -> str:
