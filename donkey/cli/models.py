@@ -14,10 +14,7 @@ from donkey.model.errors import DonkeyError
 from donkey.runtime.backend import LoadOptions
 from donkey.runtime.loader import (
     LoadedModel,
-    check_engine,
-    check_folder_precision,
-    check_precision_name,
-    default_engine,
+    choose_engine,
     model_kind,
     openvino_installed,
     resolve_device,
@@ -58,9 +55,7 @@ def load_model(
 
     path = resolve_model(model)
     kind = model_kind(path)
-    check_folder_precision(path, kind, precision)
-    engine = check_engine(engine or default_engine(kind, path, precision, device))
-    check_precision_name(precision, engine)
+    engine = choose_engine(path, kind, engine, precision, device)
     if engine == "trt" and resolve_device(device).type != "cuda":
         raise DonkeyError("--engine trt needs --device cuda (TensorRT runs on NVIDIA GPUs only)")
     if engine == "openvino":

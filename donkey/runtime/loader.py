@@ -71,19 +71,28 @@ def model_kind(path: Path) -> str:
 
 
 def default_engine(
-    kind: str, path: Path | None = None, precision: str = "fp32", device: str = "auto"
+    kind: str, precision: str = "fp32", device: str = "auto", held: frozenset[str] = frozenset()
 ) -> str:
     """What the model is (torch for checkpoints, ort for ONNX folders, trt for engines); but
-    int8 on the CPU (asked for, or an int8 ONNX folder) goes to OpenVINO where it is
-    installed: ONNX Runtime runs the export's int8 graphs at about fp32 speed on CPUs
+    int8 on the CPU (asked for, or `held` by an ONNX folder's graphs) goes to OpenVINO where
+    it is installed: ONNX Runtime runs the export's int8 graphs at about fp32 speed on CPUs
     without VNNI (benchmarks/README.md)."""
-    int8 = precision == "int8"
-    if kind == "onnx" and path is not None and not int8:
-        int8 = "int8" in Manifest.read(path).precision.values()
+    int8 = precision == "int8" or (kind == "onnx" and "int8" in held)
     if int8 and kind in ("checkpoint", "onnx"):
         on_cpu = device == "cpu" or (device == "auto" and not torch.cuda.is_available())
         return "openvino" if on_cpu and openvino_installed() else "ort"
     return _KIND_ENGINE[kind]
+
+
+def choose_engine(path: Path, kind: str, engine: str | None, precision: str, device: str) -> str:
+    """The engine for `--engine` (None: the default) after every refusal that needs nothing
+    loaded; an export folder's manifest is read once for all of them."""
+    held = frozenset(Manifest.read(path).precision.values()) if kind != "checkpoint" else None
+    if held is not None:
+        check_folder_precision(path, held, precision)
+    engine = check_engine(engine or default_engine(kind, precision, device, held or frozenset()))
+    check_precision_name(precision, engine)
+    return engine
 
 
 def openvino_installed() -> bool:
@@ -111,12 +120,12 @@ def check_precision_name(precision: str, engine: str) -> str:
     return precision
 
 
-def check_folder_precision(path: Path, kind: str, precision: str) -> None:
+def check_folder_precision(path: Path, precisions: frozenset[str], precision: str) -> None:
     """An export folder's graphs are what they are: a precision other than fp32 (the default)
     that the folder does not hold is refused rather than silently not applied."""
-    if kind == "checkpoint" or precision == "fp32":
+    if precision == "fp32":
         return
-    held = sorted(set(Manifest.read(path).precision.values()) - {"fp32"}) or ["fp32"]
+    held = sorted(precisions - {"fp32"}) or ["fp32"]
     if precision not in held:
         made_for = (
             "" if precision == "bf16" else f", or an export made for it (export --{precision})"
@@ -151,9 +160,7 @@ def load_model(
     """
     path = resolve_model(model)
     kind = model_kind(path)
-    check_folder_precision(path, kind, precision)
-    engine = check_engine(engine or default_engine(kind, path, precision, device))
-    check_precision_name(precision, engine)
+    engine = choose_engine(path, kind, engine, precision, device)
     if engine == "openvino" and device == "auto":
         device = "cpu"  # OpenVINO runs on the CPU only
     dev = resolve_device(device)

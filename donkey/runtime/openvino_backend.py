@@ -69,7 +69,7 @@ class OpenVinoBackend(BaseBackend):
         self.threads = threads
         self.sha256 = sha256
         self._core: Any = None
-        self._model_bytes: bytes | None = None
+        self._model: Any = None  # parsed once; each input shape compiles a reshaped clone
         self._requests: OrderedDict[tuple, Any] = OrderedDict()
 
     def _activate(self) -> None:
@@ -77,16 +77,13 @@ class OpenVinoBackend(BaseBackend):
         self._core = ov.Core()
         # The bytes hashed are the bytes run: the file cannot change after the folder's check.
         if self.sha256 is not None:
-            self._model_bytes = read_verified(self.path, self.sha256)
+            data = read_verified(self.path, self.sha256)
         else:
-            self._model_bytes = self.path.read_bytes()
-        # Reading now reports a file OpenVINO cannot parse at load time, not at the first frame;
+            data = self.path.read_bytes()
+        # Parsing now reports a file OpenVINO cannot read at load time, not at the first frame;
         # compiling waits for the shapes the caller runs.
-        self._read_model()
-
-    def _read_model(self) -> Any:
         try:
-            return self._core.read_model(self._model_bytes)
+            self._model = self._core.read_model(data)
         except Exception as exc:  # noqa: BLE001 - OpenVINO's errors name no file
             raise DonkeyError(
                 f"{self.path}: OpenVINO cannot read it ({_first_line(exc)})"
@@ -109,7 +106,7 @@ class OpenVinoBackend(BaseBackend):
         if request is not None:
             self._requests.move_to_end(key)
             return request
-        model = self._read_model()
+        model = self._model.clone()
         try:
             model.reshape({name: list(shape) for name, shape in shapes.items()})
             compiled = self._core.compile_model(model, "CPU", self._config())

@@ -81,14 +81,19 @@ def test_convolutions_round_their_inputs_and_weights_and_keep_plain_state_dicts(
     assert torch.equal(net(x), plain)
 
 
-def test_a_qat_run_saves_a_plain_checkpoint_that_exports_every_convolution_int8(tmp_path, runner):
+def _qat_run(tmp_path, **train_settings):
+    """A few tiny QAT steps on synthetic videos; the config and the saved checkpoint."""
     synthesize(tmp_path / "videos", 6, size=32, seed=3, frames=(4, 6))
     videos, _ = load_videos(list_videos(tmp_path / "videos"), 32)
     data = config_to_dict(load_config(CONFIGS / "tiny.yaml"))
-    data["train"].update(steps=4, qat=True, checkpoint_every=100)
+    data["train"].update(qat=True, checkpoint_every=100, **train_settings)
     cfg = config_from_dict(data)
     train(cfg, videos, None, TrainOptions(run_dir=tmp_path / "run", device="cpu"))
-    ckpt = load_checkpoint(tmp_path / "run" / "last.ckpt")
+    return cfg, load_checkpoint(tmp_path / "run" / "last.ckpt")
+
+
+def test_a_qat_run_saves_a_plain_checkpoint_that_exports_every_convolution_int8(tmp_path, runner):
+    cfg, ckpt = _qat_run(tmp_path, steps=4)
     assert ckpt.train_config["qat"] is True
     build_networks(ckpt)  # plain networks load it: no extra keys
     summary = training_summary(cfg.model, ckpt.train_config, ckpt.training)
@@ -111,13 +116,7 @@ def test_a_qat_run_saves_a_plain_checkpoint_that_exports_every_convolution_int8(
 
 
 def test_qat_float_keeps_the_keypoint_detector_fp32_in_the_int8_export(tmp_path, runner):
-    synthesize(tmp_path / "videos", 6, size=32, seed=3, frames=(4, 6))
-    videos, _ = load_videos(list_videos(tmp_path / "videos"), 32)
-    data = config_to_dict(load_config(CONFIGS / "tiny.yaml"))
-    data["train"].update(steps=2, qat=True, qat_float=["kp_detector"], checkpoint_every=100)
-    cfg = config_from_dict(data)
-    train(cfg, videos, None, TrainOptions(run_dir=tmp_path / "run", device="cpu"))
-    ckpt = load_checkpoint(tmp_path / "run" / "last.ckpt")
+    cfg, ckpt = _qat_run(tmp_path, steps=2, qat_float=["kp_detector"])
     assert ckpt.train_config["qat_float"] == ["kp_detector"]
     summary = training_summary(cfg.model, ckpt.train_config, ckpt.training)
     assert "outside the kp_detector, which stays float" in describe_training(summary)

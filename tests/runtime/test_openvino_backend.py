@@ -147,11 +147,13 @@ def test_int8_on_the_cpu_defaults_to_openvino_where_installed(folders, tiny_ckpt
     assert load_model(tiny_ckpt, device="cpu").engine == "torch"
     monkeypatch.setattr(loader, "openvino_installed", lambda: False)
     assert load_model(folders["int8"], device="cpu", options=ALLOW).engine == "ort"
-    assert loader.default_engine("checkpoint", tiny_ckpt, "int8", "cpu") == "ort"
+    assert loader.default_engine("checkpoint", "int8", "cpu") == "ort"
     monkeypatch.setattr(loader, "openvino_installed", lambda: True)
-    assert loader.default_engine("checkpoint", tiny_ckpt, "int8", "cpu") == "openvino"
-    assert loader.default_engine("onnx", folders["int8"], "fp32", "cuda") == "ort"
-    assert loader.default_engine("checkpoint", tiny_ckpt, "fp32", "cpu") == "torch"
+    assert loader.default_engine("checkpoint", "int8", "cpu") == "openvino"
+    assert loader.default_engine("onnx", "fp32", "cpu", frozenset({"fp32", "int8"})) == "openvino"
+    assert loader.default_engine("onnx", "fp32", "cuda", frozenset({"fp32", "int8"})) == "ort"
+    assert loader.default_engine("onnx", "fp32", "cpu", frozenset({"fp32"})) == "ort"
+    assert loader.default_engine("checkpoint", "fp32", "cpu") == "torch"
 
 
 def test_bench_of_an_export_folder_picks_the_engines_that_run_it(runner, folders, tmp_path):
