@@ -1,6 +1,6 @@
 """Pack MGIF's training split small enough to travel to a lent GPU machine.
 
-    python scripts/gpu_carry.py ../shared/data/mgif128/train .gpu/train [--max-mib 33]
+    python scripts/gpu_carry.py ../shared/data/mgif128/train .gpu/train [--max-mib 32]
 
 A lent machine receives the work tree plus at most 64 MiB of untracked files, and the bundled
 model alone is 29 MiB of the tree. MGIF's 812 training videos are 80 MB as PNG strips, so the
@@ -87,7 +87,7 @@ def main(argv: list[str]) -> None:
     parser.add_argument("target", type=Path, help="folder for the WebP strips")
     parser.add_argument("--size", type=int, default=128)
     parser.add_argument("--val-fraction", type=float, default=0.1)
-    parser.add_argument("--max-mib", type=float, default=33.0, help="stop before this many MiB")
+    parser.add_argument("--max-mib", type=float, default=32.0, help="stop before this many MiB")
     args = parser.parse_args(argv)
     total = pack(args.source, args.target, args.size, args.val_fraction, args.max_mib * 2**20)
     print(f"wrote {args.target}: {total / 2**20:.1f} MiB")
