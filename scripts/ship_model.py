@@ -22,7 +22,8 @@ def main(argv: list[str]) -> None:
     target = Path(argv[1]) if len(argv) == 2 else DEFAULT_MODEL
     ckpt = load_checkpoint(source)
     networks = build_networks(ckpt)
-    step = (ckpt.training or {}).get("step")
+    # A weights-only file (scripts/gpu_stage2.sh's) carries its step in its train config.
+    step = (ckpt.training or {}).get("step", (ckpt.train_config or {}).get("shipped_from_step"))
     save_checkpoint(
         target,
         networks,

@@ -1,6 +1,7 @@
 """scripts/gpu_carry.py: lossless WebP strips of the training split, within a byte budget."""
 
 import importlib.util
+import io
 
 import numpy as np
 import pytest
@@ -63,5 +64,41 @@ def test_long_videos_are_cut_into_strips_webp_can_hold(carry, tmp_path, monkeypa
     carry.pack(tmp_path / "mgif", out, 16, 0.0, max_bytes=float("inf"))
     source = read_video(tmp_path / "mgif" / "00000.png", 16).frames
     parts = [read_video(out / f"00000-{k}.webp", 16).frames for k in range(3)]
-    assert [len(p) for p in parts] == [4, 4, 2]
+    assert [len(p) for p in parts] == [4, 3, 3]  # even: no one-frame part training would skip
     assert np.array_equal(np.concatenate(parts), source)
+
+
+def test_a_rerun_reuses_good_files_and_rewrites_broken_ones(carry, tmp_path, monkeypatch):
+    _strips(tmp_path / "mgif", 4)
+    (tmp_path / "mgif" / "00001.png").rename(tmp_path / "mgif" / "a-b.png")  # a '-' in a name
+    out = tmp_path / "carry"
+    carry.pack(tmp_path / "mgif", out, 16, 0.0, max_bytes=float("inf"))
+    names = sorted(p.name for p in out.glob("*.webp"))
+    assert names == ["00000.webp", "00002.webp", "00003.webp", "a-b.webp"]
+    good = {n: (out / n).read_bytes() for n in names}
+
+    cut = out / "00002.webp"  # an interrupted write
+    cut.write_bytes(good["00002.webp"][:40])
+    (out / "00002.partial.webp").write_bytes(b"left over")
+    encoded = []
+    real_encode = carry.encode
+    monkeypatch.setattr(carry, "encode", lambda f: encoded.append(len(f)) or real_encode(f))
+    carry.pack(tmp_path / "mgif", out, 16, 0.0, max_bytes=float("inf"))
+    assert encoded == [3]  # only the broken file was encoded again
+    assert {n: (out / n).read_bytes() for n in names} == good
+    assert sorted(p.name for p in out.glob("*.webp")) == names
+
+
+def test_a_copy_that_does_not_decode_back_is_refused_and_removed(carry, tmp_path, monkeypatch):
+    _strips(tmp_path / "mgif", 2)
+    out = tmp_path / "carry"
+
+    def lossy(frames):
+        buffer = io.BytesIO()
+        Image.fromarray(np.concatenate(list(frames), axis=1)).save(buffer, "WEBP", quality=50)
+        return buffer.getvalue()
+
+    monkeypatch.setattr(carry, "encode", lossy)
+    with pytest.raises(SystemExit, match="does not decode to the same frames"):
+        carry.pack(tmp_path / "mgif", out, 16, 0.0, max_bytes=float("inf"))
+    assert list(out.iterdir()) == []
