@@ -1,7 +1,7 @@
 #!/bin/bash
 # One call on a lent GPU machine (docs/default-model.md, "Next: a longer GPU stage"): the gpu
 # check (tests + bench rows under $OUT), then the bundled 128x128 model trained further with
-# every network, batch 32, lr 2e-4, on the MGIF training videos .gpu/train holds (about 640 of
+# every network, batch 32, lr 2e-4, on the MGIF training videos .gpu/train holds (626 of
 # the 812) plus synthetic creatures rendered there; the learning rate drops (x 0.1) for the last
 # part. Brings back the weights
 # with their discriminator (about 29 MB, in 15 MB parts: a fine-tune here on the CPU can
