@@ -18,6 +18,9 @@ from donkey.runtime.batch import output_name, plan_jobs
 from donkey.runtime.loader import load_model
 from donkey.runtime.motion import hull_area, movement_scale, relative_keypoints
 
+# `bench --engine torch,ort --batch-sizes 1,2`: the rows, in order.
+TORCH_ORT_ROWS = [("torch", 1), ("torch", 2), ("ort", 1), ("ort", 2)]
+
 
 @pytest.fixture(scope="module")
 def onnx_folder(tiny_ckpt, tmp_path_factory):
@@ -264,12 +267,7 @@ def test_bench_json(runner, tmp_path):
     )
     assert result.exit_code == 0, result.output
     rows = json.loads(out.read_text())
-    assert [(r["engine"], r["batch"]) for r in rows] == [
-        ("torch", 1),
-        ("torch", 2),
-        ("ort", 1),
-        ("ort", 2),
-    ]
+    assert [(r["engine"], r["batch"]) for r in rows] == TORCH_ORT_ROWS
     for row in rows:
         assert row["fps"] > 0 and row["p95_ms"] >= row["p50_ms"] > 0 and row["threads"] == 1
     assert [r["runs"] for r in rows] == [2] * 4  # --runs: exactly that many
@@ -342,12 +340,7 @@ def test_bench_interleave_times_every_engine_in_turn(runner, tiny_ckpt, tmp_path
     result = runner.invoke(app, [*args, "--json", str(out)])
     assert result.exit_code == 0, result.output
     rows = json.loads(out.read_text())
-    assert [(r["engine"], r["batch"]) for r in rows] == [
-        ("torch", 1),
-        ("torch", 2),
-        ("ort", 1),
-        ("ort", 2),
-    ]
+    assert [(r["engine"], r["batch"]) for r in rows] == TORCH_ORT_ROWS
     assert all(r["runs"] == 3 and r["peak_scope"] == "process" for r in rows)
     assert rows[2]["psnr_db"] > 80  # still compared with torch fp32
     # 3 warm-ups each, then the timed runs alternate engines.
