@@ -1,11 +1,11 @@
 #!/bin/bash
 # One call on a lent GPU machine (docs/default-model.md, "Next: a longer GPU stage"): the gpu
 # check (tests + bench rows under $OUT), then the bundled 128x128 model trained further with
-# every network, batch 32, lr 2e-4, on the MGIF training videos .gpu/train holds (626 of
-# the 812) plus synthetic creatures rendered there; the learning rate drops (x 0.1) for the last
-# part. Brings back the weights
-# with their discriminator (about 29 MB, in 15 MB parts: a fine-tune here on the CPU can
-# continue with --init) and the training log. Evaluate them here, on the CPU.
+# every network, batch 32, lr 2e-4, on the MGIF training videos .gpu/train holds (626 of the
+# 812) plus synthetic creatures rendered there; the learning rate drops (x 0.1) for the last
+# part. Brings back the weights with their discriminator (about 29 MB, in 15 MB parts: a
+# fine-tune here on the CPU can continue with --init) and the training log. Evaluate them
+# here, on the CPU.
 #
 # Here, first:  python scripts/gpu_carry.py ../shared/data/mgif128/train .gpu/train
 # Then, one device call from the repository root, carrying .gpu:
@@ -91,15 +91,8 @@ say "low lr: to step $(step)"
 tail -5 "$W/train.out" >>"$LOG"
 gzip -c "$W/train.out" >"$OUT/train.out.gz"
 
-$PY - "$RUN/last.ckpt" "$W/stage2b.safetensors" <<'EOF' 2>&1 | tee -a "$LOG"
-import sys
-from donkey.model.checkpoint import build_networks, load_checkpoint, save_checkpoint
-ckpt = load_checkpoint(sys.argv[1])
-step = (ckpt.training or {}).get("step")
-config = {**(ckpt.train_config or {}), "shipped_from_step": step}
-save_checkpoint(sys.argv[2], build_networks(ckpt), train_config=config)
-print(f"weights with discriminator at step {step}")
-EOF
+$PY scripts/ship_model.py --keep-discriminator "$RUN/last.ckpt" "$W/stage2b.safetensors" 2>&1 |
+    tee -a "$LOG"
 split -b 15M "$W/stage2b.safetensors" "$OUT/stage2b.safetensors.part-"
 sha256sum "$W/stage2b.safetensors" | tee -a "$LOG"
 gzip -c "$RUN/log.jsonl" >"$OUT/log.jsonl.gz"

@@ -1,9 +1,12 @@
 """Write a training checkpoint's inference weights as the bundled default model.
 
     python scripts/ship_model.py runs/small/last.ckpt [donkey/assets/default.safetensors]
+    python scripts/ship_model.py --keep-discriminator runs/small/last.ckpt weights.safetensors
 
 Only run this after `donkey eval` shows the new weights beat the shipped ones (README,
-"The default model"). The discriminator is left out to keep the file under 30 MB.
+"The default model"). The discriminator is left out to keep the file under 30 MB, unless
+--keep-discriminator (weights to fine-tune from with --init without a fresh discriminator,
+as scripts/gpu_stage2.sh sends back; still without the optimiser state).
 """
 
 from __future__ import annotations
@@ -16,6 +19,8 @@ from donkey.runtime.loader import DEFAULT_MODEL
 
 
 def main(argv: list[str]) -> None:
+    keep_discriminator = "--keep-discriminator" in argv
+    argv = [a for a in argv if a != "--keep-discriminator"]
     if not 1 <= len(argv) <= 2:
         raise SystemExit(__doc__)
     source = Path(argv[0])
@@ -28,7 +33,7 @@ def main(argv: list[str]) -> None:
         target,
         networks,
         train_config={**(ckpt.train_config or {}), "shipped_from_step": step},
-        inference_only=True,
+        inference_only=not keep_discriminator,
     )
     print(f"wrote {target} ({target.stat().st_size / 1e6:.1f} MB) from {source} at step {step}")
 

@@ -1,6 +1,5 @@
 """scripts/gpu_carry.py: lossless WebP strips of the training split, within a byte budget."""
 
-import importlib.util
 import io
 
 import numpy as np
@@ -9,17 +8,14 @@ from PIL import Image, features
 
 from donkey.data.datasets import select_split, split_fraction
 from donkey.data.media import read_video
-from tests.conftest import ROOT
+from tests.conftest import load_script
 
 pytestmark = pytest.mark.skipif(not features.check("webp"), reason="Pillow without WebP")
 
 
 @pytest.fixture(scope="module")
 def carry():
-    spec = importlib.util.spec_from_file_location("gpu_carry", ROOT / "scripts" / "gpu_carry.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script("gpu_carry")
 
 
 def _strips(folder, count, frames=3, size=16):

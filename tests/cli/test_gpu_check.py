@@ -1,6 +1,5 @@
 """scripts/gpu_check.py (`make gpu-check`): what runs without a GPU, and the refusal without one."""
 
-import importlib.util
 import json
 import shutil
 import subprocess
@@ -9,17 +8,14 @@ import sys
 import pytest
 import torch
 
-from tests.conftest import ROOT
+from tests.conftest import ROOT, load_script
 
 SCRIPT = ROOT / "scripts" / "gpu_check.py"
 
 
 @pytest.fixture(scope="module")
 def gpu_check():
-    spec = importlib.util.spec_from_file_location("gpu_check", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script("gpu_check")
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has a GPU")
