@@ -185,7 +185,7 @@ def train(
     from donkey.data.manifest import load_manifest
     from donkey.model.config import load_config
     from donkey.model.networks import check_model_size
-    from donkey.train.trainer import TrainOptions, check_run_dir
+    from donkey.train.trainer import EMA_FILE, TrainOptions, check_run_dir
     from donkey.train.trainer import train as run_training
 
     sets = list(overrides or [])
@@ -266,7 +266,11 @@ def train(
         )
         if result.stopped == "time limit":
             out.print(f"stopped at --time-limit {time_limit} ({clock(limit)})")
-        _next_steps(output / "last.ckpt", result.step < cfg.train.steps, data, pairs)
+        weights = output / "last.ckpt"
+        if cfg.train.ema > 0 and (output / EMA_FILE).exists():
+            weights = output / EMA_FILE
+            out.print(f"averaged weights (train.ema {cfg.train.ema:g}): {weights}")
+        _next_steps(weights, result.step < cfg.train.steps, data, pairs)
 
 
 def _next_steps(

@@ -38,6 +38,9 @@ def training_summary(
         kept = train_config.get("qat_float")
         if isinstance(kept, list) and kept and all(isinstance(n, str) for n in kept):
             summary["quantization_float"] = list(kept)
+    average = train_config.get("weight_average")
+    if isinstance(average, (int, float)) and not isinstance(average, bool) and average > 0:
+        summary["weight_average"] = float(average)
     if mode != "monkey":
         summary["pair_steps"] = train_config.get("pair_steps", "dual")
         summary["disc_keypoints"] = train_config.get("disc_keypoints")
@@ -67,6 +70,8 @@ def describe_training(summary: dict[str, Any]) -> str:
         parts.append("perceptual loss")
     if summary.get("frozen"):
         parts.append(f"{' and '.join(summary['frozen'])} frozen")
+    if summary.get("weight_average"):
+        parts.append(f"weights averaged over steps (ema {summary['weight_average']:g})")
     if summary.get("quantization_aware"):
         kept = summary.get("quantization_float")
         parts.append(

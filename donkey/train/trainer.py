@@ -31,6 +31,7 @@ from donkey.model.errors import CheckpointError, DonkeyError
 from donkey.model.fake_quant import enable_fake_quant
 from donkey.model.networks import Networks
 from donkey.runtime.distributed import Ranks
+from donkey.train.ema import WeightAverage
 from donkey.train.losses import build_perceptual
 from donkey.train.steps import Models, discriminator_loss, generator_step_for
 from donkey.train.visualize import save_sample_grid
@@ -207,15 +208,38 @@ def _data(
     return dataset, sampler(len(dataset), t.seed)
 
 
-def _save(path: Path, networks: Networks, cfg: Config, optimizers: dict, step: int) -> Path:
+EMA_FILE = "ema.safetensors"
+
+
+def _save(
+    path: Path,
+    networks: Networks,
+    cfg: Config,
+    optimizers: dict,
+    step: int,
+    average: WeightAverage | None,
+) -> list[str]:
+    """last.ckpt, and with train.ema the averaged weights beside it (ready for eval or export)."""
     training = {
         "step": step,
         "optimizers": {k: v.state_dict() for k, v in optimizers.items()},
         "rng": rng_state(),
     }
-    return save_checkpoint(
-        path, networks, train_config=config_to_dict(cfg.train), training=training
-    )
+    if average is not None:
+        training["ema"] = average.state_dict()
+    train_config = config_to_dict(cfg.train)
+    written = [str(save_checkpoint(path, networks, train_config=train_config, training=training))]
+    if average is not None:
+        averaged = average.networks_like(networks)
+        meta = {**train_config, "shipped_from_step": step, "weight_average": cfg.train.ema}
+        written.append(
+            str(
+                save_checkpoint(
+                    path.parent / EMA_FILE, averaged, train_config=meta, inference_only=True
+                )
+            )
+        )
+    return written
 
 
 # What picks each step's samples: a resumed run with other values would not continue the run.
@@ -321,10 +345,13 @@ def train(
     if perceptual is not None:
         perceptual.to(device)
     optimizers = _optimizers(networks, cfg)
+    average = WeightAverage(networks, t_cfg.ema) if t_cfg.ema > 0 else None
     if resume_state is not None:
         for name, opt in optimizers.items():
             opt.load_state_dict(resume_state["optimizers"][name])
         set_rng_state(resume_state["rng"])
+        if average is not None and resume_state.get("ema") is not None:
+            average.load_state_dict(resume_state["ema"], options.resume)
     if dist.world > 1:
         ids = [device.index] if device.type == "cuda" else None
         # DDP refuses a module with nothing to train (a frozen keypoint detector); such a
@@ -401,6 +428,8 @@ def train(
                 loss_d = discriminator_loss(models, out)
             loss_d.backward()
             optimizers["discriminator"].step()
+            if average is not None:
+                average.update(networks)
             step += 1
 
             record = {f"g_{k}": float(v.detach()) for k, v in out.losses.items()}
@@ -423,7 +452,7 @@ def train(
                 if step % t_cfg.sample_every == 0:
                     save_sample_grid(run_dir / "samples" / f"step_{step:07d}.png", out.visuals)
                 if step % t_cfg.checkpoint_every == 0:
-                    written.append(str(_save(last, networks, cfg, optimizers, step)))
+                    written += _save(last, networks, cfg, optimizers, step, average)
             if options.on_step is not None:
                 options.on_step(step, record)
             if stop_requested["flag"]:
@@ -434,7 +463,7 @@ def train(
                 break
     finally:
         if dist.main and step > 0:
-            written.append(str(_save(last, networks, cfg, optimizers, step)))
+            written += _save(last, networks, cfg, optimizers, step, average)
         if log_file is not None:
             log_file.close()
         if writer is not None:

@@ -142,6 +142,8 @@ def test_train_config_ranges():
         ("num_workers", -1, "train.num_workers"),
         ("lr", 0, "train.lr"),
         ("checkpoint_every", 0, "train.checkpoint_every"),
+        ("ema", 1.0, "train.ema must be a number in [0.0, 0.99999], got 1.0"),
+        ("ema", -0.5, "train.ema"),
     ):
         with pytest.raises(ConfigError, match=message.replace("[", r"\[")):
             config_from_dict({"train": {key: value}})

@@ -1,3 +1,4 @@
+import copy
 import json
 import os
 import shutil
@@ -13,9 +14,11 @@ from donkey.cli.app import app
 from donkey.data.datasets import list_videos, load_videos
 from donkey.data.manifest import load_manifest
 from donkey.data.synthetic import synthesize
-from donkey.model.checkpoint import load_checkpoint, save_checkpoint
+from donkey.model.checkpoint import load_checkpoint, load_networks, save_checkpoint
 from donkey.model.config import apply_overrides, config_from_dict, config_to_dict, load_config
-from donkey.model.errors import ConfigError, DonkeyError
+from donkey.model.errors import CheckpointError, ConfigError, DonkeyError
+from donkey.model.provenance import describe_training, training_summary
+from donkey.train.ema import WeightAverage
 from donkey.train.trainer import TrainOptions, train
 from tests.conftest import CONFIGS, MGIF_TRAIN, ROOT, needs_shared_data
 
@@ -419,3 +422,78 @@ def test_torchrun_time_limit_stops_every_rank_at_the_same_step(tmp_path, synth_v
     step = load_checkpoint(tmp_path / "run" / "last.ckpt").training["step"]
     assert 1 <= step < 100000 and len(r0["samples"]) == len(r1["samples"]) == step
     assert "stopped at --time-limit 3s" in proc.stdout
+
+
+def test_weight_average_follows_its_formula(tiny_networks):
+    average = WeightAverage(tiny_networks, decay=0.5)
+    assert not any(k.startswith("discriminator.") for k in average.state)
+    key = next(k for k, v in average.state.items() if v.is_floating_point() and v.dim() == 4)
+    start = average.state[key].clone()
+    moved = copy.deepcopy(tiny_networks)
+    with torch.no_grad():
+        moved.get_parameter(key).add_(1.0)
+        counter = next(k for k, v in moved.state_dict().items() if not v.is_floating_point())
+        moved.state_dict()[counter].fill_(7)
+    average.update(moved)  # first update: d = min(0.5, 1/10) = 0.1
+    torch.testing.assert_close(average.state[key], start + 0.9, rtol=0, atol=1e-6)
+    assert int(average.state[counter]) == 7  # integers are copied, not averaged
+    average.update(moved)  # d = min(0.5, 2/11)
+    d = 2 / 11
+    torch.testing.assert_close(
+        average.state[key], d * (start + 0.9) + (1 - d) * (start + 1), rtol=0, atol=1e-6
+    )
+    for _ in range(20):
+        average.update(moved)  # d reaches the decay: 0.5
+    assert average.updates == 22
+    torch.testing.assert_close(average.state[key], start + 1, rtol=0, atol=1e-5)
+
+
+def test_weight_average_refuses_a_saved_average_that_does_not_fit(tiny_networks):
+    average = WeightAverage(tiny_networks, decay=0.9)
+    saved = average.state_dict()
+    key = next(iter(saved["state"]))
+    for bad, message in (
+        ([1, 2], "is not a mapping of tensors"),
+        ({**saved, "state": {key: saved["state"][key]}}, "does not fit these networks"),
+        ({**saved, "updates": -1}, "has no valid update count"),
+    ):
+        with pytest.raises(CheckpointError, match=f"run.ckpt: its weight average {message}"):
+            average.load_state_dict(bad, "run.ckpt")
+
+
+def test_ema_run_writes_averaged_weights_and_resumes_bit_identically(tmp_path, synth_videos):
+    videos, _ = load_videos(list_videos(synth_videos), 32)
+    cfg = _cfg(**{"train.steps": 12, "train.checkpoint_every": 5, "train.ema": 0.9})
+    train(cfg, videos, None, TrainOptions(run_dir=tmp_path / "straight", device="cpu"))
+    train(cfg, videos, None, TrainOptions(run_dir=tmp_path / "split", device="cpu", until=6))
+    split_last = tmp_path / "split" / "last.ckpt"
+    assert load_checkpoint(split_last).training["ema"]["updates"] == 6
+    train(
+        cfg, videos, None, TrainOptions(run_dir=tmp_path / "split", device="cpu", resume=split_last)
+    )
+    a = load_checkpoint(tmp_path / "straight" / "ema.safetensors")
+    b = load_checkpoint(tmp_path / "split" / "ema.safetensors")
+    last = load_checkpoint(tmp_path / "straight" / "last.ckpt")
+    assert a.train_config["shipped_from_step"] == 12 and a.train_config["weight_average"] == 0.9
+    assert not any(k.startswith("discriminator.") for k in a.state)
+    for key, value in a.state.items():
+        assert torch.equal(value, b.state[key]), key
+    moved = [
+        k for k, v in a.state.items() if v.is_floating_point() and not torch.equal(v, last.state[k])
+    ]
+    assert len(moved) > len(a.state) // 2  # an average, not a copy of the last weights
+    # The averaged file is a model like any other.
+    load_networks(tmp_path / "straight" / "ema.safetensors")
+    summary = training_summary(a.model_config, a.train_config, a.training)
+    assert summary["steps"] == 12 and "ema 0.9" in describe_training(summary)
+
+
+def test_ema_can_start_when_resuming_a_run_without_it(tmp_path, synth_videos):
+    videos, _ = load_videos(list_videos(synth_videos), 32)
+    plain = _cfg(**{"train.steps": 8})
+    train(plain, videos, None, TrainOptions(run_dir=tmp_path / "run", device="cpu", until=4))
+    with_ema = _cfg(**{"train.steps": 8, "train.ema": 0.99})
+    last = tmp_path / "run" / "last.ckpt"
+    train(with_ema, videos, None, TrainOptions(run_dir=tmp_path / "run", device="cpu", resume=last))
+    assert load_checkpoint(last).training["ema"]["updates"] == 4
+    assert (tmp_path / "run" / "ema.safetensors").exists()
