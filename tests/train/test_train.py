@@ -1,6 +1,7 @@
 import copy
 import json
 import os
+import shlex
 import shutil
 import statistics
 import subprocess
@@ -251,6 +252,14 @@ def test_cli_train_resume_auto_and_errors(runner, tmp_path, synth_videos):
     assert result.exit_code == 1 and "--vgg19-weights" in result.output
     result = runner.invoke(app, ["train", str(CONFIGS / "tiny.yaml"), "-o", str(run)])
     assert result.exit_code == 1 and "give --data DIR" in result.output
+    # With weight averaging the next commands use the averaged weights.
+    result = runner.invoke(app, [*args, "--overwrite", "--steps", "2", "--set", "train.ema=0.9"])
+    assert result.exit_code == 0, result.output
+    averaged = run / "ema.safetensors"
+    assert f"averaged weights (train.ema 0.9): {averaged}" in result.output
+    assert f"next: donkey eval --model {shlex.quote(str(averaged))}" in result.output.replace(
+        "\n", ""
+    )
 
 
 @pytest.mark.slow
