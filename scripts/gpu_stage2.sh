@@ -3,9 +3,10 @@
 # check (tests + bench rows under $OUT), then the bundled 128x128 model trained further with
 # every network, batch 32, lr 2e-4, on the MGIF training videos .gpu/train holds (626 of the
 # 812) plus synthetic creatures rendered there; the learning rate drops (x 0.1) for the last
-# part. Brings back the weights with their discriminator (about 29 MB, in 15 MB parts: a
-# fine-tune here on the CPU can continue with --init) and the training log. Evaluate them
-# here, on the CPU.
+# part. It keeps a weight average (train.ema 0.999). Brings back the last weights with their
+# discriminator (stage2b.safetensors, about 29 MB in 15 MB parts: a fine-tune here on the CPU
+# can continue with --init), the averaged weights (stage2b-ema.safetensors, in parts too) and
+# the logs (logs.tgz). Evaluate both here, on the CPU.
 #
 # Here, first:  python scripts/gpu_carry.py ../shared/data/mgif128/train .gpu/train
 # Then, one device call from the repository root, carrying .gpu:
@@ -60,7 +61,7 @@ say "synthetic: $(ls "$W"/synth*/*.gif 2>/dev/null | wc -l) videos"
 
 ARGS="--set train.freeze=[] --set train.lr=0.0002 -b 32 --data .gpu/train $SYNTH --val-fraction 0"
 ARGS="$ARGS --device $DEV --workers ${WORKERS:-6} --set train.checkpoint_every=1000000"
-ARGS="$ARGS --set train.sample_every=1000000 --set train.log_every=100"
+ARGS="$ARGS --set train.sample_every=1000000 --set train.log_every=100 --set train.ema=${EMA:-0.999}"
 RUN=$W/run
 # shellcheck disable=SC2086
 $D train small128 -o "$RUN" --init donkey/assets/default.safetensors --steps 1000000 $ARGS \
@@ -89,12 +90,17 @@ kill -TERM $PID
 wait $PID
 say "low lr: to step $(step)"
 tail -5 "$W/train.out" >>"$LOG"
-gzip -c "$W/train.out" >"$OUT/train.out.gz"
 
 $PY scripts/ship_model.py --keep-discriminator "$RUN/last.ckpt" "$W/stage2b.safetensors" 2>&1 |
     tee -a "$LOG"
 split -b 15M "$W/stage2b.safetensors" "$OUT/stage2b.safetensors.part-"
 sha256sum "$W/stage2b.safetensors" | tee -a "$LOG"
-gzip -c "$RUN/log.jsonl" >"$OUT/log.jsonl.gz"
+if [ -f "$RUN/ema.safetensors" ]; then
+    split -b 15M "$RUN/ema.safetensors" "$OUT/stage2b-ema.safetensors.part-"
+    sha256sum "$RUN/ema.safetensors" | tee -a "$LOG"
+fi
+# At most 8 files come back from a lent machine: the logs travel as one.
+cp "$RUN/log.jsonl" "$W/train.out" "$OUT/" 2>/dev/null
+tar -czf "$OUT/logs.tgz" -C "$OUT" log.jsonl train.out && rm -f "$OUT/log.jsonl" "$OUT/train.out"
 say "done"
 ls -la "$OUT" >>"$LOG"
