@@ -100,7 +100,6 @@ if [ -f "$RUN/ema.safetensors" ]; then
     sha256sum "$RUN/ema.safetensors" | tee -a "$LOG"
 fi
 # At most 8 files come back from a lent machine: the logs travel as one.
-cp "$RUN/log.jsonl" "$W/train.out" "$OUT/" 2>/dev/null
-tar -czf "$OUT/logs.tgz" -C "$OUT" log.jsonl train.out && rm -f "$OUT/log.jsonl" "$OUT/train.out"
+tar -czf "$OUT/logs.tgz" -C "$RUN" log.jsonl -C "$W" train.out
 say "done"
 ls -la "$OUT" >>"$LOG"

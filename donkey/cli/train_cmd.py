@@ -264,6 +264,8 @@ def train(
             f"step {result.step}/{cfg.train.steps}; {done} steps in {result.seconds:.1f}s "
             f"({rate:.2f} steps/s); checkpoint: {output / 'last.ckpt'}"
         )
+        for note in result.notes:
+            out.print(f"note: {note}")
         if result.stopped == "time limit":
             out.print(f"stopped at --time-limit {time_limit} ({clock(limit)})")
         weights = output / "last.ckpt"

@@ -290,6 +290,14 @@ def build_networks(checkpoint: Checkpoint, device: str | torch.device = "cpu") -
     return networks.to(device).eval()
 
 
+def check_same_layout(
+    source: Path | str, expected: dict[str, Tensor], found: dict[str, Tensor]
+) -> None:
+    """Raises CheckpointError (one line naming a few keys) unless `found` has exactly
+    `expected`'s names, shapes and dtypes (missing discriminator weights aside)."""
+    _compare(source, _tensor_layout(expected), _tensor_layout(found))
+
+
 def load_state(networks: Networks, state: dict[str, Tensor], source: Path | str) -> None:
     """Strict load that reports mismatches as one line naming a few keys."""
     _compare(source, _tensor_layout(networks.state_dict()), _tensor_layout(state))

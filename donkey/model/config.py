@@ -255,8 +255,8 @@ class TrainConfig:
     # 0.1, so int8 rounding moves keypoints far past what the export's check allows.
     qat_float: list[str] = field(default_factory=list)
     # Decay of an exponential moving average of the keypoint detector's and generator's weights
-    # (0: none). The run folder then also holds ema.safetensors, the averaged weights, which
-    # usually reconstruct better than the last step's (docs/training.md, "Weight averaging").
+    # (0: none). The run folder then also holds ema.safetensors, the averaged weights (README,
+    # "Training"; docs/default-model.md, "Weight averaging", for what averaging measured).
     ema: float = 0.0
     num_workers: int = 0
     channels_last: bool = True  # measured 10% faster training steps on 2 CPU cores

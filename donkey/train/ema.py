@@ -1,8 +1,9 @@
 """An exponential moving average of the inference networks' weights (train.ema).
 
-GAN fine-tunes at a small batch wander around a good point; their average sits nearer it.
-Averaging two checkpoints of the default model's CPU fine-tune 400 steps apart reconstructed
-better than either (docs/default-model.md), which is what this does at every step.
+A GAN fine-tune at a small batch wanders around a good point, and an average of its weights
+sits nearer it: averaging two checkpoints of the default model's CPU fine-tune, 400 steps
+apart, reconstructed better than either (docs/default-model.md, "Weight averaging"). This
+keeps that average at every step.
 """
 
 from __future__ import annotations
@@ -12,40 +13,40 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from donkey.model.checkpoint import DISCRIMINATOR_PREFIX
+from donkey.model.checkpoint import DISCRIMINATOR_PREFIX, check_same_layout
 from donkey.model.errors import CheckpointError
 from donkey.model.networks import Networks
-
-
-def _averaged(networks: Networks) -> dict[str, Tensor]:
-    """The state the average covers: everything `donkey animate` uses, not the discriminator."""
-    return {
-        k: v for k, v in networks.state_dict().items() if not k.startswith(DISCRIMINATOR_PREFIX)
-    }
 
 
 class WeightAverage:
     """avg <- d * avg + (1 - d) * weights after every step, with d = min(decay, (1 + n) / (10 + n))
     after n updates, so the first steps of a run are not held to the weights it started from.
 
-    Float tensors (weights and batch-norm statistics) are averaged; integer ones (batch-norm
-    step counters) are copied.
+    Covers everything `donkey animate` uses (not the discriminator). Float tensors (weights and
+    batch-norm statistics) are averaged; integer ones (batch-norm step counters) are copied.
     """
 
     def __init__(self, networks: Networks, decay: float) -> None:
         self.decay = decay
         self.updates = 0
-        self.state = {k: v.detach().clone() for k, v in _averaged(networks).items()}
+        # state_dict() tensors share storage with the live parameters and buffers, so these
+        # pairs stay valid for the whole run and each update is two fused calls.
+        live = {
+            k: v for k, v in networks.state_dict().items() if not k.startswith(DISCRIMINATOR_PREFIX)
+        }
+        self.state = {k: v.detach().clone() for k, v in live.items()}
+        floats = [k for k, v in live.items() if v.is_floating_point()]
+        self._float_avg = [self.state[k] for k in floats]
+        self._float_live = [live[k] for k in floats]
+        self._int_pairs = [(self.state[k], live[k]) for k in live if k not in set(floats)]
 
     @torch.no_grad()
-    def update(self, networks: Networks) -> None:
+    def update(self) -> None:
         d = min(self.decay, (1 + self.updates) / (10 + self.updates))
-        for key, value in _averaged(networks).items():
-            target = self.state[key]
-            if target.is_floating_point():
-                target.mul_(d).add_(value.detach().to(target.dtype), alpha=1 - d)
-            else:
-                target.copy_(value)
+        torch._foreach_mul_(self._float_avg, d)
+        torch._foreach_add_(self._float_avg, self._float_live, alpha=1 - d)
+        for target, value in self._int_pairs:
+            target.copy_(value)
         self.updates += 1
 
     def state_dict(self) -> dict[str, Any]:
@@ -56,17 +57,15 @@ class WeightAverage:
         }
 
     def load_state_dict(self, saved: Any, source: object) -> None:
-        """Restores a saved average; a run saved without one starts from the current weights."""
+        """Restores a saved average (same names, shapes and dtypes) and its update count."""
         if not isinstance(saved, dict) or not isinstance(saved.get("state"), dict):
             raise CheckpointError(f"{source}: its weight average is not a mapping of tensors")
         state = saved["state"]
-        if set(state) != set(self.state) or any(
-            not isinstance(state[k], Tensor) or state[k].shape != v.shape
-            for k, v in self.state.items()
-        ):
-            raise CheckpointError(f"{source}: its weight average does not fit these networks")
+        if not all(isinstance(k, str) and isinstance(v, Tensor) for k, v in state.items()):
+            raise CheckpointError(f"{source}: its weight average is not a mapping of tensors")
+        check_same_layout(f"{source} (weight average)", self.state, state)
         updates = saved.get("updates")
-        if not isinstance(updates, int) or updates < 0:
+        if not isinstance(updates, int) or isinstance(updates, bool) or updates < 0:
             raise CheckpointError(f"{source}: its weight average has no valid update count")
         for key, value in state.items():
             self.state[key].copy_(value)
@@ -74,7 +73,10 @@ class WeightAverage:
 
     def networks_like(self, networks: Networks) -> Networks:
         """A CPU copy of `networks` (config and discriminator included) holding the average."""
-        copy = Networks(networks.config)
+        # Building networks draws initial weights; the training run's random stream must not
+        # move, or a resume from the checkpoint saved just before would diverge.
+        with torch.random.fork_rng(devices=[]):
+            copy = Networks(networks.config)
         full = {k: v.detach().cpu() for k, v in networks.state_dict().items()}
         full.update({k: v.detach().cpu() for k, v in self.state.items()})
         copy.load_state_dict(full)

@@ -61,6 +61,7 @@ class TrainResult:
     history: list[dict[str, float]] = field(default_factory=list)
     # Why the run ended before its last step: "time limit", "SIGTERM"; None if it did not.
     stopped: str | None = None
+    notes: list[str] = field(default_factory=list)  # what the CLI should tell the user
 
 
 def setup_distributed(device: torch.device) -> Ranks:
@@ -345,13 +346,32 @@ def train(
     if perceptual is not None:
         perceptual.to(device)
     optimizers = _optimizers(networks, cfg)
-    average = WeightAverage(networks, t_cfg.ema) if t_cfg.ema > 0 else None
+    notes: list[str] = []
+    saved_average = (resume_state or {}).get("ema")
+    if saved_average is not None and t_cfg.ema == 0:
+        decay = saved_average.get("decay") if isinstance(saved_average, dict) else None
+        raise CheckpointError(
+            f"{options.resume}: the run keeps a weight average (train.ema {decay}); resume "
+            "with --set train.ema=DECAY to continue it, or start a new run folder"
+        )
+    # Only rank 0 writes the average, so only it keeps one.
+    average = WeightAverage(networks, t_cfg.ema) if t_cfg.ema > 0 and dist.main else None
     if resume_state is not None:
         for name, opt in optimizers.items():
             opt.load_state_dict(resume_state["optimizers"][name])
         set_rng_state(resume_state["rng"])
-        if average is not None and resume_state.get("ema") is not None:
-            average.load_state_dict(resume_state["ema"], options.resume)
+        if average is not None and saved_average is not None:
+            average.load_state_dict(saved_average, options.resume)
+            if saved_average.get("decay") != t_cfg.ema:
+                notes.append(
+                    f"the weight average continues with train.ema {t_cfg.ema:g} "
+                    f"(it was {saved_average.get('decay')})"
+                )
+        elif average is not None:
+            notes.append(f"the weight average starts at step {step}, from the weights there")
+    elif dist.main:
+        # A fresh start (--overwrite) must not leave the previous run's average beside it.
+        (run_dir / EMA_FILE).unlink(missing_ok=True)
     if dist.world > 1:
         ids = [device.index] if device.type == "cuda" else None
         # DDP refuses a module with nothing to train (a frozen keypoint detector); such a
@@ -429,7 +449,7 @@ def train(
             loss_d.backward()
             optimizers["discriminator"].step()
             if average is not None:
-                average.update(networks)
+                average.update()
             step += 1
 
             record = {f"g_{k}": float(v.detach()) for k, v in out.losses.items()}
@@ -476,7 +496,11 @@ def train(
             torch_dist.barrier()
             torch_dist.destroy_process_group()
     return TrainResult(
-        step=step, seconds=time.perf_counter() - t_start, history=history, stopped=stopped
+        step=step,
+        seconds=time.perf_counter() - t_start,
+        history=history,
+        stopped=stopped,
+        notes=notes,
     )
 
 

@@ -434,25 +434,25 @@ def test_torchrun_time_limit_stops_every_rank_at_the_same_step(tmp_path, synth_v
 
 
 def test_weight_average_follows_its_formula(tiny_networks):
-    average = WeightAverage(tiny_networks, decay=0.5)
+    live = copy.deepcopy(tiny_networks)  # the session fixture stays untouched
+    average = WeightAverage(live, decay=0.5)
     assert not any(k.startswith("discriminator.") for k in average.state)
     key = next(k for k, v in average.state.items() if v.is_floating_point() and v.dim() == 4)
+    counter = next(k for k, v in average.state.items() if not v.is_floating_point())
     start = average.state[key].clone()
-    moved = copy.deepcopy(tiny_networks)
-    with torch.no_grad():
-        moved.get_parameter(key).add_(1.0)
-        counter = next(k for k, v in moved.state_dict().items() if not v.is_floating_point())
-        moved.state_dict()[counter].fill_(7)
-    average.update(moved)  # first update: d = min(0.5, 1/10) = 0.1
+    with torch.no_grad():  # the training step, as the optimiser does it: in place
+        live.get_parameter(key).add_(1.0)
+        live.state_dict()[counter].fill_(7)
+    average.update()  # first update: d = min(0.5, 1/10) = 0.1
     torch.testing.assert_close(average.state[key], start + 0.9, rtol=0, atol=1e-6)
     assert int(average.state[counter]) == 7  # integers are copied, not averaged
-    average.update(moved)  # d = min(0.5, 2/11)
+    average.update()  # d = min(0.5, 2/11)
     d = 2 / 11
     torch.testing.assert_close(
         average.state[key], d * (start + 0.9) + (1 - d) * (start + 1), rtol=0, atol=1e-6
     )
     for _ in range(20):
-        average.update(moved)  # d reaches the decay: 0.5
+        average.update()  # d reaches the decay: 0.5
     assert average.updates == 22
     torch.testing.assert_close(average.state[key], start + 1, rtol=0, atol=1e-5)
 
@@ -462,11 +462,16 @@ def test_weight_average_refuses_a_saved_average_that_does_not_fit(tiny_networks)
     saved = average.state_dict()
     key = next(iter(saved["state"]))
     for bad, message in (
-        ([1, 2], "is not a mapping of tensors"),
-        ({**saved, "state": {key: saved["state"][key]}}, "does not fit these networks"),
-        ({**saved, "updates": -1}, "has no valid update count"),
+        ({**saved, "updates": -1}, "its weight average has no valid update count"),
+        ({**saved, "updates": True}, "its weight average has no valid update count"),
+        ([1, 2], "its weight average is not a mapping of tensors"),
+        ({**saved, "state": {key: saved["state"][key]}}, r"\(weight average\): .*missing"),
+        (
+            {**saved, "state": {**saved["state"], key: saved["state"][key].long()}},
+            r"\(weight average\): .*wrong dtype",
+        ),
     ):
-        with pytest.raises(CheckpointError, match=f"run.ckpt: its weight average {message}"):
+        with pytest.raises(CheckpointError, match=f"run.ckpt:? {message}"):
             average.load_state_dict(bad, "run.ckpt")
 
 
@@ -497,12 +502,25 @@ def test_ema_run_writes_averaged_weights_and_resumes_bit_identically(tmp_path, s
     assert summary["steps"] == 12 and "ema 0.9" in describe_training(summary)
 
 
-def test_ema_can_start_when_resuming_a_run_without_it(tmp_path, synth_videos):
+def test_ema_across_resumes_starts_changes_refuses_and_is_cleared(tmp_path, synth_videos):
     videos, _ = load_videos(list_videos(synth_videos), 32)
-    plain = _cfg(**{"train.steps": 8})
-    train(plain, videos, None, TrainOptions(run_dir=tmp_path / "run", device="cpu", until=4))
-    with_ema = _cfg(**{"train.steps": 8, "train.ema": 0.99})
-    last = tmp_path / "run" / "last.ckpt"
-    train(with_ema, videos, None, TrainOptions(run_dir=tmp_path / "run", device="cpu", resume=last))
-    assert load_checkpoint(last).training["ema"]["updates"] == 4
-    assert (tmp_path / "run" / "ema.safetensors").exists()
+    run, last = tmp_path / "run", tmp_path / "run" / "last.ckpt"
+
+    def go(steps: int, ema: float, **options):
+        cfg = _cfg(**{"train.steps": steps, "train.ema": ema})
+        return train(cfg, videos, None, TrainOptions(run_dir=run, device="cpu", **options))
+
+    go(8, 0.0, until=3)
+    assert not (run / "ema.safetensors").exists()
+    result = go(8, 0.99, until=5, resume=last)  # switched on mid-run
+    assert result.notes == ["the weight average starts at step 3, from the weights there"]
+    assert load_checkpoint(last).training["ema"]["updates"] == 2
+    result = go(8, 0.9, until=6, resume=last)  # another decay continues the same average
+    assert result.notes == ["the weight average continues with train.ema 0.9 (it was 0.99)"]
+    assert load_checkpoint(last).training["ema"]["updates"] == 3
+    before = last.read_bytes()
+    with pytest.raises(CheckpointError, match=r"keeps a weight average \(train.ema 0.9\)"):
+        go(8, 0.0, resume=last)  # would silently drop it
+    assert last.read_bytes() == before
+    go(2, 0.0, overwrite=True)  # a fresh start leaves no average of the old run behind
+    assert not (run / "ema.safetensors").exists()
