@@ -38,6 +38,9 @@ def training_summary(
         kept = train_config.get("qat_float")
         if isinstance(kept, list) and kept and all(isinstance(n, str) for n in kept):
             summary["quantization_float"] = list(kept)
+    origins = train_config.get("averaged_from")
+    if isinstance(origins, list) and origins and all(isinstance(o, dict) for o in origins):
+        summary["averaged_steps"] = [o.get("step") for o in origins]
     average = train_config.get("weight_average")
     if isinstance(average, (int, float)) and not isinstance(average, bool) and average > 0:
         summary["weight_average"] = float(average)
@@ -60,9 +63,17 @@ def describe_training(summary: dict[str, Any]) -> str:
         mode = f"dual ({summary.get('pair_steps')} on pairs)"
     attention = [k for k, on in summary["attention"].items() if on]
     scales = summary.get("feature_matching_scales") or [1.0]
+    if summary.get("averaged_steps"):
+        steps = summary["averaged_steps"]
+        counted = ", ".join(str(s) if isinstance(s, int) else "?" for s in steps)
+        trained = f"weights averaged from {len(steps)} checkpoints (steps {counted})"
+    elif summary.get("steps") is not None:
+        trained = f"{summary['steps']} steps"
+    else:
+        trained = "steps unknown"
     parts = [
         mode,
-        f"{summary['steps']} steps" if summary.get("steps") is not None else "steps unknown",
+        trained,
         f"attention in {', '.join(attention)}" if attention else "no attention",
         f"feature matching at {len(scales)} scale{'s' if len(scales) > 1 else ''}",
     ]

@@ -1,0 +1,96 @@
+"""Average the inference weights of checkpoints from one line of training (a weight average).
+
+    python scripts/average_weights.py OUT.safetensors A.ckpt B.safetensors [...] [--weights 2,1]
+
+Every input must describe the same networks (the same model config). The keypoint detector's
+and generator's float tensors, batch-norm statistics included, are averaged with the given
+weights (equal by default, normalised to sum to 1); integer tensors come from the first input.
+The result has no discriminator, like a shipped model, and records which files it came from
+(`donkey info` shows it). docs/default-model.md, "Weight averaging", says when this helps:
+checkpoints of one run, or of runs continued one from another, not unrelated models.
+"""
+
+from __future__ import annotations
+
+import math
+import sys
+from pathlib import Path
+
+import torch
+
+from donkey.model.checkpoint import (
+    DISCRIMINATOR_PREFIX,
+    build_networks,
+    load_checkpoint,
+    save_checkpoint,
+)
+from donkey.model.errors import DonkeyError
+
+
+def parse_weights(text: str, count: int) -> list[float]:
+    try:
+        weights = [float(w) for w in text.split(",")]
+    except ValueError:
+        raise DonkeyError(f"--weights {text!r}: give {count} numbers separated by commas") from None
+    if len(weights) != count or not all(math.isfinite(w) and w >= 0 for w in weights):
+        raise DonkeyError(f"--weights {text!r}: give {count} numbers >= 0 separated by commas")
+    if sum(weights) <= 0:
+        raise DonkeyError(f"--weights {text!r}: at least one must be above 0")
+    return [w / sum(weights) for w in weights]
+
+
+def average(target: Path, sources: list[Path], weights: list[float]) -> Path:
+    checkpoints = [load_checkpoint(p) for p in sources]
+    first = checkpoints[0]
+    for ckpt in checkpoints[1:]:
+        if ckpt.model_config != first.model_config:
+            raise DonkeyError(f"{ckpt.path}: its model config differs from {first.path}'s")
+    networks = build_networks(first)
+    state = networks.state_dict()
+    with torch.no_grad():
+        for key, value in state.items():
+            if key.startswith(DISCRIMINATOR_PREFIX) or not value.is_floating_point():
+                continue
+            mixed = sum(w * c.state[key].double() for w, c in zip(weights, checkpoints))
+            value.copy_(mixed.to(value.dtype))
+    origins = [
+        {
+            "file": p.name,
+            "step": (c.training or {}).get("step", (c.train_config or {}).get("shipped_from_step")),
+            "weight": round(w, 6),
+        }
+        for p, c, w in zip(sources, checkpoints, weights)
+    ]
+    # The newest training's settings describe the result best; the step is the inputs'.
+    newest = dict(checkpoints[-1].train_config or {})
+    newest.pop("shipped_from_step", None)
+    newest["averaged_from"] = origins
+    return save_checkpoint(target, networks, train_config=newest, inference_only=True)
+
+
+def main(argv: list[str]) -> None:
+    weights_text = None
+    if "--weights" in argv:
+        at = argv.index("--weights")
+        if at + 1 >= len(argv):
+            raise SystemExit(__doc__)
+        weights_text = argv[at + 1]
+        argv = argv[:at] + argv[at + 2 :]
+    if len(argv) < 3:
+        raise SystemExit(__doc__)
+    target, sources = Path(argv[0]), [Path(a) for a in argv[1:]]
+    try:
+        weights = (
+            parse_weights(weights_text, len(sources))
+            if weights_text
+            else [1 / len(sources)] * len(sources)
+        )
+        written = average(target, sources, weights)
+    except DonkeyError as exc:
+        raise SystemExit(f"error: {exc}") from None
+    parts = ", ".join(f"{p} x {w:.3g}" for p, w in zip(sources, weights))
+    print(f"wrote {written} ({written.stat().st_size / 1e6:.1f} MB): {parts}")
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
