@@ -25,6 +25,7 @@ from donkey.model.checkpoint import (
     save_checkpoint,
 )
 from donkey.model.errors import DonkeyError
+from donkey.model.provenance import saved_step
 
 
 def parse_weights(text: str, count: int) -> list[float]:
@@ -56,7 +57,7 @@ def average(target: Path, sources: list[Path], weights: list[float]) -> Path:
     origins = [
         {
             "file": p.name,
-            "step": (c.training or {}).get("step", (c.train_config or {}).get("shipped_from_step")),
+            "step": saved_step(c.train_config, c.training),
             "weight": round(w, 6),
         }
         for p, c, w in zip(sources, checkpoints, weights)

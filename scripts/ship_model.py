@@ -15,6 +15,7 @@ import sys
 from pathlib import Path
 
 from donkey.model.checkpoint import build_networks, load_checkpoint, save_checkpoint
+from donkey.model.provenance import saved_step
 from donkey.runtime.loader import DEFAULT_MODEL
 
 
@@ -28,7 +29,7 @@ def main(argv: list[str]) -> None:
     ckpt = load_checkpoint(source)
     networks = build_networks(ckpt)
     # A weights-only file (scripts/gpu_stage2.sh's) carries its step in its train config.
-    step = (ckpt.training or {}).get("step", (ckpt.train_config or {}).get("shipped_from_step"))
+    step = saved_step(ckpt.train_config, ckpt.training)
     save_checkpoint(
         target,
         networks,

@@ -7,6 +7,12 @@ from typing import Any
 from donkey.model.config import ModelConfig
 
 
+def saved_step(train_config: dict[str, Any] | None, training: dict[str, Any] | None) -> Any:
+    """The step weights were saved at: a training checkpoint's own, or the one a shipped file
+    records (scripts/ship_model.py); None when neither says."""
+    return (training or {}).get("step", (train_config or {}).get("shipped_from_step"))
+
+
 def training_summary(
     model: ModelConfig, train_config: dict[str, Any] | None, training: dict[str, Any] | None
 ) -> dict[str, Any] | None:
@@ -18,7 +24,7 @@ def training_summary(
     if not train_config:
         return None
     mode = train_config.get("mode", "monkey")
-    steps = (training or {}).get("step", train_config.get("shipped_from_step"))
+    steps = saved_step(train_config, training)
     loss = train_config.get("loss") or {}
     summary: dict[str, Any] = {
         "mode": mode,
