@@ -1,12 +1,16 @@
 """Average the inference weights of checkpoints from one line of training (a weight average).
 
     python scripts/average_weights.py OUT.safetensors A.ckpt B.safetensors [...] [--weights 2,1]
+        [--overwrite]
 
-Every input must describe the same networks (the same model config). The keypoint detector's
+OUT comes first and must not exist, unless --overwrite (then it is replaced atomically, after
+every input is read; it may be one of them). Every input must describe the same networks (the
+same model config) and the same quantization-aware setting. The keypoint detector's
 and generator's float tensors, batch-norm statistics included, are averaged with the given
 weights (equal by default, normalised to sum to 1); integer tensors come from the first input.
-The result has no discriminator, like a shipped model, and records which files it came from
-(`donkey info` shows it). docs/default-model.md, "Weight averaging", says when this helps:
+The result has no discriminator, like a shipped model, keeps the last input's training settings
+(the newest training, when inputs are given oldest first) and records which files it came from,
+with their steps and weights (`donkey info` shows the steps). docs/default-model.md, "Weight averaging", says when this helps:
 checkpoints of one run, or of runs continued one from another, not unrelated models.
 """
 
@@ -35,9 +39,14 @@ def parse_weights(text: str, count: int) -> list[float]:
         raise DonkeyError(f"--weights {text!r}: give {count} numbers separated by commas") from None
     if len(weights) != count or not all(math.isfinite(w) and w >= 0 for w in weights):
         raise DonkeyError(f"--weights {text!r}: give {count} numbers >= 0 separated by commas")
-    if sum(weights) <= 0:
-        raise DonkeyError(f"--weights {text!r}: at least one must be above 0")
+    if not 0 < sum(weights) < math.inf:
+        raise DonkeyError(f"--weights {text!r}: at least one must be above 0, the sum finite")
     return [w / sum(weights) for w in weights]
+
+
+def _qat(ckpt) -> tuple:
+    t = ckpt.train_config or {}
+    return bool(t.get("qat")), tuple(t.get("qat_float") or ())
 
 
 def average(target: Path, sources: list[Path], weights: list[float]) -> Path:
@@ -46,6 +55,11 @@ def average(target: Path, sources: list[Path], weights: list[float]) -> Path:
     for ckpt in checkpoints[1:]:
         if ckpt.model_config != first.model_config:
             raise DonkeyError(f"{ckpt.path}: its model config differs from {first.path}'s")
+        if _qat(ckpt) != _qat(first):
+            # The int8 export follows train.qat; a mean of a QAT model and a plain one is neither.
+            raise DonkeyError(
+                f"{ckpt.path}: trained with another quantization-aware setting than {first.path}"
+            )
     networks = build_networks(first)
     state = networks.state_dict()
     with torch.no_grad():
@@ -70,6 +84,8 @@ def average(target: Path, sources: list[Path], weights: list[float]) -> Path:
 
 
 def main(argv: list[str]) -> None:
+    overwrite = "--overwrite" in argv
+    argv = [a for a in argv if a != "--overwrite"]
     weights_text = None
     if "--weights" in argv:
         at = argv.index("--weights")
@@ -80,15 +96,22 @@ def main(argv: list[str]) -> None:
     if len(argv) < 3:
         raise SystemExit(__doc__)
     target, sources = Path(argv[0]), [Path(a) for a in argv[1:]]
+    if (target.exists() or target.is_symlink()) and not overwrite:
+        raise SystemExit(
+            f"error: {target}: exists; the output comes first (OUT A B ...): pass --overwrite "
+            "to replace it"
+        )
     try:
         weights = (
             parse_weights(weights_text, len(sources))
-            if weights_text
+            if weights_text is not None
             else [1 / len(sources)] * len(sources)
         )
         written = average(target, sources, weights)
     except DonkeyError as exc:
         raise SystemExit(f"error: {exc}") from None
+    except OSError as exc:
+        raise SystemExit(f"error: {target}: cannot write ({exc.strerror or exc})") from None
     parts = ", ".join(f"{p} x {w:.3g}" for p, w in zip(sources, weights))
     print(f"wrote {written} ({written.stat().st_size / 1e6:.1f} MB): {parts}")
 

@@ -15,6 +15,7 @@ import sys
 from pathlib import Path
 
 from donkey.model.checkpoint import build_networks, load_checkpoint, save_checkpoint
+from donkey.model.errors import DonkeyError
 from donkey.model.provenance import saved_step
 from donkey.runtime.loader import DEFAULT_MODEL
 
@@ -26,16 +27,22 @@ def main(argv: list[str]) -> None:
         raise SystemExit(__doc__)
     source = Path(argv[0])
     target = Path(argv[1]) if len(argv) == 2 else DEFAULT_MODEL
-    ckpt = load_checkpoint(source)
+    try:
+        ckpt = load_checkpoint(source)
+    except DonkeyError as exc:
+        raise SystemExit(f"error: {exc}") from None
     networks = build_networks(ckpt)
     # A weights-only file (scripts/gpu_stage2.sh's) carries its step in its train config.
     step = saved_step(ckpt.train_config, ckpt.training)
-    save_checkpoint(
-        target,
-        networks,
-        train_config={**(ckpt.train_config or {}), "shipped_from_step": step},
-        inference_only=not keep_discriminator,
-    )
+    try:
+        save_checkpoint(
+            target,
+            networks,
+            train_config={**(ckpt.train_config or {}), "shipped_from_step": step},
+            inference_only=not keep_discriminator,
+        )
+    except OSError as exc:
+        raise SystemExit(f"error: {target}: cannot write ({exc.strerror or exc})") from None
     print(f"wrote {target} ({target.stat().st_size / 1e6:.1f} MB) from {source} at step {step}")
 
 

@@ -60,8 +60,31 @@ def test_refuses_other_networks_and_bad_weights(tiny_networks, tmp_path):
         ([str(a), str(a), "--weights", "1"], "give 2 numbers >= 0"),
         ([str(a), str(a), "--weights", "1,x"], "give 2 numbers separated by commas"),
         ([str(a), str(a), "--weights", "0,0"], "at least one must be above 0"),
+        ([str(a), str(a), "--weights", "1e308,1e308"], "the sum finite"),
+        ([str(a), str(a), "--weights", ""], "give 2 numbers"),
         ([str(a), str(tmp_path / "missing.ckpt")], "missing.ckpt"),
     ):
         with pytest.raises(SystemExit, match=message):
             script.main([str(out), *args])
         assert not out.exists()
+
+
+def test_never_replaces_an_existing_file_unless_asked(tiny_networks, tmp_path):
+    script = load_script("average_weights")
+    train = config_to_dict(TrainConfig())
+    a = save_checkpoint(tmp_path / "a.ckpt", tiny_networks, train, training={"step": 5})
+    b = save_checkpoint(tmp_path / "b.ckpt", _shifted(tiny_networks, 1.0), train)
+    before = a.read_bytes()
+    # The output first: a forgotten OUT would otherwise turn a.ckpt into the mean of the others.
+    with pytest.raises(SystemExit, match=r"a.ckpt: exists; the output comes first"):
+        script.main([str(a), str(b), str(b)])
+    assert a.read_bytes() == before
+    script.main([str(a), str(a), str(b), "--overwrite"])  # replaced after the inputs are read
+    assert load_checkpoint(a).train_config["averaged_from"][0]["step"] == 5
+    folder = tmp_path / "folder.safetensors"
+    folder.mkdir()
+    with pytest.raises(SystemExit, match="folder.safetensors: cannot write"):
+        script.main([str(folder), str(b), str(b), "--overwrite"])
+    qat = save_checkpoint(tmp_path / "qat.ckpt", tiny_networks, {**train, "qat": True})
+    with pytest.raises(SystemExit, match="qat.ckpt: trained with another quantization-aware"):
+        script.main([str(tmp_path / "q.safetensors"), str(b), str(qat)])

@@ -1,5 +1,6 @@
 """scripts/ship_model.py: the bundled model's file, and the weights scripts/gpu_stage2.sh sends back."""
 
+import pytest
 import torch
 
 from donkey.model.checkpoint import load_checkpoint, save_checkpoint
@@ -26,3 +27,13 @@ def test_ships_without_the_discriminator_unless_asked_and_keeps_the_step(tiny_ne
     # Shipping from that weights-only file keeps its step (it has no training state to read).
     ship.main([str(tmp_path / "with-d.safetensors"), str(tmp_path / "again.safetensors")])
     assert load_checkpoint(tmp_path / "again.safetensors").train_config["shipped_from_step"] == 1234
+
+
+def test_a_missing_or_broken_source_is_one_line(tmp_path):
+    ship = load_script("ship_model")
+    with pytest.raises(SystemExit, match="missing.ckpt: no such checkpoint file"):
+        ship.main([str(tmp_path / "missing.ckpt"), str(tmp_path / "out.safetensors")])
+    (tmp_path / "junk.ckpt").write_bytes(b"not a checkpoint")
+    with pytest.raises(SystemExit, match="junk.ckpt: corrupt or not a checkpoint"):
+        ship.main([str(tmp_path / "junk.ckpt"), str(tmp_path / "out.safetensors")])
+    assert not (tmp_path / "out.safetensors").exists()
