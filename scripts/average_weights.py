@@ -20,14 +20,7 @@ import math
 import sys
 from pathlib import Path
 
-import torch
-
-from donkey.model.checkpoint import (
-    DISCRIMINATOR_PREFIX,
-    build_networks,
-    load_checkpoint,
-    save_checkpoint,
-)
+from donkey.model.checkpoint import DISCRIMINATOR_PREFIX, load_checkpoint, save_weights
 from donkey.model.errors import DonkeyError
 from donkey.model.provenance import saved_step
 
@@ -60,14 +53,14 @@ def average(target: Path, sources: list[Path], weights: list[float]) -> Path:
             raise DonkeyError(
                 f"{ckpt.path}: trained with another quantization-aware setting than {first.path}"
             )
-    networks = build_networks(first)
-    state = networks.state_dict()
-    with torch.no_grad():
-        for key, value in state.items():
-            if key.startswith(DISCRIMINATOR_PREFIX) or not value.is_floating_point():
-                continue
-            mixed = sum(w * c.state[key].double() for w, c in zip(weights, checkpoints))
-            value.copy_(mixed.to(value.dtype))
+    # Inference keys only: a shipped input has no discriminator to average.
+    state = {
+        key: value
+        if not value.is_floating_point()
+        else sum(w * c.state[key].double() for w, c in zip(weights, checkpoints)).to(value.dtype)
+        for key, value in first.state.items()
+        if not key.startswith(DISCRIMINATOR_PREFIX)
+    }
     origins = [
         {
             "file": p.name,
@@ -80,7 +73,7 @@ def average(target: Path, sources: list[Path], weights: list[float]) -> Path:
     newest = dict(checkpoints[-1].train_config or {})
     newest.pop("shipped_from_step", None)
     newest["averaged_from"] = origins
-    return save_checkpoint(target, networks, train_config=newest, inference_only=True)
+    return save_weights(target, first.model_config, state, train_config=newest, inference_only=True)
 
 
 def main(argv: list[str]) -> None:

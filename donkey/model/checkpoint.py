@@ -49,13 +49,28 @@ def save_checkpoint(
     `inference_only` leaves out the discriminator (a quarter of the size of a small model's
     file); such a checkpoint animates, and fine-tuning from it starts a fresh discriminator.
     """
+    return save_weights(
+        path, networks.config, networks.state_dict(), train_config, training, inference_only
+    )
+
+
+def save_weights(
+    path: str | Path,
+    model_config: ModelConfig,
+    state: dict[str, Tensor],
+    train_config: dict[str, Any] | None = None,
+    training: dict[str, Any] | None = None,
+    inference_only: bool = False,
+) -> Path:
+    """save_checkpoint for a state dict of `model_config`'s networks that no module holds (a
+    weight average), so none needs building just to be written."""
     path = Path(path)
     state = {
         k: v.detach().cpu().contiguous()
-        for k, v in networks.state_dict().items()
+        for k, v in state.items()
         if not (inference_only and k.startswith(DISCRIMINATOR_PREFIX))
     }
-    config = config_to_dict(networks.config)
+    config = config_to_dict(model_config)
     with atomic_output(path) as tmp:
         if path.suffix == ".safetensors":
             if training is not None:

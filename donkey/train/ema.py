@@ -38,7 +38,7 @@ class WeightAverage:
         floats = [k for k, v in live.items() if v.is_floating_point()]
         self._float_avg = [self.state[k] for k in floats]
         self._float_live = [live[k] for k in floats]
-        self._int_pairs = [(self.state[k], live[k]) for k in live if k not in set(floats)]
+        self._int_pairs = [(self.state[k], v) for k, v in live.items() if not v.is_floating_point()]
 
     @torch.no_grad()
     def update(self) -> None:
@@ -58,10 +58,10 @@ class WeightAverage:
 
     def load_state_dict(self, saved: Any, source: object) -> None:
         """Restores a saved average (same names, shapes and dtypes) and its update count."""
-        if not isinstance(saved, dict) or not isinstance(saved.get("state"), dict):
-            raise CheckpointError(f"{source}: its weight average is not a mapping of tensors")
-        state = saved["state"]
-        if not all(isinstance(k, str) and isinstance(v, Tensor) for k, v in state.items()):
+        state = saved.get("state") if isinstance(saved, dict) else None
+        if not isinstance(state, dict) or not all(
+            isinstance(k, str) and isinstance(v, Tensor) for k, v in state.items()
+        ):
             raise CheckpointError(f"{source}: its weight average is not a mapping of tensors")
         check_same_layout(f"{source} (weight average)", self.state, state)
         updates = saved.get("updates")
@@ -71,13 +71,6 @@ class WeightAverage:
             self.state[key].copy_(value)
         self.updates = updates
 
-    def networks_like(self, networks: Networks) -> Networks:
-        """A CPU copy of `networks` (config and discriminator included) holding the average."""
-        # Building networks draws initial weights; the training run's random stream must not
-        # move, or a resume from the checkpoint saved just before would diverge.
-        with torch.random.fork_rng(devices=[]):
-            copy = Networks(networks.config)
-        full = {k: v.detach().cpu() for k, v in networks.state_dict().items()}
-        full.update({k: v.detach().cpu() for k, v in self.state.items()})
-        copy.load_state_dict(full)
-        return copy.eval()
+    def full_state(self, networks: Networks) -> dict[str, Tensor]:
+        """`networks`' state (discriminator included) with the averaged tensors in place."""
+        return {**networks.state_dict(), **self.state}

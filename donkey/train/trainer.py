@@ -25,7 +25,7 @@ from torch.utils.data import DataLoader
 from donkey.data.datasets import PairedVideoDataset, SingleVideoDataset, StepBatchSampler, Video
 from donkey.data.manifest import PairsManifest
 from donkey.data.mixing import JoinedDataset, MixedStepSampler, is_pair_step
-from donkey.model.checkpoint import load_checkpoint, save_checkpoint
+from donkey.model.checkpoint import load_checkpoint, save_checkpoint, save_weights
 from donkey.model.config import FREEZABLE, Config, TrainConfig, config_to_dict
 from donkey.model.errors import CheckpointError, DonkeyError
 from donkey.model.fake_quant import enable_fake_quant
@@ -231,15 +231,15 @@ def _save(
     train_config = config_to_dict(cfg.train)
     written = [str(save_checkpoint(path, networks, train_config=train_config, training=training))]
     if average is not None:
-        averaged = average.networks_like(networks)
         meta = {**train_config, "shipped_from_step": step, "weight_average": cfg.train.ema}
-        written.append(
-            str(
-                save_checkpoint(
-                    path.parent / EMA_FILE, averaged, train_config=meta, inference_only=True
-                )
-            )
+        averaged = save_weights(
+            path.parent / EMA_FILE,
+            cfg.model,
+            average.full_state(networks),
+            train_config=meta,
+            inference_only=True,
         )
+        written.append(str(averaged))
     return written
 
 
