@@ -26,6 +26,10 @@ _UMASK = os.umask(0)
 os.umask(_UMASK)
 # Layouts `donkey export` writes: the manifest at the top (onnx, trt) or in onnx/ (trt, all).
 _MANIFEST_PLACES = (MANIFEST_NAME, f"onnx/{MANIFEST_NAME}")
+# What an export (of any version) may leave in its folder, at the top or in onnx/ and trt/:
+# replacing a folder that holds only these loses nothing the user made.
+_EXPORT_SUBFOLDERS = ("onnx", "trt")
+_EXPORT_SUFFIXES = (".onnx", ".engine")
 
 
 def is_export_folder(folder: Path) -> bool:
@@ -40,6 +44,23 @@ def is_export_folder(folder: Path) -> bool:
         except (OSError, ValueError):
             continue
     return False
+
+
+def foreign_entry(folder: Path) -> Path | None:
+    """Something in `folder` no export writes (a user's file, a folder of theirs), or None."""
+    for place, depth in [(folder, 0), *((folder / sub, 1) for sub in _EXPORT_SUBFOLDERS)]:
+        if depth and not place.is_dir():
+            continue
+        for entry in place.iterdir():
+            if depth == 0 and entry.name in _EXPORT_SUBFOLDERS:
+                if entry.is_symlink() or not entry.is_dir():
+                    return entry
+                continue
+            if entry.is_symlink() or not entry.is_file():
+                return entry
+            if entry.name != MANIFEST_NAME and entry.suffix not in _EXPORT_SUFFIXES:
+                return entry
+    return None
 
 
 def _host_tag() -> str:
@@ -126,7 +147,8 @@ def prepare_output(target: Path, replace: bool = False) -> Path:
     """Checks that `target` can become an export folder, creating its parent; returns it.
 
     Refused with one line: a target that is a file, a parent path through a file or where we
-    may not write, and a non-empty folder that holds no Donkey export (unless `replace`).
+    may not write, and (unless `replace`) a non-empty folder that is not a Donkey export, or
+    that holds anything beside one.
     """
     target = Path(target).absolute()
     for above in [target, *target.parents]:
@@ -140,11 +162,19 @@ def prepare_output(target: Path, replace: bool = False) -> Path:
         raise DonkeyError(f"{target.parent}: cannot create folder ({_os_problem(exc)})") from None
     if not os.access(target.parent, os.W_OK | os.X_OK):
         raise DonkeyError(f"{target.parent}: cannot write here (permission denied)")
-    if target.is_dir() and any(target.iterdir()) and not replace and not is_export_folder(target):
-        raise DonkeyError(
-            f"{target}: folder is not empty and holds no Donkey export; choose another "
-            "output folder or pass --overwrite to replace it"
-        )
+    if target.is_dir() and any(target.iterdir()) and not replace:
+        if not is_export_folder(target):
+            raise DonkeyError(
+                f"{target}: folder is not empty and holds no Donkey export; choose another "
+                "output folder or pass --overwrite to replace it"
+            )
+        foreign = foreign_entry(target)
+        if foreign is not None:
+            raise DonkeyError(
+                f"{target}: holds a Donkey export and {foreign.relative_to(target)}, which no "
+                "export wrote; choose another output folder or pass --overwrite to replace "
+                "all of it"
+            )
     return target
 
 

@@ -19,6 +19,17 @@ from donkey.model.errors import DonkeyError
 DEFAULT_OPSET = 18
 
 
+def _check_opset(opset: int) -> int:
+    """Typer callback: an opset no export could finish with is a usage error."""
+    from donkey.export.trt_rules import check_opset
+
+    try:
+        check_opset(opset)
+    except DonkeyError as exc:
+        raise typer.BadParameter(str(exc).removeprefix("--opset ")) from None
+    return opset
+
+
 def _print_parity(rows, title: str) -> None:
     table = Table(title=title)
     for column in ("graph", "tensor", "batch", "max abs", "mean abs", "PSNR dB", "limit", "ok"):
@@ -147,7 +158,10 @@ def export(
     opt_batch: int = typer.Option(8, help="TensorRT profile: batch to tune for."),
     max_batch: int = typer.Option(64, help="TensorRT profile: largest batch."),
     opset: int = typer.Option(
-        DEFAULT_OPSET, help="ONNX opset (<= 19 keeps GridSample's mode names TensorRT reads)."
+        DEFAULT_OPSET,
+        callback=_check_opset,
+        help="ONNX opset, 16-19 (GridSample exists from 16; after 19 it renames its modes, "
+        "which TensorRT and the lint do not read).",
     ),
     workspace: float = typer.Option(
         4.0, "--workspace", help="TensorRT builder workspace limit, GB."
@@ -166,8 +180,8 @@ def export(
     overwrite: bool = typer.Option(
         False,
         "--overwrite",
-        help="Replace OUTPUT even when it is a non-empty folder that holds no Donkey export "
-        "(its contents are deleted).",
+        help="Replace OUTPUT even when it holds something no export wrote (its contents are "
+        "deleted). Without it only an empty folder or a previous export alone is replaced.",
     ),
 ) -> None:
     """Export the four inference graphs (kp_detector, dense_motion, source_encoder, generator)."""

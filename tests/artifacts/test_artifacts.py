@@ -341,6 +341,38 @@ def test_export_refuses_foreign_folders_and_impossible_places(tiny_ckpt, tmp_pat
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a file", "my photos"]
 
 
+def test_export_replaces_a_previous_export_only_when_nothing_else_is_there(
+    tiny_ckpt, tmp_path, runner
+):
+    project = tmp_path / "proj"
+    (project / "src").mkdir(parents=True)
+    (project / "src" / "main.py").write_text("code")
+    (project / "README.md").write_text("readme")
+    export_onnx(tiny_ckpt, project / "onnx")  # proj/onnx/manifest.json: looks like `--format all`
+    result = runner.invoke(app, ["export", "--model", str(tiny_ckpt), "-o", str(project)])
+    assert result.exit_code == 1, result.output
+    assert "proj: holds a Donkey export and " in result.output
+    assert "which no export wrote" in result.output and "--overwrite" in result.output
+    assert (project / "README.md").read_text() == "readme"
+    assert (project / "src" / "main.py").read_text() == "code"
+
+    export = tmp_path / "e1"
+    export_onnx(tiny_ckpt, export)
+    (export / "notes.txt").write_text("precious")
+    with pytest.raises(DonkeyError, match=r"e1: holds a Donkey export and notes\.txt, which no"):
+        export_onnx(tiny_ckpt, export)
+    (export / "notes.txt").unlink()
+    (export / "d").mkdir()
+    with pytest.raises(DonkeyError, match="holds a Donkey export and d, which no export wrote"):
+        export_onnx(tiny_ckpt, export)
+    assert (export / "d").is_dir()
+    (export / "d").rmdir()
+    (export / "onnx").mkdir()
+    (export / "onnx" / "old.onnx").write_bytes(b"an older export's graph")
+    export_onnx(tiny_ckpt, export)  # export leftovers alone: replaced without --overwrite
+    assert not (export / "onnx").exists() and verify_folder(export).format == "onnx"
+
+
 @pytest.mark.skipif(not Path("/proc/self").is_dir(), reason="needs Linux /proc")
 def test_export_where_no_folder_can_be_made_is_one_line(tiny_ckpt):
     with pytest.raises(DonkeyError, match=r"^/proc/donkey-test: cannot create folder \("):
