@@ -32,6 +32,10 @@ from donkey.cli.common import (
 )
 from donkey.model.errors import DonkeyError
 
+# Frames are rendered for each batch before it is timed: a typo like 100000 would render for
+# minutes and then ask for tens of GB. 1024 is 16x the export's default TensorRT profile maximum.
+MAX_BENCH_BATCH = 1024
+
 
 @handles_errors
 def bench(
@@ -49,7 +53,9 @@ def bench(
         "checkpoint or config; for an export folder the engines that run it (ort and openvino "
         "where installed; trt for engines).",
     ),
-    batch_sizes: str = typer.Option("1,8,32", "--batch-sizes", help="Comma-separated batch sizes."),
+    batch_sizes: str = typer.Option(
+        "1,8,32", "--batch-sizes", help=f"Comma-separated batch sizes, each 1-{MAX_BENCH_BATCH}."
+    ),
     device: str = typer.Option("auto", metavar=DEVICE_METAVAR, callback=check_device),
     precision: str = typer.Option(
         "fp32",
@@ -87,7 +93,7 @@ def bench(
     engines = engine.split(",") if engine else _default_engines(model if config is None else None)
     if model is not None and config is not None:
         raise DonkeyError("give --model or --config, not both")
-    batches = parse_int_list(batch_sizes, "--batch-sizes")
+    batches = parse_int_list(batch_sizes, "--batch-sizes", MAX_BENCH_BATCH)
     if runs is not None and runs < 1:
         raise DonkeyError(f"--runs must be at least 1, got {runs}")
     check_threads(threads)

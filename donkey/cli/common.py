@@ -149,15 +149,17 @@ def same_file(a: Path, b: Path) -> bool:
         return False
 
 
-def parse_int_list(text: str, option: str) -> list[int]:
-    """Distinct positive integers, in the order given ("1,8,32"); an empty item ("8,,32") is
-    refused rather than skipped, a repeated one rather than timed twice."""
+def parse_int_list(text: str, option: str, most: int | None = None) -> list[int]:
+    """Distinct positive integers up to `most`, in the order given ("1,8,32"); an empty item
+    ("8,,32") is refused rather than skipped, a repeated one rather than timed twice."""
     try:
         values = [int(v) for v in text.split(",")]
     except ValueError:
         raise DonkeyError(f"{option} expects comma-separated integers, got {text!r}") from None
     if min(values) < 1:
         raise DonkeyError(f"{option} expects positive integers, got {text!r}")
+    if most is not None and max(values) > most:
+        raise DonkeyError(f"{option} values must be at most {most}, got {text!r}")
     if len(set(values)) != len(values):
         raise DonkeyError(f"{option} lists a value twice: {text!r}")
     return values

@@ -10,7 +10,7 @@ from pathlib import Path
 import typer
 
 from donkey.cli.choices import GAITS, SynthFormat, check_gaits
-from donkey.cli.common import handles_errors, out, progress_bar
+from donkey.cli.common import check_seed, handles_errors, out, progress_bar
 from donkey.model.errors import DonkeyError
 
 # Upper bounds, so a typo cannot ask for terabytes: the largest model is 512 x 512, and eval
@@ -114,6 +114,7 @@ def synth(
     if count < 1 or size < 16 or min_frames < 2 or max_frames < min_frames:
         raise DonkeyError("need --count >= 1, --size >= 16 and 2 <= --min-frames <= --max-frames")
     _check_bounds(count, size, max_frames)
+    check_seed(seed)
     _check_targets(output, count, pairs, f".{fmt}", overwrite)
     chosen = tuple(gaits.split(","))  # checked while parsing (check_gaits)
     from donkey.data.synthetic import synthesize

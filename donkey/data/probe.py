@@ -23,6 +23,8 @@ def frame_count(path: str | Path) -> int | None:
                 1 for p in path.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES
             )
             return count or None
+        if not path.is_file():
+            return None  # a FIFO or device would block here; the readers refuse it by name
         if path.suffix.lower() in VIDEO_SUFFIXES:
             return _video_frames(path)
         with Image.open(path) as image:

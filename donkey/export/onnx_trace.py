@@ -15,8 +15,8 @@ import onnx
 import torch
 from torch import nn
 
+from donkey.export.trt_rules import check_opset
 from donkey.model.config import config_json
-from donkey.model.errors import DonkeyError
 from donkey.model.files import atomic_output
 from donkey.model.graphs import build_graphs
 from donkey.model.networks import Networks
@@ -70,8 +70,7 @@ def export_all(
     networks: Networks, out_dir: Path, opset: int = DEFAULT_OPSET, checkpoint_sha256: str = ""
 ) -> dict[str, onnx.ModelProto]:
     """Exports every graph (fp32), writes `<graph>.onnx` into out_dir, returns the models."""
-    if opset < 16:
-        raise DonkeyError(f"--opset must be at least 16 (GridSample), got {opset}")
+    check_opset(opset)
     out_dir.mkdir(parents=True, exist_ok=True)
     models = {}
     for name, (module, spec) in build_graphs(networks.eval()).items():

@@ -8,6 +8,8 @@ docs/architecture.md ("ONNX graph rules") forbids even where TensorRT would pars
 
 from __future__ import annotations
 
+from donkey.model.errors import DonkeyError
+
 TRT_SUPPORTED_OPS = frozenset(
     """
 Abs Acos Acosh Add And ArgMax ArgMin Asin Asinh Atan Atanh AveragePool BatchNormalization Cast
@@ -59,3 +61,14 @@ INTENDED_RESIZE = {
 # reads the old attribute under the new opset samples nearest without complaint.
 INTENDED_GRID_SAMPLE = {"mode": "bilinear", "padding_mode": "zeros", "align_corners": 1}
 MAX_GRID_SAMPLE_OPSET = 19
+MIN_OPSET = 16  # GridSample's first
+
+
+def check_opset(opset: int) -> None:
+    """An opset every export can be written and linted with: from 20 GridSample's renamed modes
+    fail the lint, so such an export would fail after all its work."""
+    if not MIN_OPSET <= opset <= MAX_GRID_SAMPLE_OPSET:
+        raise DonkeyError(
+            f"--opset must be in [{MIN_OPSET}, {MAX_GRID_SAMPLE_OPSET}] (GridSample exists from "
+            f"{MIN_OPSET} and renames its modes after {MAX_GRID_SAMPLE_OPSET}), got {opset}"
+        )
