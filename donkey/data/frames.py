@@ -15,6 +15,8 @@ from donkey.data.colours import parse_colour  # noqa: F401  (its old home; calle
 FIT_MODES = ("pad", "crop", "stretch")
 WHITE = (255, 255, 255)
 _BAND_PIXELS = 1 << 20
+# The largest square `fit pad` builds at full resolution (50 MB of RGB) before resizing.
+PAD_SIDE_MAX = 4096
 
 
 def to_rgb8(image: Image.Image, background: tuple[int, int, int] = WHITE) -> np.ndarray:
@@ -83,11 +85,35 @@ def resize_frames(frames: np.ndarray, size: int) -> np.ndarray:
     return out
 
 
+def shrink_for_padding(frames: np.ndarray, size: int) -> np.ndarray:
+    """Frames whose padded square would exceed PAD_SIDE_MAX (and 3x `size`) are first resized,
+    keeping their aspect ratio, so that it does not: a 1 x 60000 image would otherwise become a
+    60000 x 60000 square (10 GB) before being resized to the model size."""
+    _, h, w, _ = frames.shape
+    most = max(PAD_SIDE_MAX, 3 * size)
+    if h == w or max(h, w) <= most:
+        return frames
+    scale = most / max(h, w)
+    shape = (max(1, round(w * scale)), max(1, round(h * scale)))
+    return np.stack(
+        [np.asarray(Image.fromarray(f).resize(shape, Image.Resampling.LANCZOS)) for f in frames]
+    )
+
+
 def prepare_frames(
     frames: np.ndarray, size: int, fit: str = "pad", background: tuple[int, int, int] = WHITE
 ) -> np.ndarray:
-    """Fits to a square, then resizes to the model size."""
-    return resize_frames(fit_square(frames, fit, background), size)
+    """Fits each frame to a square, then resizes it to the model size; one frame at a time, so
+    that at most one full-size square is held besides the input."""
+    if fit not in FIT_MODES:
+        raise ValueError(f"fit must be one of {', '.join(FIT_MODES)}, got {fit!r}")
+    out = np.empty((frames.shape[0], size, size, 3), dtype=np.uint8)
+    for i in range(frames.shape[0]):
+        frame = frames[i : i + 1]
+        if fit == "pad":
+            frame = shrink_for_padding(frame, size)
+        out[i] = resize_frames(fit_square(frame, fit, background), size)[0]
+    return out
 
 
 def frames_to_tensor(frames: np.ndarray) -> Tensor:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import itertools
 import mmap
+import numbers
 import os
 import re
 import struct
@@ -25,7 +26,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageSequence, UnidentifiedImageError
 
-from donkey.data.frames import WHITE, fit_square, resize_frames, to_rgb8
+from donkey.data.frames import WHITE, fit_square, resize_frames, shrink_for_padding, to_rgb8
 from donkey.model.errors import DonkeyError
 
 VIDEO_SUFFIXES = {".mp4", ".mov", ".avi", ".mkv", ".webm", ".m4v"}
@@ -487,6 +488,8 @@ def _fitter(size: int, fit: str, background: tuple[int, int, int]) -> Callable:
             # Video frames (Pillow's were reduced already): box-average by an integer factor
             # (to >= 3x the model size) so padding and Lanczos work on a small copy.
             frames = np.asarray(Image.fromarray(frames[0]).reduce(factor))[None]
+        if fit == "pad":
+            frames = shrink_for_padding(frames, size)
         return resize_frames(fit_square(frames, fit, background), size)
 
     return prepare
@@ -516,6 +519,18 @@ def read_frames(
     return Clip(array, source.fps, path)
 
 
+MAX_READ_SIZE = 1024  # `donkey eval --size`'s bound: models are at most 512
+
+
+def _check_size(size: int) -> None:
+    if (
+        isinstance(size, bool)
+        or not isinstance(size, numbers.Integral)
+        or not 1 <= size <= MAX_READ_SIZE
+    ):
+        raise DonkeyError(f"size must be an integer in [1, {MAX_READ_SIZE}], got {size!r}")
+
+
 def read_video(
     path: str | Path,
     size: int,
@@ -524,6 +539,7 @@ def read_video(
     budget: Budget | None = None,
 ) -> Clip:
     """A driving video at the model size: (T, size, size, 3) uint8, fitted frame by frame."""
+    _check_size(size)
     path = Path(path)
     prepare = _fitter(size, fit, background)
     source, frames = _native_frames(path, background, budget or current_budget(), False)
@@ -550,6 +566,7 @@ def read_image(
     budget: Budget | None = None,
 ) -> np.ndarray:
     """A source image at the model size: (size, size, 3) uint8 (first frame of an animation)."""
+    _check_size(size)
     path = Path(path)
     source, frames = _native_frames(path, background, budget or current_budget(), True)
     source.shrink_to = 3 * size
