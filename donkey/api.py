@@ -12,7 +12,13 @@ import numpy as np
 
 from donkey.cli.models import load_model as _load_model
 from donkey.data.colours import parse_colour
-from donkey.data.frames import WHITE, frames_to_tensor, prepare_frames, tensor_to_frames
+from donkey.data.frames import (
+    FIT_MODES,
+    WHITE,
+    frames_to_tensor,
+    prepare_frames,
+    tensor_to_frames,
+)
 from donkey.data.media import read_image, read_video
 from donkey.data.writers import write_video
 from donkey.model.errors import DonkeyError
@@ -60,6 +66,25 @@ def _frames(array: np.ndarray, ndim: int, name: str) -> np.ndarray:
     return array
 
 
+def _colour(background: str | tuple[int, int, int]) -> tuple[int, int, int]:
+    if isinstance(background, str):
+        try:
+            return parse_colour(background)
+        except ValueError as exc:
+            raise DonkeyError(f"background: {exc}") from None
+    try:
+        rgb = tuple(background)
+    except TypeError:
+        rgb = ()
+    if len(rgb) != 3 or not all(
+        isinstance(v, (int, np.integer)) and not isinstance(v, bool) and 0 <= v <= 255 for v in rgb
+    ):
+        raise DonkeyError(
+            f"background: expected a colour name or 3 integers 0-255, got {background!r}"
+        )
+    return tuple(int(v) for v in rgb)  # type: ignore[return-value]
+
+
 def animate(
     model: LoadedModel | Animator,
     source: np.ndarray,
@@ -82,7 +107,9 @@ def animate(
         if isinstance(model, Animator)
         else Animator(model, batch_size=batch_size, mode=mode, adapt_scale=adapt_scale)
     )
-    colour = parse_colour(background) if isinstance(background, str) else tuple(background)
+    if fit not in FIT_MODES:
+        raise DonkeyError(f"fit must be one of {', '.join(FIT_MODES)}, got {fit!r}")
+    colour = _colour(background)
     size = animator.model.config.image_size
     still = prepare_frames(_frames(source, 3, "source")[None], size, fit, colour)
     clip = prepare_frames(_frames(driving, 4, "driving"), size, fit, colour)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+import numbers
 from pathlib import Path
 
 import numpy as np
@@ -74,11 +76,17 @@ def check_output_suffix(path: str | Path) -> None:
 
 
 def write_video(path: str | Path, frames: np.ndarray, fps: float = 10.0) -> Path:
-    """Writes (T, H, W, 3) uint8 frames; the suffix picks the format (.png = a strip)."""
+    """Writes (T, H, W, 3) uint8 frames; the suffix picks the format (.png = a strip). An
+    existing file at `path` is replaced whole (the new file is renamed over it when complete)."""
     path = Path(path)
     check_output_suffix(path)
+    frames = np.asarray(frames)
     if frames.ndim != 4 or frames.shape[0] == 0 or frames.shape[-1] != 3:
         raise MediaError(path, f"expected (T, H, W, 3) frames, got shape {frames.shape}")
+    if frames.dtype != np.uint8:
+        raise MediaError(path, f"expected uint8 frames, got {frames.dtype}")
+    if isinstance(fps, bool) or not isinstance(fps, numbers.Real) or not 0 < fps < math.inf:
+        raise MediaError(path, f"fps must be a positive finite number, got {fps!r}")
     writer = _WRITERS[path.suffix.lower()]
     try:
         with atomic_output(path) as tmp:

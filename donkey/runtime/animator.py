@@ -50,8 +50,8 @@ class Animator:
     ) -> None:
         if mode not in MOTION_MODES:
             raise DonkeyError(f"--mode must be one of {', '.join(MOTION_MODES)}, got {mode!r}")
-        if batch_size < 1:
-            raise DonkeyError(f"--batch-size must be at least 1, got {batch_size}")
+        if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+            raise DonkeyError(f"--batch-size must be an integer >= 1, got {batch_size!r}")
         self.model = model
         self.graphs = model.graphs
         self.batch_size = batch_size

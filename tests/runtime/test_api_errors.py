@@ -1,0 +1,68 @@
+"""The Python API answers bad arguments with DonkeyError, as docs/python-api.md promises."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+import donkey
+from donkey.model.errors import DonkeyError
+
+
+@pytest.fixture(scope="module")
+def model(tiny_ckpt):
+    return donkey.load_model(tiny_ckpt, device="cpu")
+
+
+SOURCE = np.zeros((40, 30, 3), np.uint8)
+DRIVING = np.zeros((2, 30, 40, 3), np.uint8)
+
+
+@pytest.mark.parametrize(
+    "options, words",
+    [
+        ({"fit": "foo"}, "fit must be one of pad, crop, stretch, got 'foo'"),
+        ({"background": "zz"}, "background: not a colour: 'zz'"),
+        ({"background": (300, 0, 0)}, "background: expected a colour name or 3 integers 0-255"),
+        ({"background": (1, 2)}, "got (1, 2)"),
+        ({"background": 5}, "got 5"),
+        ({"batch_size": 2.5}, "--batch-size must be an integer >= 1, got 2.5"),
+        ({"batch_size": 0}, "got 0"),
+        ({"mode": "sideways"}, "--mode must be one of"),
+    ],
+)
+def test_animate_refuses_bad_options(model, options, words):
+    with pytest.raises(DonkeyError) as caught:
+        donkey.animate(model, SOURCE, DRIVING, **options)
+    assert words in str(caught.value)
+
+
+def test_animate_takes_a_numpy_colour(model):
+    out = donkey.animate(model, SOURCE, DRIVING, background=np.array([0, 128, 255]))
+    assert out.shape == (2, model.config.image_size, model.config.image_size, 3)
+
+
+@pytest.mark.parametrize("size", [0, -1, 100_000, 2.5, True])
+def test_read_image_refuses_a_size_no_model_has(tmp_path, size):
+    path = tmp_path / "a.png"
+    donkey.write_video(path, np.zeros((1, 8, 8, 3), np.uint8))
+    with pytest.raises(DonkeyError, match=r"size must be an integer in \[1, 1024\]"):
+        donkey.read_image(path, size)
+    with pytest.raises(DonkeyError, match=r"size must be an integer in \[1, 1024\]"):
+        donkey.read_video(path, size)
+
+
+@pytest.mark.parametrize("fps", [0, -3, math.nan, math.inf, "10", True])
+def test_write_video_refuses_a_bad_frame_rate(tmp_path, fps):
+    with pytest.raises(DonkeyError, match="fps must be a positive finite number"):
+        donkey.write_video(tmp_path / "a.gif", np.zeros((2, 8, 8, 3), np.uint8), fps=fps)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_write_video_refuses_float_frames_and_takes_numpy_rates(tmp_path):
+    with pytest.raises(DonkeyError, match="expected uint8 frames, got float32"):
+        donkey.write_video(tmp_path / "a.gif", np.zeros((2, 8, 8, 3), np.float32))
+    path = donkey.write_video(tmp_path / "b.gif", np.zeros((2, 8, 8, 3), np.uint8), np.float32(12))
+    assert donkey.read_video(path, 8).frames.shape == (2, 8, 8, 3)
