@@ -35,7 +35,7 @@ test-fast: $(STAMP) browser
 
 demo: $(STAMP) browser
 	$(BIN)/donkey animate donkey/assets/sample/source.png donkey/assets/sample/driving.gif \
-		-o demo/out.gif --side-by-side --mode relative
+		-o demo/out.gif --side-by-side --mode relative --overwrite
 	@echo "demo written: $(CURDIR)/demo/out.gif"
 
 lint: $(STAMP)

@@ -35,6 +35,7 @@ def animate_batch(
     skip_existing: bool = False,
     suffix: str = ".gif",
     engine_options: LoadOptions | None = None,
+    overwrite: bool = False,
 ) -> None:
     check_output_folder(out_dir)
     for folder in (sources, drivings):
@@ -45,11 +46,12 @@ def animate_batch(
     jobs = plan_jobs(sources, drivings, out_dir, pair_list, suffix)
     # torchrun: this rank's share of the jobs and its device (everything, unchanged, without).
     ranks, device = ranked.start(device)
+    # Outputs already there are refused here, before any work, unless skipped or replaced.
+    share = ranked.shard_jobs(ranks, jobs, skip_existing, overwrite)
     counts: dict[Path, int | None] = {}  # drivings' frame counts, read from their headers
     if ranks.main:  # looks-swapped and one-frame checks; every rank would print the same
         pairs = [(job.source, job.driving) for job in jobs]
         counts = warn_swapped_batch(pairs, sources, drivings, pair_list)
-    share = ranked.shard_jobs(ranks, jobs, skip_existing)
     mine = [jobs[i] for i in share]
     engine_options = ranked.engine_options(ranks, engine_options)
     loaded = ranked.in_turn(

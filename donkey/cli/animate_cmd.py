@@ -93,7 +93,17 @@ def animate(
         help="Batch mode: CSV of source,driving file names instead of the cross product.",
     ),
     skip_existing: bool = typer.Option(
-        False, "--skip-existing", help="Batch mode: leave outputs that already exist."
+        False,
+        "--skip-existing",
+        help="Leave outputs that already exist and do the rest (batch mode keeps only those "
+        "that decode to the frames this run would write; others are written again).",
+    ),
+    overwrite: bool = typer.Option(
+        False,
+        "--overwrite",
+        help="Replace outputs that already exist (each written to a temporary file, then "
+        "renamed over the old one). Without it or --skip-existing, an existing output is "
+        "refused before any work.",
     ),
     out_format: OutFormat = typer.Option(
         OutFormat.gif, "--out-format", help="Batch mode: output files (png: a strip)."
@@ -112,10 +122,13 @@ def animate(
     The output has as many frames as the driving video, at its frame rate, at the model's
     image size. Give folders (of sources and/or of driving videos) and an output folder for
     batch mode: every source with every driving (or the --pair-list pairs), one bad file
-    reported without stopping the rest.
+    reported without stopping the rest. An output that already exists is refused unless
+    --overwrite or --skip-existing says what to do with it.
     """
     if batch_size < 1:
         raise DonkeyError(f"--batch-size must be at least 1, got {batch_size}")
+    if skip_existing and overwrite:
+        raise DonkeyError("--skip-existing and --overwrite contradict each other; give one")
     from donkey.cli.preflight import check_ffmpeg_for, check_paths, check_writable, warn_swapped
 
     # Checks that need no heavy import come first: a refusal is immediate.
@@ -132,6 +145,14 @@ def animate(
             raise DonkeyError(
                 f"{output}: is a folder; give a file name (or folder inputs for a batch)"
             )
+        if (output.exists() or output.is_symlink()) and not overwrite:
+            if not skip_existing:
+                raise DonkeyError(
+                    f"{output}: exists; pass --overwrite to replace it "
+                    "(or --skip-existing to keep it)"
+                )
+            out.print(f"{output}: exists; left as it is (--skip-existing)")
+            return
         check_ffmpeg_for([driving], write=output)
     start_torch()
     options = _options(fit, background, side_by_side)
@@ -156,6 +177,7 @@ def animate(
             skip_existing,
             f".{out_format}",
             LoadOptions(cuda_graphs=cuda_graphs, allow_slow_precision=allow_slow_precision),
+            overwrite=overwrite,
         )
         return
     from donkey.cli.models import load_model

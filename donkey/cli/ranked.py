@@ -55,8 +55,12 @@ def start(device: str) -> tuple[Ranks, str]:
     return distributed.start(device)
 
 
-def shard_jobs(ranks: Ranks, jobs: Sequence[Job], skip_existing: bool) -> list[int]:
-    return once(ranks, lambda: shard.shard_jobs(ranks, jobs, skip_existing))
+def shard_jobs(
+    ranks: Ranks, jobs: Sequence[Job], skip_existing: bool, overwrite: bool
+) -> list[int]:
+    """This rank's share; outputs already there are refused (once, by rank 0) unless skipped or
+    replaced."""
+    return once(ranks, lambda: shard.shard_jobs(ranks, jobs, skip_existing, overwrite))
 
 
 def shard_items(ranks: Ranks, paths: Sequence[Path]) -> list[int]:

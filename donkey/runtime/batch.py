@@ -3,7 +3,8 @@
 Work is grouped by driving video: its frames are decoded and its keypoints computed once, then
 every source (encoded once and cached) is animated with it. A reader thread decodes the next
 driving while the model runs; a writer thread encodes finished outputs. A bad file fails only
-the items that need it; outputs are written atomically and may be skipped if they exist.
+the items that need it; outputs are written atomically. Outputs that already exist are refused
+before any work (`refuse_existing`) unless the caller skips or replaces them.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ import csv
 import os
 import re
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Collection, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -118,6 +119,18 @@ def plan_jobs(
             raise DonkeyError(f"output name {name!r} would leave {out_dir}")
         jobs.append(Job(s, d, target))
     return jobs
+
+
+def refuse_existing(jobs: Sequence[Job], existing: Collection[int]) -> None:
+    """One line naming the first output of `jobs` (indices `existing`) already there, the count
+    and the two ways on; nothing to say when `existing` is empty."""
+    if not existing:
+        return
+    first = jobs[min(existing)].output
+    raise DonkeyError(
+        f"{first}: exists ({len(existing)} of the {len(jobs)} outputs this batch would write "
+        "do); pass --overwrite to replace them, or --skip-existing to keep them"
+    )
 
 
 def check_output_folder(out_dir: Path) -> None:

@@ -21,7 +21,7 @@ from pathlib import Path
 
 from donkey.data.probe import frame_count
 from donkey.model.errors import DonkeyError
-from donkey.runtime.batch import BatchReport, Job
+from donkey.runtime.batch import BatchReport, Job, refuse_existing
 from donkey.runtime.distributed import Ranks, gather_json
 
 # Cost per frame, in tenths of the default model's output-frame cost: dense motion + generator
@@ -130,33 +130,48 @@ def probe_counts(ranks: Ranks, paths: Sequence[Path]) -> list[int]:
     return [n if n else fallback for n in counts]
 
 
-def shard_jobs(ranks: Ranks, jobs: Sequence[Job], skip_existing: bool = False) -> list[int]:
+def shard_jobs(
+    ranks: Ranks, jobs: Sequence[Job], skip_existing: bool = False, overwrite: bool = False
+) -> list[int]:
     """Indices (into `jobs`) of this rank's share, in `jobs` order within each driving.
 
-    With `skip_existing`, outputs already there cost nothing, so a restarted run balances the
-    work that is left; their jobs still go to a rank, which reports them as skipped.
+    Outputs already there are refused (the same DonkeyError on every rank, before any of them
+    writes) unless `skip_existing` or `overwrite`. With `skip_existing` they cost nothing, so a
+    restarted run balances the work that is left; their jobs still go to a rank, which reports
+    them as skipped.
     """
+    if ranks.distributed:
+        check_same_plan(ranks, jobs)
+    existing = set() if overwrite else existing_outputs(ranks, jobs)
+    if not skip_existing:
+        refuse_existing(jobs, existing)
     if not ranks.distributed:
         return list(range(len(jobs)))
-    check_same_plan(ranks, jobs)
     order: dict[Path, list[int]] = {}
     for i, job in enumerate(jobs):
         order.setdefault(job.driving, []).append(i)
     drivings = list(order)
     counts = probe_counts(ranks, drivings)
-    existing = set()
-    if skip_existing:
-        flags = gather_json(
-            ranks,
-            {str(i): jobs[i].output.exists() for i in range(ranks.rank, len(jobs), ranks.world)},
-        )
-        existing = {int(i) for part in flags for i, there in part.items() if there}
     groups = []
     for driving, frames in zip(drivings, counts):
         costs = tuple(0 if i in existing else frames * OUTPUT_COST for i in order[driving])
         groups.append(Group(frames * KEYPOINT_COST if any(costs) else 0, costs))
     plan = plan_cuts(groups, ranks.world)
     return [order[drivings[g]][j] for g, first, end in plan[ranks.rank] for j in range(first, end)]
+
+
+def existing_outputs(ranks: Ranks, jobs: Sequence[Job]) -> set[int]:
+    """Indices of the jobs whose output path is taken (a file, folder or link); each rank looks
+    at every world-th and all share the answers, so every rank gets the same set."""
+    flags = gather_json(
+        ranks,
+        {str(i): _taken(jobs[i].output) for i in range(ranks.rank, len(jobs), ranks.world)},
+    )
+    return {int(i) for part in flags for i, there in part.items() if there}
+
+
+def _taken(path: Path) -> bool:
+    return path.exists() or path.is_symlink()
 
 
 def shard_items(ranks: Ranks, paths: Sequence[Path]) -> list[int]:

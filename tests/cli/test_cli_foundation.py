@@ -109,6 +109,7 @@ def test_animate_side_by_side_and_modes(runner, tiny_ckpt, media):
                 "--adapt-scale",
                 "--device",
                 "cpu",
+                "--overwrite",
             ],
         )
         assert result.exit_code == 0, result.output

@@ -110,6 +110,16 @@ def test_two_ranks_write_what_one_process_writes(batch, tiny_ckpt, tmp_path):
         assert (tmp_path / "two" / name).read_bytes() == (tmp_path / "one" / name).read_bytes()
     assert {n: (tmp_path / "two" / n).stat().st_mtime_ns for n in names[3:]} == kept
 
+    # Without --skip-existing or --overwrite the finished outputs are refused, once (rank 0),
+    # before any rank loads the model, and none is written again.
+    kept = {n: (tmp_path / "two" / n).stat().st_mtime_ns for n in names}
+    refused = _torchrun("animate", *args, "-o", tmp_path / "two", *common, "--pair-list", pairs)
+    assert refused.returncode == 1
+    both = refused.stdout + refused.stderr
+    assert both.count("exists (9 of the 9 outputs this batch would write do)") == 1, both[-3000:]
+    assert "/donkey/cli/" not in refused.stderr and "/donkey/runtime/" not in refused.stderr
+    assert {n: (tmp_path / "two" / n).stat().st_mtime_ns for n in names} == kept
+
 
 @pytest.fixture(scope="module")
 def eval_data(tmp_path_factory):

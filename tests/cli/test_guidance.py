@@ -118,7 +118,7 @@ def test_mp4_without_a_usable_ffmpeg_is_refused_before_the_model_loads(
 def test_swapped_inputs_warn_and_say_what_was_meant(runner, tiny_ckpt, clip, tmp_path):
     src, drv = clip
     out = tmp_path / "swapped.gif"
-    args = ["--model", str(tiny_ckpt), "--device", "cpu"]
+    args = ["--model", str(tiny_ckpt), "--device", "cpu", "--overwrite"]
     result = runner.invoke(app, ["animate", str(drv), str(src), "-o", str(out), *args])
     assert result.exit_code == 0, result.output
     assert (

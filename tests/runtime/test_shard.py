@@ -104,6 +104,25 @@ def test_without_torchrun_everything_is_this_process(monkeypatch):
     assert rank_device("cpu", 3) == "cpu"
 
 
+def test_existing_outputs_are_refused_unless_skipped_or_replaced(tmp_path):
+    jobs = [Job(Path(f"s{i}.png"), Path("d.gif"), tmp_path / f"{i}.gif") for i in range(4)]
+    ranks = Ranks()
+    assert shard_jobs(ranks, jobs) == [0, 1, 2, 3]  # nothing there yet
+    for i in (2, 1):
+        jobs[i].output.write_bytes(b"mine")
+    jobs[3].output.symlink_to(tmp_path / "gone.gif")  # a dangling link takes the name too
+    message = (
+        f"{tmp_path / '1.gif'}: exists (3 of the 4 outputs this batch would write do); "
+        "pass --overwrite to replace them, or --skip-existing to keep them"
+    )
+    with pytest.raises(DonkeyError) as caught:
+        shard_jobs(ranks, jobs)
+    assert str(caught.value) == message
+    assert shard_jobs(ranks, jobs, skip_existing=True) == [0, 1, 2, 3]
+    assert shard_jobs(ranks, jobs, overwrite=True) == [0, 1, 2, 3]
+    assert [p.read_bytes() for p in (jobs[1].output, jobs[2].output)] == [b"mine", b"mine"]
+
+
 def test_bad_torchrun_environment_is_one_line(monkeypatch):
     monkeypatch.setenv("WORLD_SIZE", "two")
     with pytest.raises(DonkeyError, match="WORLD_SIZE must be an integer"):
