@@ -6,8 +6,10 @@ from pathlib import Path
 
 import typer
 
-from donkey.cli.common import check_seed, handles_errors, out, start_torch, tagged
-from donkey.model.errors import CheckpointError
+from donkey.cli.common import check_seed, handles_errors, out, same_file, start_torch, tagged
+from donkey.model.errors import CheckpointError, DonkeyError
+
+OUTPUT_SUFFIXES = (".ckpt", ".safetensors")  # what save_checkpoint writes
 
 
 def _read_official(path: Path) -> dict:
@@ -19,6 +21,32 @@ def _read_official(path: Path) -> dict:
     if not isinstance(data, dict) or "generator" not in data:
         raise CheckpointError(f"{path}: not a Monkey-Net checkpoint (no 'generator' entry)")
     return data
+
+
+def _check_output(output: Path, checkpoint: Path, overwrite: bool) -> None:
+    """Refuses, before any work, an -o that would replace the input or another file unasked,
+    or that could not be written (the error then named a temporary file, after the work)."""
+    from donkey.cli.preflight import check_writable
+
+    if same_file(output, checkpoint):  # links and other spellings of the input included
+        raise DonkeyError(f"{output}: is the input checkpoint; give the output another name")
+    if output.is_dir():
+        raise DonkeyError(f"{output}: is a folder; -o takes the checkpoint file to write")
+    if output.suffix not in OUTPUT_SUFFIXES:  # as save_checkpoint tells them apart
+        raise DonkeyError(
+            f"{output}: unsupported output format '{output.suffix or '(none)'}' "
+            "(use .ckpt or .safetensors)"
+        )
+    if (output.exists() or output.is_symlink()) and not overwrite:
+        raise DonkeyError(
+            f"{output}: exists; convert would replace it (give another -o, or --overwrite)"
+        )
+    folder = output.parent
+    while not folder.exists() and folder != folder.parent:
+        folder = folder.parent
+    if not folder.is_dir():
+        raise DonkeyError(f"{output}: cannot write there ({folder} is a file)")
+    check_writable(output)
 
 
 @handles_errors
@@ -35,10 +63,17 @@ def convert(
         "at 0). Default: Monkey-Net's paper-size model (the model of config mgif).",
     ),
     seed: int = typer.Option(0, help="Seed for modules the file lacks (attention)."),
+    overwrite: bool = typer.Option(
+        False, "--overwrite", help="Replace an existing file at --output."
+    ),
 ) -> None:
-    """Map Monkey-Net's 3-D (time kernel 1) weights onto our 2-D networks; report unmapped keys."""
+    """Map Monkey-Net's 3-D (time kernel 1) weights onto our 2-D networks; report unmapped keys.
+
+    Refused when the file leaves any weight of the keypoint detector, the generator or a
+    discriminator it has unfilled (usually a --config other than the one it was trained with)."""
     if not checkpoint.is_file():
         raise CheckpointError(f"{checkpoint}: no such checkpoint file")
+    _check_output(output, checkpoint, overwrite)
     check_seed(seed)
     start_torch()
     import torch
@@ -53,9 +88,12 @@ def convert(
     torch.manual_seed(seed)
     networks = Networks(cfg.model)
     state, report = convert_monkeynet_state(_read_official(checkpoint), networks)
-    if report.mapped == 0:
-        model = config or "the paper-size model"
-        raise CheckpointError(f"{checkpoint}: no weights matched {model}")
+    if report.missing:
+        model = f"config {config}" if config is not None else "the paper-size model (config mgif)"
+        raise CheckpointError(
+            f"{checkpoint}: only {report.required - len(report.missing)} of {report.required} "
+            f"tensors fit {model} (first missing: {report.missing[0]}); is --config right?"
+        )
     networks.load_state_dict(state)
     save_checkpoint(output, networks, train_config=config_to_dict(cfg.train))
     for key in report.unmapped:

@@ -5,6 +5,8 @@ from __future__ import annotations
 import csv
 import json
 import math
+import os
+import re
 import shlex
 import time
 from pathlib import Path
@@ -19,6 +21,7 @@ from donkey.cli.common import (
     handles_errors,
     out,
     progress_bar,
+    same_file,
     start_torch,
     tagged,
 )
@@ -76,8 +79,30 @@ def _check_numbers(values: dict[str, float | None]) -> None:
             raise DonkeyError(f"{option} must be a number from {low:g} to {high:g}, got {value}")
 
 
+# Every name contact_sheets.write_sheets writes into --sheets; index and template first, as
+# the ones a person reads and edits.
+SHEET_FILES = ("index.html", "clusters_template.csv")
+_CLUSTER_SHEET = re.compile(r"cluster_.+\.png")
+
+
+def _earlier_sheets(sheets: Path) -> list[Path]:
+    """What an earlier `--sheets` run left in the folder (cluster labels are only known after
+    clustering, so every cluster_*.png counts)."""
+    if not sheets.is_dir():
+        return []
+    found = [sheets / name for name in SHEET_FILES if (sheets / name).exists()]
+    with os.scandir(sheets) as entries:
+        found += sorted(Path(e.path) for e in entries if _CLUSTER_SHEET.fullmatch(e.name))
+    return found
+
+
 def _check_options(
-    output: Path, sheets: Path | None, clusters: Path | None, batch_size: int, neighbours: int
+    output: Path,
+    sheets: Path | None,
+    clusters: Path | None,
+    batch_size: int,
+    neighbours: int,
+    overwrite: bool,
 ) -> None:
     """Everything that can be refused before the (long) pairing run starts."""
     from donkey.cli.preflight import check_writable
@@ -86,22 +111,76 @@ def _check_options(
 
     if output.is_dir():
         raise DonkeyError(f"{output}: is a folder; -o takes the manifest file to write")
+    if clusters is not None and same_file(output, clusters):
+        raise DonkeyError(f"{output}: is the --clusters input; give the manifest another name")
     if output.is_file() and not _looks_like_manifest(output):
-        # A previous manifest is replaced; anything else (a video of FOLDER, a config) is not.
+        # Even --overwrite replaces only a manifest, not a video of FOLDER or a config.
         raise DonkeyError(
             f"{output}: exists and is not a pairs manifest; remove it or give another -o"
         )
+    if (output.exists() or output.is_symlink()) and not overwrite:
+        # synth --pairs writes the exact pairs of its videos; the automatic ones replaced them.
+        raise DonkeyError(f"{output}: exists; pass --overwrite to replace it, or give another -o")
     check_folder_location(output.parent)
     check_writable(output)
     if sheets is not None:
         check_folder_location(sheets)
         check_writable(sheets)
+        template = sheets / "clusters_template.csv"
+        if clusters is not None and same_file(template, clusters):
+            # The hand-edited template, passed back: --sheets would write over it.
+            raise DonkeyError(
+                f"{clusters}: is the --clusters input, and --sheets {sheets} would rewrite it; "
+                "copy it elsewhere or give another --sheets folder"
+            )
+        earlier = [] if overwrite else _earlier_sheets(sheets)
+        if earlier:
+            more = f" (and {len(earlier) - 1} more sheet files)" if len(earlier) > 1 else ""
+            raise DonkeyError(
+                f"{earlier[0]}: exists{more}; pass --overwrite to replace what an earlier "
+                "--sheets run wrote, or give another --sheets folder"
+            )
     if clusters is not None:
         read_text_file(clusters, "cluster CSV")
     if batch_size < 1:
         raise DonkeyError(f"--batch-size must be >= 1, got {batch_size}")
     if neighbours < 1:
         raise DonkeyError(f"--neighbours must be >= 1, got {neighbours}")
+
+
+def _read_clusters(clusters: Path, videos: list[Path], folder: Path, split: str) -> dict[str, str]:
+    """The manual cluster CSV, every name in it a video of the split: checked before the videos
+    are read (a typo used to surface after all of them were, without the CSV's name)."""
+    from donkey.data.pair_builder import read_clusters_csv
+
+    try:
+        assignment = read_clusters_csv(clusters)
+    except (csv.Error, ValueError) as exc:
+        raise DonkeyError(f"{clusters}: malformed cluster CSV ({exc})") from None
+    _check_cluster_names(
+        clusters,
+        assignment,
+        {v.name for v in videos},
+        f"not in {folder}" if split == "all" else f"not in split {split!r} of {folder}",
+    )
+    return assignment
+
+
+def _check_cluster_names(
+    clusters: Path, assignment: dict[str, str], names: set[str], reason: str
+) -> None:
+    unknown = sorted(n for n in assignment if n not in names)
+    if unknown:
+        more = f" and {len(unknown) - 3} more" if len(unknown) > 3 else ""
+        raise DonkeyError(f"{clusters}: names files {reason}: {', '.join(unknown[:3])}{more}")
+
+
+def _remove_earlier_sheets(sheets: Path) -> None:
+    """--overwrite: an earlier run's cluster_*.png go, so no sheet of a cluster that no longer
+    exists lies beside the new index (the index and template are replaced in place)."""
+    for path in _earlier_sheets(sheets):
+        if path.name not in SHEET_FILES:
+            path.unlink()
 
 
 @handles_errors
@@ -157,6 +236,11 @@ def pairs(
     val_fraction: float = typer.Option(
         0.1, help="Must match the training run's --val-fraction for --split train/val."
     ),
+    overwrite: bool = typer.Option(
+        False,
+        "--overwrite",
+        help="Replace an existing manifest at -o and the files of an earlier --sheets run.",
+    ),
 ) -> None:
     """Cluster videos by movement, resample each pair's frames to matching poses (least-squares
     affine fit of keypoints, both directions), filter, and write a pairs manifest."""
@@ -172,7 +256,7 @@ def pairs(
     )
     if not (0.0 <= val_fraction < 1.0):  # as train and eval take it
         raise DonkeyError(f"--val-fraction must be in [0, 1), got {val_fraction}")
-    _check_options(output, sheets, clusters, batch_size, neighbours)
+    _check_options(output, sheets, clusters, batch_size, neighbours, overwrite)
     start_torch()  # after the cheap refusals
     import numpy as np
 
@@ -187,7 +271,6 @@ def pairs(
         auto_clusters,
         build_pairs,
         group_clusters,
-        read_clusters_csv,
     )
     from donkey.data.pairing import PairingParams, appearance_similarity
 
@@ -195,6 +278,9 @@ def pairs(
     files = select_split(list_videos(folder), split.value, val_fraction)
     if not files:
         raise DonkeyError(f"{folder}: no videos in split {split.value!r}")
+    assignment = None
+    if clusters is not None:
+        assignment = _read_clusters(clusters, files, folder, split.value)
     params = PairingParams(
         max_repeated=max_repeated,
         alpha=alpha,
@@ -230,11 +316,10 @@ def pairs(
         entries = [VideoKeypoints(v.name, k) for v, k in zip(videos, kps)]
         frames = {v.name: v.frames for v in videos}
         candidates = None  # manual clusters: every pair inside a cluster
-        if clusters is not None:
-            try:
-                assignment = read_clusters_csv(clusters)
-            except (csv.Error, ValueError) as exc:
-                raise DonkeyError(f"{clusters}: malformed cluster CSV ({exc})") from None
+        if assignment is not None:
+            _check_cluster_names(
+                clusters, assignment, set(frames), "that could not be read (skipped above)"
+            )
         else:
             first = np.stack([v.frames[0] for v in videos])
             if vgg11_weights is not None:
@@ -273,6 +358,8 @@ def pairs(
     save_manifest(output, manifest)
     directions = {e.name: e.direction for e in entries}
     if sheets is not None:
+        if overwrite:
+            _remove_earlier_sheets(sheets)
         index = write_sheets(
             sheets, report.clusters or group_clusters(assignment), lambda n: frames[n], directions
         )

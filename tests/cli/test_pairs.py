@@ -124,10 +124,14 @@ def test_manual_clusters_csv(runner, planted, tmp_path):
     assert [(p.a, p.b) for p in manifest.pairs] == [("pair_0000_a.gif", "pair_0000_b.gif")]
     bad = tmp_path / "bad.csv"
     bad.write_text("nope.gif,x\npair_0000_a.gif,x\n")
+    retry = tmp_path / "retry.json"
     result = runner.invoke(
-        app, ["pairs", str(planted), "--keypoints", "synth", "-o", str(out), "--clusters", str(bad)]
+        app,
+        ["pairs", str(planted), "--keypoints", "synth", "-o", str(retry), "--clusters", str(bad)],
     )
-    assert result.exit_code == 1 and "nope.gif" in result.output
+    assert result.exit_code == 1
+    assert f"error: {bad}: names files not in {planted}: nope.gif" in result.output
+    assert not retry.exists()
 
 
 def test_pairs_with_a_model_runs_end_to_end(runner, planted, tiny_ckpt, tmp_path):

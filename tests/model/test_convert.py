@@ -77,3 +77,28 @@ def test_convert_rejects_files_that_are_not_monkeynet(tmp_path, runner):
     torch.save({"model": {}}, path)
     result = runner.invoke(app, ["convert", str(path), "-o", str(tmp_path / "x.ckpt")])
     assert result.exit_code == 1 and "not a Monkey-Net checkpoint" in result.output
+
+
+def test_the_report_names_required_tensors_the_file_leaves_unfilled():
+    """Attention, BatchNorm step counters and an absent discriminator need not come from the
+    file; every other tensor does, or the converted model is partly random."""
+    torch.manual_seed(0)
+    official = official_layout(Networks(_plain_tiny()))
+    for part in official.values():
+        if isinstance(part, dict):
+            for key in [k for k in part if k.endswith("num_batches_tracked")]:
+                del part[key]  # PyTorch before 0.4.1 did not save them
+    del official["discriminator"]  # fine-tuning starts a fresh one
+    _, report = convert_monkeynet_state(
+        official, Networks(load_config(CONFIGS / "tiny.yaml").model)
+    )
+    assert report.missing == [] and report.required > 0
+
+    del official["generator"]["refinement_module.conv-last.weight"]
+    _, report = convert_monkeynet_state(official, Networks(_plain_tiny()))
+    assert report.missing == ["generator.refinement_module.conv-last.weight"]
+
+    official = official_layout(Networks(_plain_tiny()))
+    official["discriminator"]["down_blocks.0.conv.weight"] = torch.zeros(1, 1, 1, 1, 1)
+    _, report = convert_monkeynet_state(official, Networks(_plain_tiny()))
+    assert report.missing == ["discriminator.down_blocks.0.conv.weight"]
