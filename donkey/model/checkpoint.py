@@ -96,6 +96,23 @@ def save_weights(
     return path
 
 
+def _check_version(path: Path, version: Any) -> None:
+    """Files from a newer Donkey may mean their fields differently; older ones had none."""
+    if version is None:
+        return
+    try:
+        number = int(version)
+    except (TypeError, ValueError):
+        number = None
+    if number is None or isinstance(version, bool) or number < 1:
+        raise CheckpointError(f"{path}: format version {version!r} is not a version number")
+    if number > VERSION:
+        raise CheckpointError(
+            f"{path}: written by a newer Donkey (format version {number}; this one reads up to "
+            f"{VERSION}); upgrade Donkey to load it"
+        )
+
+
 def _read_payload(path: Path) -> dict[str, Any]:
     if not path.exists():
         raise CheckpointError(f"{path}: no such checkpoint file")
@@ -111,6 +128,7 @@ def _read_payload(path: Path) -> dict[str, Any]:
         if isinstance(payload, dict) and {"kp_detector", "generator"} <= set(payload):
             hint = "; it looks like an official Monkey-Net checkpoint: run `donkey convert` first"
         raise CheckpointError(f"{path}: not a Donkey checkpoint{hint}")
+    _check_version(path, payload.get("version"))
     return payload
 
 
@@ -195,6 +213,7 @@ def _read_safetensors(path: Path) -> dict[str, Any]:
         raise CheckpointError(f"{path}: corrupt safetensors file ({_first_line(exc)})") from None
     if meta.get("format") != FORMAT or "config" not in meta:
         raise CheckpointError(f"{path}: safetensors file without a Donkey config in its metadata")
+    _check_version(path, meta.get("version"))
     config = _json_field(path, meta, "config")
     train = _json_field(path, meta, "train_config") if meta.get("train_config") else None
     model_config = _model_config(path, config)
@@ -286,6 +305,12 @@ def load_checkpoint(path: str | Path) -> Checkpoint:
     ):
         raise CheckpointError(f"{path}: 'state' must map weight names to tensors")
     _compare(path, expected_state(model_config), _tensor_layout(state))
+    broken = [k for k, v in state.items() if v.is_floating_point() and not torch.isfinite(v).all()]
+    if broken:
+        raise CheckpointError(
+            f"{path}: {len(broken)} weight tensor(s) hold NaN or infinity (first: {broken[0]}); "
+            "the training that wrote it diverged or the file is damaged"
+        )
     for key in ("train_config", "training"):
         if payload.get(key) is not None and not isinstance(payload[key], dict):
             raise CheckpointError(f"{path}: '{key}' must be a mapping")

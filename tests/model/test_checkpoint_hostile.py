@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 
@@ -133,6 +134,37 @@ def test_shapes_and_dtypes_are_compared_before_loading(tmp_path, tiny_networks):
     save_file(bad, str(st), metadata={"format": FORMAT, "config": json.dumps(payload["config"])})
     with pytest.raises(CheckpointError, match="1 wrong shape"):
         load_checkpoint(st)
+
+
+def test_non_finite_weights_and_newer_versions_are_refused(tmp_path, tiny_networks):
+    good = save_checkpoint(tmp_path / "good.ckpt", tiny_networks)
+    payload = torch.load(good, weights_only=True)
+    key = next(k for k, v in payload["state"].items() if v.dim() == 4)
+    for bad_value in (float("nan"), float("inf")):
+        broken = payload["state"][key].clone()
+        broken[0, 0, 0, 0] = bad_value
+        path = _ckpt(
+            tmp_path / "nan.ckpt", payload["config"], dict(payload["state"], **{key: broken})
+        )
+        with pytest.raises(
+            CheckpointError, match=rf"1 weight tensor\(s\) hold NaN or infinity \(first: {key}\)"
+        ):
+            load_checkpoint(path)
+    meta = {"format": FORMAT, "config": json.dumps(payload["config"])}
+    state = {k: v.contiguous() for k, v in payload["state"].items()}
+    st = tmp_path / "v.safetensors"
+    for version, message in (
+        ("99", "written by a newer Donkey (format version 99; this one reads up to 1)"),
+        ("x", "format version 'x' is not a version number"),
+    ):
+        save_file(state, str(st), metadata=dict(meta, version=version))
+        with pytest.raises(CheckpointError, match=re.escape(message)):
+            load_checkpoint(st)
+    save_file(state, str(st), metadata=dict(meta, version="1"))
+    assert load_checkpoint(st).model_config == tiny_networks.config
+    torch.save(dict(payload, version=2), tmp_path / "v2.ckpt")
+    with pytest.raises(CheckpointError, match=r"format version 2; this one reads up to 1"):
+        load_checkpoint(tmp_path / "v2.ckpt")
 
 
 def test_train_config_ranges():
