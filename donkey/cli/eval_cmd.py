@@ -13,6 +13,7 @@ from rich.table import Table
 from donkey.cli.choices import DEVICE_METAVAR, ENGINE_HELP, Engine, Motion, Split, check_device
 from donkey.cli.common import (
     MODEL_HELP,
+    fail,
     handles_errors,
     max_frame_pixels_option,
     max_frames_option,
@@ -105,6 +106,7 @@ def evaluate(
         size = loaded.config.image_size
         at = eval_size if eval_size is not None and eval_size != size else None
         result = EvalResult()
+        skipped: list[str] = []  # files (or pairs) that could not be read, reported at the end
         with progress_bar() as bar:
             if data is not None:
                 files = select_split(list_videos(data), split, val_fraction)[:limit]
@@ -142,12 +144,13 @@ def evaluate(
                     }
 
                 parts = ranked.gather_results(ranks, reconstruction)
+                notes = [note for p in parts for note in p["skipped"]]
                 if ranks.main:
-                    for note in (note for p in parts for note in p["skipped"]):
+                    for note in notes:
                         tagged("skipped", "yellow", note)
+                skipped += notes
                 per_video = sorted((i, v) for p in parts for i, v in p["per_video"])
                 if not per_video:
-                    notes = [note for p in parts for note in p["skipped"]]
                     first = notes[0] if notes else "no videos"
                     raise DonkeyError(f"none of the {len(files)} files could be used: {first}")
                 result = summarize_videos([v for _, v in per_video])
@@ -158,18 +161,32 @@ def evaluate(
                     raise DonkeyError(f"{pairs}: lists no pairs to evaluate")
                 share = ranked.shard_weighted(ranks, [len(p.b_for_a) for p in manifest.pairs])
 
-                def transfer() -> list:
+                def transfer() -> dict:
                     mine = copy.copy(manifest)
                     mine.pairs = [manifest.pairs[i] for i in share]
                     task = bar.add_task("transfer", total=len(mine.pairs))
                     animator = Animator(loaded, batch_size=batch_size, mode=transfer_mode)
+                    notes: list[str] = []
                     items = transfer_items(
-                        animator, mine, size, lambda i, n: bar.update(task, completed=i), at
+                        animator, mine, size, lambda i, n: bar.update(task, completed=i), at, notes
                     )
-                    return [[i, list(item)] for i, item in zip(share, items)]
+                    return {
+                        "items": [[i, list(x)] for i, x in zip(share, items) if x is not None],
+                        "skipped": notes,
+                    }
 
                 parts = ranked.gather_results(ranks, transfer)
-                items = [item for _, item in sorted(tuple(x) for p in parts for x in p)]
+                notes = [note for p in parts for note in p["skipped"]]
+                if ranks.main:
+                    for note in notes:
+                        tagged("skipped", "yellow", note)
+                skipped += notes
+                items = [item for _, item in sorted(tuple(x) for p in parts for x in p["items"])]
+                if not items:
+                    raise DonkeyError(
+                        f"{pairs}: none of the {len(manifest.pairs)} pairs could be used: "
+                        f"{notes[0]}"
+                    )
                 t_l1, t_id, n = summarize_pairs(items)
                 result.transfer_l1, result.transfer_identity_l1, result.pairs = t_l1, t_id, n
     except DonkeyError:
@@ -179,7 +196,9 @@ def evaluate(
     if as_json:
         payload = result.as_dict(with_details=details)
         payload.update(model=str(loaded.path), engine=loaded.engine, split=split, size=at or size)
+        payload["skipped"] = skipped
         out.print_json(json.dumps(payload))
+        _fail_if_skipped(skipped)
         return
     pixels = f"{at}x{at}, model at {size}x{size}" if at else f"{size}x{size}"
     table = Table(title=f"{loaded.path.name} ({loaded.engine} on {loaded.device}, {pixels})")
@@ -201,6 +220,13 @@ def evaluate(
         )
     out.print(table)
     _next_steps(result, str(loaded.path), data, split)
+    _fail_if_skipped(skipped)
+
+
+def _fail_if_skipped(skipped: list[str]) -> None:
+    """Means over fewer items than asked for are printed, and the exit code says so."""
+    if skipped:
+        fail(f"{len(skipped)} skipped (listed above); the means cover the rest")
 
 
 def _next_steps(result, model: str, data: Path | None, split: str) -> None:

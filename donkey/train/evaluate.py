@@ -21,7 +21,7 @@ from torch import Tensor
 from donkey.data.datasets import Video
 from donkey.data.frames import frames_to_tensor
 from donkey.data.manifest import PairsManifest, check_pair_lengths
-from donkey.data.media import read_video
+from donkey.data.media import MediaError, read_video
 from donkey.runtime.animator import Animator
 
 Progress = Callable[[int, int], None]
@@ -120,12 +120,22 @@ def transfer_items(
     size: int,
     progress: Progress | None = None,
     eval_size: int | None = None,
-) -> list[tuple[float, float]]:
-    """(model L1, identity L1) of each pair of the manifest, in its order."""
-    items = []
+    skipped: list[str] | None = None,
+) -> list[tuple[float, float] | None]:
+    """(model L1, identity L1) of each pair of the manifest, in its order. Given a `skipped`
+    list, a pair with an unreadable file is None and its reason is added there; without one
+    the error propagates."""
+    items: list[tuple[float, float] | None] = []
     for i, pair in enumerate(manifest.pairs):
-        a = frames_to_tensor(read_video(manifest.path_of(pair.a), size).frames)
-        b = frames_to_tensor(read_video(manifest.path_of(pair.b), size).frames)
+        try:
+            a = frames_to_tensor(read_video(manifest.path_of(pair.a), size).frames)
+            b = frames_to_tensor(read_video(manifest.path_of(pair.b), size).frames)
+        except MediaError as exc:
+            if skipped is None:
+                raise
+            skipped.append(f"pair {pair.a} / {pair.b}: {exc}")
+            items.append(None)
+            continue
         check_pair_lengths(pair, len(a), len(b), manifest.source)
         target = b[pair.b_for_a]
         prediction = _animate(animator, target[:1], a)

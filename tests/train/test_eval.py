@@ -116,3 +116,30 @@ def test_resize_frames_keeps_range_and_constants():
     down = resize_frames(ramp, 8)
     assert down.shape == (1, 3, 8, 8) and float(down.min()) >= 0 and float(down.max()) <= 1
     assert resize_frames(ramp, 32) is ramp
+
+
+def test_unreadable_files_are_skipped_listed_and_fail_the_exit_code(
+    runner, tiny_ckpt, eval_data, tmp_path
+):
+    import shutil
+
+    pairs = shutil.copytree(eval_data / "pairs", tmp_path / "pairs")
+    manifest = json.loads((pairs / "pairs.json").read_text())
+    first = manifest["pairs"][0]["a"]
+    data = (pairs / first).read_bytes()
+    (pairs / first).write_bytes(data[: len(data) // 3])  # truncated
+    videos = shutil.copytree(eval_data / "videos", tmp_path / "videos")
+    (videos / "empty.gif").write_bytes(b"")
+    base = ["eval", "--model", str(tiny_ckpt), "--json", "--device", "cpu"]
+    result = runner.invoke(
+        app, [*base, "--pairs", str(pairs / "pairs.json"), "--data", str(videos)]
+    )
+    assert result.exit_code == 1
+    assert result.stdout.lstrip().startswith("{")
+    report = json.loads(result.stdout)
+    assert report["videos"] == 3 and report["pairs"] == 1
+    assert len(report["skipped"]) == 2
+    assert "empty.gif" in report["skipped"][0] and first in report["skipped"][1]
+    assert "error: 2 skipped (listed above); the means cover the rest" in result.stderr
+    clean = runner.invoke(app, [*base, "--data", str(eval_data / "videos")])
+    assert clean.exit_code == 0 and json.loads(clean.stdout)["skipped"] == []
