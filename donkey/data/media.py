@@ -241,7 +241,8 @@ def _png_header(path: Path, data: bytes | mmap.mmap) -> Header:
         pos += 12 + length
         if kind == b"IEND":
             return Header(width, height, frames)
-    return Header(width, height, frames, truncated=True)
+    # A still image cut off has no complete frame; an APNG's complete frames are not counted.
+    return Header(width, height, 0 if frames == 1 else frames, truncated=True)
 
 
 def _read_header(path: Path) -> Header | None:

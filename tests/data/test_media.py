@@ -139,3 +139,15 @@ def test_mode_conversions_and_tensors():
     assert to_rgb8(cmyk).tolist() == [[[255, 255, 255]] * 2] * 2
     frames = make_creature_frames(2, 8)
     assert np.array_equal(tensor_to_frames(frames_to_tensor(frames)), frames)
+
+
+def test_a_cut_off_still_png_is_truncated_inside_its_first_frame(tmp_path):
+    good = tmp_path / "still.png"
+    Image.fromarray(make_creature_frames(1, 40, seed=3)[0]).save(good)
+    cut = tmp_path / "cut.png"
+    cut.write_bytes(good.read_bytes()[: good.stat().st_size // 2])
+    for read in (lambda p: read_image(p, 32), lambda p: read_video(p, 32)):
+        with pytest.raises(
+            MediaError, match=r"cut\.png: truncated: the file ends inside its first frame$"
+        ):
+            read(cut)
