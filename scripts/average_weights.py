@@ -89,6 +89,8 @@ def main(argv: list[str]) -> None:
     if len(argv) < 3:
         raise SystemExit(__doc__)
     target, sources = Path(argv[0]), [Path(a) for a in argv[1:]]
+    if target.suffix not in (".ckpt", ".safetensors"):
+        raise SystemExit(f"error: {target}: the output must be a .safetensors (or .ckpt) file")
     if (target.exists() or target.is_symlink()) and not overwrite:
         raise SystemExit(
             f"error: {target}: exists; the output comes first (OUT A B ...): pass --overwrite "

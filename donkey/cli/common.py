@@ -125,6 +125,18 @@ def max_frame_pixels_option():
 THREADS_MAX = 1024
 
 
+CHECKPOINT_SUFFIXES = (".ckpt", ".safetensors")  # what model.checkpoint.save_weights writes
+
+
+def check_checkpoint_suffix(output: Path) -> None:
+    """-o of a command that writes a checkpoint, refused before any work otherwise."""
+    if output.suffix not in CHECKPOINT_SUFFIXES:
+        raise DonkeyError(
+            f"{output}: unsupported output format '{output.suffix or '(none)'}' "
+            "(use .ckpt or .safetensors)"
+        )
+
+
 def check_seed(seed: int, option: str = "--seed") -> int:
     """train.seed's bound: a larger seed was an OverflowError traceback in torch.manual_seed."""
     from donkey.model.config import SEED_MAX

@@ -6,10 +6,16 @@ from pathlib import Path
 
 import typer
 
-from donkey.cli.common import check_seed, handles_errors, out, same_file, start_torch, tagged
+from donkey.cli.common import (
+    check_checkpoint_suffix,
+    check_seed,
+    handles_errors,
+    out,
+    same_file,
+    start_torch,
+    tagged,
+)
 from donkey.model.errors import CheckpointError, DonkeyError
-
-OUTPUT_SUFFIXES = (".ckpt", ".safetensors")  # what save_checkpoint writes
 
 
 def _read_official(path: Path) -> dict:
@@ -32,11 +38,7 @@ def _check_output(output: Path, checkpoint: Path, overwrite: bool) -> None:
         raise DonkeyError(f"{output}: is the input checkpoint; give the output another name")
     if output.is_dir():
         raise DonkeyError(f"{output}: is a folder; -o takes the checkpoint file to write")
-    if output.suffix not in OUTPUT_SUFFIXES:  # as save_checkpoint tells them apart
-        raise DonkeyError(
-            f"{output}: unsupported output format '{output.suffix or '(none)'}' "
-            "(use .ckpt or .safetensors)"
-        )
+    check_checkpoint_suffix(output)
     if (output.exists() or output.is_symlink()) and not overwrite:
         raise DonkeyError(
             f"{output}: exists; convert would replace it (give another -o, or --overwrite)"

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 
-from donkey.cli.common import check_seed, handles_errors, out, start_torch
+from donkey.cli.common import check_checkpoint_suffix, check_seed, handles_errors, out, start_torch
 from donkey.model.errors import DonkeyError
 
 
@@ -30,6 +30,7 @@ def init(
     # at -o was silently replaced by random weights.
     if output.is_dir():
         raise DonkeyError(f"{output}: is a folder; -o takes the checkpoint file to write")
+    check_checkpoint_suffix(output)
     if output.exists() and not overwrite:
         raise DonkeyError(
             f"{output}: exists; init would replace it with random weights "

@@ -65,6 +65,11 @@ def save_weights(
     """save_checkpoint for a state dict of `model_config`'s networks that no module holds (a
     weight average), so none needs building just to be written."""
     path = Path(path)
+    if path.suffix not in (".ckpt", ".safetensors"):
+        raise CheckpointError(
+            f"{path}: unsupported checkpoint format '{path.suffix or '(none)'}' "
+            "(use .ckpt or .safetensors)"
+        )
     state = {
         k: v.detach().cpu().contiguous()
         for k, v in state.items()

@@ -85,6 +85,9 @@ def test_never_replaces_an_existing_file_unless_asked(tiny_networks, tmp_path):
     folder.mkdir()
     with pytest.raises(SystemExit, match="folder.safetensors: cannot write"):
         script.main([str(folder), str(b), str(b), "--overwrite"])
+    with pytest.raises(SystemExit, match=r"x.onnx: the output must be a .safetensors \(or .ckpt\)"):
+        script.main([str(tmp_path / "x.onnx"), str(b), str(b)])
+    assert not (tmp_path / "x.onnx").exists()
     qat = save_checkpoint(tmp_path / "qat.ckpt", tiny_networks, {**train, "qat": True})
     with pytest.raises(SystemExit, match="qat.ckpt: trained with another quantization-aware"):
         script.main([str(tmp_path / "q.safetensors"), str(b), str(qat)])

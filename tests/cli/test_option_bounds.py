@@ -54,3 +54,23 @@ def test_a_pipe_as_driving_is_refused_not_waited_on(tmp_path):
     assert result.returncode == 1 and "Traceback" not in result.stderr
     assert "driving.gif: not a regular file" in result.stderr
     assert not (tmp_path / "out.gif").exists()
+
+
+@pytest.mark.parametrize("name", ["x.onnx", "x.txt", "x"])
+def test_init_writes_only_checkpoint_formats(runner, tmp_path, name):
+    result = runner.invoke(app, ["init", "tiny", "-o", str(tmp_path / name)])
+    assert result.exit_code == 1
+    assert (
+        "unsupported output format" in _one_line(result)
+        and "use .ckpt or .safetensors" in result.output
+    )
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_save_weights_refuses_other_suffixes(tiny_networks, tmp_path):
+    from donkey.model.checkpoint import save_checkpoint
+    from donkey.model.errors import CheckpointError
+
+    with pytest.raises(CheckpointError, match=r"m.pt: unsupported checkpoint format '.pt'"):
+        save_checkpoint(tmp_path / "m.pt", tiny_networks)
+    assert list(tmp_path.iterdir()) == []
