@@ -118,7 +118,10 @@ def prepare_frames(
 
 def frames_to_tensor(frames: np.ndarray) -> Tensor:
     """uint8 (T, H, W, 3) -> float32 (T, 3, H, W) in [0, 1]."""
-    return torch.from_numpy(np.ascontiguousarray(frames)).permute(0, 3, 1, 2).float().div_(255.0)
+    array = np.ascontiguousarray(frames)
+    if not array.flags.writeable:  # ffmpeg's frames: torch.from_numpy warns on read-only memory
+        array = array.copy()
+    return torch.from_numpy(array).permute(0, 3, 1, 2).float().div_(255.0)
 
 
 def tensor_to_frames(tensor: Tensor) -> np.ndarray:

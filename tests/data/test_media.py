@@ -151,3 +151,14 @@ def test_a_cut_off_still_png_is_truncated_inside_its_first_frame(tmp_path):
             MediaError, match=r"cut\.png: truncated: the file ends inside its first frame$"
         ):
             read(cut)
+
+
+def test_read_only_frames_become_tensors_without_a_warning():
+    import warnings
+
+    frames = np.full((2, 4, 4, 3), 255, np.uint8)
+    frames.flags.writeable = False  # as ffmpeg's decoded frames are
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        tensor = frames_to_tensor(frames)
+    assert tensor.shape == (2, 3, 4, 4) and float(tensor.min()) == 1.0
