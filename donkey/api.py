@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 
 from donkey.cli.models import load_model as _load_model
-from donkey.data.colours import parse_colour
+from donkey.data.colours import as_rgb
 from donkey.data.frames import (
     FIT_MODES,
     WHITE,
@@ -67,22 +67,10 @@ def _frames(array: np.ndarray, ndim: int, name: str) -> np.ndarray:
 
 
 def _colour(background: str | tuple[int, int, int]) -> tuple[int, int, int]:
-    if isinstance(background, str):
-        try:
-            return parse_colour(background)
-        except ValueError as exc:
-            raise DonkeyError(f"background: {exc}") from None
     try:
-        rgb = tuple(background)
-    except TypeError:
-        rgb = ()
-    if len(rgb) != 3 or not all(
-        isinstance(v, (int, np.integer)) and not isinstance(v, bool) and 0 <= v <= 255 for v in rgb
-    ):
-        raise DonkeyError(
-            f"background: expected a colour name or 3 integers 0-255, got {background!r}"
-        )
-    return tuple(int(v) for v in rgb)  # type: ignore[return-value]
+        return as_rgb(background)
+    except ValueError as exc:
+        raise DonkeyError(f"background: {exc}") from None
 
 
 def animate(

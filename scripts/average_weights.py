@@ -22,6 +22,7 @@ from pathlib import Path
 
 from donkey.model.checkpoint import DISCRIMINATOR_PREFIX, load_checkpoint, save_weights
 from donkey.model.errors import DonkeyError
+from donkey.model.files import CHECKPOINT_SUFFIXES
 from donkey.model.provenance import saved_step
 
 
@@ -89,7 +90,7 @@ def main(argv: list[str]) -> None:
     if len(argv) < 3:
         raise SystemExit(__doc__)
     target, sources = Path(argv[0]), [Path(a) for a in argv[1:]]
-    if target.suffix not in (".ckpt", ".safetensors"):
+    if target.suffix not in CHECKPOINT_SUFFIXES:
         raise SystemExit(f"error: {target}: the output must be a .safetensors (or .ckpt) file")
     if (target.exists() or target.is_symlink()) and not overwrite:
         raise SystemExit(

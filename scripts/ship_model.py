@@ -16,6 +16,7 @@ from pathlib import Path
 
 from donkey.model.checkpoint import build_networks, load_checkpoint, save_checkpoint
 from donkey.model.errors import DonkeyError
+from donkey.model.files import CHECKPOINT_SUFFIXES
 from donkey.model.provenance import saved_step
 from donkey.runtime.loader import DEFAULT_MODEL
 
@@ -27,6 +28,8 @@ def main(argv: list[str]) -> None:
         raise SystemExit(__doc__)
     source = Path(argv[0])
     target = Path(argv[1]) if len(argv) == 2 else DEFAULT_MODEL
+    if target.suffix not in CHECKPOINT_SUFFIXES:
+        raise SystemExit(f"error: {target}: the output must be a .safetensors (or .ckpt) file")
     try:
         ckpt = load_checkpoint(source)
     except DonkeyError as exc:
@@ -41,6 +44,8 @@ def main(argv: list[str]) -> None:
             train_config={**(ckpt.train_config or {}), "shipped_from_step": step},
             inference_only=not keep_discriminator,
         )
+    except DonkeyError as exc:
+        raise SystemExit(f"error: {exc}") from None
     except OSError as exc:
         raise SystemExit(f"error: {target}: cannot write ({exc.strerror or exc})") from None
     print(f"wrote {target} ({target.stat().st_size / 1e6:.1f} MB) from {source} at step {step}")

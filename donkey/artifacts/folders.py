@@ -30,6 +30,7 @@ _MANIFEST_PLACES = (MANIFEST_NAME, f"onnx/{MANIFEST_NAME}")
 # replacing a folder that holds only these loses nothing the user made.
 _EXPORT_SUBFOLDERS = ("onnx", "trt")
 _EXPORT_SUFFIXES = (".onnx", ".engine")
+_TIMING_CACHE = re.compile(r"timing-.+\.cache")  # export.tensorrt_build.timing_cache_file
 
 
 def is_export_folder(folder: Path) -> bool:
@@ -58,7 +59,9 @@ def foreign_entry(folder: Path) -> Path | None:
                 continue
             if entry.is_symlink() or not entry.is_file():
                 return entry
-            if entry.name != MANIFEST_NAME and entry.suffix not in _EXPORT_SUFFIXES:
+            if entry.name == MANIFEST_NAME or _TIMING_CACHE.fullmatch(entry.name):
+                continue
+            if entry.suffix not in _EXPORT_SUFFIXES:
                 return entry
     return None
 

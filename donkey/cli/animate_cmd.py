@@ -227,20 +227,4 @@ def _is_frame_folder(path: Path) -> bool:
     except OSError as exc:
         raise DonkeyError(f"{path}: cannot list the folder ({exc.strerror or exc})") from None
     has_videos = any(p.suffix.lower() in FFMPEG_SUFFIXES | {".gif"} for p in files)
-    return bool(files) and not has_videos and not _holds_strips(files)
-
-
-def _holds_strips(files: list[Path]) -> bool:
-    """PNG/JPG strips (square frames side by side) are driving videos of their own, so a folder
-    of them is a batch, not one video of squashed strips. Only headers are read."""
-    from PIL import Image
-
-    for path in sorted(files)[:16]:
-        try:
-            with Image.open(path) as image:
-                width, height = image.size
-        except Exception:  # noqa: BLE001 - the readers report what is wrong with the file
-            continue
-        if height > 0 and width > height and width % height == 0:
-            return True
-    return False
+    return bool(files) and not has_videos

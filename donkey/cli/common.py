@@ -16,6 +16,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.text import Text
 
 from donkey.model.errors import DonkeyError
+from donkey.model.files import CHECKPOINT_SUFFIXES
 
 # Tables stay readable in logs and pipes, where rich would otherwise assume 80 columns.
 _WIDTH = None if sys.stdout.isatty() else 140
@@ -123,9 +124,6 @@ def max_frame_pixels_option():
 # More threads than this is a typo, not a machine: asking PyTorch for 100000 threads failed
 # with a MemoryError that read as "out of memory".
 THREADS_MAX = 1024
-
-
-CHECKPOINT_SUFFIXES = (".ckpt", ".safetensors")  # what model.checkpoint.save_weights writes
 
 
 def check_checkpoint_suffix(output: Path) -> None:

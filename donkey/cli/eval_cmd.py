@@ -117,7 +117,7 @@ def evaluate(
                 def reconstruction() -> dict:
                     mine = [files[i] for i in share]
                     task = bar.add_task("reading", total=len(mine))
-                    videos, skipped = load_videos(
+                    videos, unread = load_videos(
                         mine,
                         size,
                         progress=lambda i, n: bar.update(task, completed=i),
@@ -129,7 +129,7 @@ def evaluate(
                         targets, more = load_videos(
                             [f for f in mine if f.name in names], at, allow_empty=True
                         )
-                        skipped += more
+                        unread += more
                         kept = {t.name for t in targets}
                         videos = [v for v in videos if v.name in kept]
                     task = bar.add_task("reconstruction", total=len(videos))
@@ -140,7 +140,7 @@ def evaluate(
                     index = {files[i].name: i for i in share}
                     return {
                         "per_video": [[index[v["video"]], v] for v in part.per_video],
-                        "skipped": skipped,
+                        "skipped": unread,
                     }
 
                 parts = ranked.gather_results(ranks, reconstruction)
@@ -192,7 +192,7 @@ def evaluate(
     except DonkeyError:
         ranked.end_rank(ranks, failed=True)  # rank 0 prints it
         raise
-    ranked.end_rank(ranks, failed=False)
+    ranked.end_rank(ranks, failed=bool(skipped))  # every rank exits as rank 0 will
     if as_json:
         payload = result.as_dict(with_details=details)
         payload.update(model=str(loaded.path), engine=loaded.engine, split=split, size=at or size)

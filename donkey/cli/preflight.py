@@ -81,11 +81,19 @@ def warn_swapped(source: Path, driving: Path) -> int | None:
 
     Returns the driving clip's frame count read from its headers (None if unknown): the
     progress bar's total."""
-    from donkey.data.probe import frame_count
+    from donkey.data.probe import all_strips, frame_count
 
     if not driving.exists() or not source.is_file():
         return None  # the readers name the missing file
     driving_frames = frame_count(driving)
+    if driving.is_dir() and all_strips(driving):
+        tagged(
+            "warning:",
+            "bold yellow",
+            f"{driving}: every image in it looks like a PNG strip (width a multiple of the "
+            "height), but a folder of images is one driving video, one image per frame. To "
+            "animate each strip on its own, list them in a --pair-list CSV (batch mode)",
+        )
     source_frames = _source_frames(source)
     if driving_frames == 1 and source_frames and source_frames > 1:
         tagged(

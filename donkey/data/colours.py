@@ -6,6 +6,8 @@ parses its options, before anything heavy is imported.
 
 from __future__ import annotations
 
+import numbers
+
 _HEX = "0123456789abcdef"
 
 
@@ -30,3 +32,18 @@ def parse_colour(text: str) -> tuple[int, int, int]:
     raise ValueError(
         f"not a colour: {text!r} (give a name such as white, pink, gray, or hex #rrggbb)"
     )
+
+
+def as_rgb(background: object) -> tuple[int, int, int]:
+    """A colour name or hex code (parse_colour), or 3 integers 0-255; ValueError otherwise."""
+    if isinstance(background, str):
+        return parse_colour(background)
+    try:
+        rgb = tuple(background)  # type: ignore[call-overload]
+    except TypeError:
+        rgb = ()
+    if len(rgb) != 3 or not all(
+        isinstance(v, numbers.Integral) and not isinstance(v, bool) and 0 <= v <= 255 for v in rgb
+    ):
+        raise ValueError(f"expected a colour name or 3 integers 0-255, got {background!r}")
+    return tuple(int(v) for v in rgb)  # type: ignore[return-value]

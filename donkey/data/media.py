@@ -26,7 +26,15 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageSequence, UnidentifiedImageError
 
-from donkey.data.frames import WHITE, fit_square, resize_frames, shrink_for_padding, to_rgb8
+from donkey.data.colours import as_rgb
+from donkey.data.frames import (
+    FIT_MODES,
+    WHITE,
+    fit_square,
+    resize_frames,
+    shrink_for_padding,
+    to_rgb8,
+)
 from donkey.model.errors import DonkeyError
 
 VIDEO_SUFFIXES = {".mp4", ".mov", ".avi", ".mkv", ".webm", ".m4v"}
@@ -523,6 +531,16 @@ def read_frames(
 MAX_READ_SIZE = 1024  # `donkey eval --size`'s bound: models are at most 512
 
 
+def _check_fit(fit: str, background: object) -> tuple[int, int, int]:
+    """read_image/read_video's fit and background (the Python API passes them through)."""
+    if fit not in FIT_MODES:
+        raise DonkeyError(f"fit must be one of {', '.join(FIT_MODES)}, got {fit!r}")
+    try:
+        return as_rgb(background)
+    except ValueError as exc:
+        raise DonkeyError(f"background: {exc}") from None
+
+
 def _check_size(size: int) -> None:
     if (
         isinstance(size, bool)
@@ -541,6 +559,7 @@ def read_video(
 ) -> Clip:
     """A driving video at the model size: (T, size, size, 3) uint8, fitted frame by frame."""
     _check_size(size)
+    background = _check_fit(fit, background)
     path = Path(path)
     prepare = _fitter(size, fit, background)
     source, frames = _native_frames(path, background, budget or current_budget(), False)
@@ -568,6 +587,7 @@ def read_image(
 ) -> np.ndarray:
     """A source image at the model size: (size, size, 3) uint8 (first frame of an animation)."""
     _check_size(size)
+    background = _check_fit(fit, background)
     path = Path(path)
     source, frames = _native_frames(path, background, budget or current_budget(), True)
     source.shrink_to = 3 * size

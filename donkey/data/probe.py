@@ -52,3 +52,22 @@ def _video_frames(path: Path) -> int | None:
     if duration <= 0 or fps <= 0:
         return None
     return max(1, round(duration * fps))
+
+
+def all_strips(folder: Path, most: int = 16) -> bool:
+    """True when the folder's first `most` images are all strips (width a whole multiple of
+    the height): a frame folder that may have been meant as a folder of driving strips."""
+    try:
+        images = sorted(
+            p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES
+        )[:most]
+        if not images:
+            return False
+        for path in images:
+            with Image.open(path) as image:
+                width, height = image.size
+            if not (height > 0 and width > height and width % height == 0):
+                return False
+        return True
+    except Exception:  # noqa: BLE001 - unreadable frames are the reader's to report
+        return False

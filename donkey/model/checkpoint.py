@@ -19,7 +19,7 @@ from torch import Tensor
 
 from donkey.model.config import ModelConfig, config_to_dict, model_config_from_dict
 from donkey.model.errors import CheckpointError, ConfigError
-from donkey.model.files import atomic_output
+from donkey.model.files import CHECKPOINT_SUFFIXES, atomic_output
 from donkey.model.networks import Networks, check_model_size
 
 FORMAT = "donkey"
@@ -65,7 +65,7 @@ def save_weights(
     """save_checkpoint for a state dict of `model_config`'s networks that no module holds (a
     weight average), so none needs building just to be written."""
     path = Path(path)
-    if path.suffix not in (".ckpt", ".safetensors"):
+    if path.suffix not in CHECKPOINT_SUFFIXES:
         raise CheckpointError(
             f"{path}: unsupported checkpoint format '{path.suffix or '(none)'}' "
             "(use .ckpt or .safetensors)"

@@ -9,6 +9,9 @@ import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
+# What model.checkpoint.save_weights writes (safetensors, or a PyTorch payload in .ckpt).
+CHECKPOINT_SUFFIXES = (".ckpt", ".safetensors")
+
 _UMASK = os.umask(0)
 os.umask(_UMASK)
 

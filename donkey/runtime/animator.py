@@ -7,6 +7,7 @@ Tensors stay on the backend's device between graphs.
 
 from __future__ import annotations
 
+import numbers
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -50,8 +51,12 @@ class Animator:
     ) -> None:
         if mode not in MOTION_MODES:
             raise DonkeyError(f"--mode must be one of {', '.join(MOTION_MODES)}, got {mode!r}")
-        if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-            raise DonkeyError(f"--batch-size must be an integer >= 1, got {batch_size!r}")
+        if (
+            isinstance(batch_size, bool)
+            or not isinstance(batch_size, numbers.Integral)
+            or batch_size < 1
+        ):
+            raise DonkeyError(f"batch size must be an integer >= 1, got {batch_size!r}")
         self.model = model
         self.graphs = model.graphs
         self.batch_size = batch_size

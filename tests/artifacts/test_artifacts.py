@@ -369,8 +369,11 @@ def test_export_replaces_a_previous_export_only_when_nothing_else_is_there(
     (export / "d").rmdir()
     (export / "onnx").mkdir()
     (export / "onnx" / "old.onnx").write_bytes(b"an older export's graph")
+    (export / "trt").mkdir()
+    (export / "trt" / "timing-trt10.0-GPU-sm9.0.cache").write_bytes(b"TensorRT's timing cache")
     export_onnx(tiny_ckpt, export)  # export leftovers alone: replaced without --overwrite
-    assert not (export / "onnx").exists() and verify_folder(export).format == "onnx"
+    assert not (export / "onnx").exists() and not (export / "trt").exists()
+    assert verify_folder(export).format == "onnx"
 
 
 @pytest.mark.skipif(not Path("/proc/self").is_dir(), reason="needs Linux /proc")

@@ -174,22 +174,32 @@ def test_help_explains_both_options(runner):
     assert "refused before any work" in result.output
 
 
-def test_a_folder_of_png_strips_is_a_batch_not_one_video(runner, tiny_ckpt, single, tmp_path):
+def test_a_folder_of_strips_is_one_video_with_a_warning_and_a_pair_list_splits_it(
+    runner, tiny_ckpt, single, tmp_path
+):
     source, _, _ = single
     strips = tmp_path / "strips"
     strips.mkdir()
     for i, name in enumerate(("a.png", "b.png")):
         write_video(strips / name, make_creature_frames(3, 40, seed=10 + i))  # 120 x 40 strips
-    frames = tmp_path / "frames"  # square stills stay one driving video
-    frames.mkdir()
-    for i, frame in enumerate(make_creature_frames(3, 40, seed=12)):
-        Image.fromarray(frame).save(frames / f"{i:03d}.png")
     args = ["--model", tiny_ckpt, "--device", "cpu"]
-    code, output = invoke(runner, "animate", source, strips, "-o", tmp_path / "res", *args)
+    # A frame folder of 3:1 frames is as much a driving video as one of squares.
+    code, output = invoke(runner, "animate", source, strips, "-o", tmp_path / "one.gif", *args)
+    assert code == 0, output
+    assert "every image in it looks like a PNG strip" in output and "--pair-list" in output
+    assert len(read_frames(tmp_path / "one.gif").frames) == 2
+    pairs = tmp_path / "pairs.csv"
+    pairs.write_text(f"{source.name},a.png\n{source.name},b.png\n")
+    code, output = invoke(
+        runner, "animate", source, strips, "-o", tmp_path / "res", "--pair-list", pairs, *args
+    )
     assert code == 0, output
     made = sorted((tmp_path / "res").iterdir())
     assert [p.name for p in made] == ["cat__a.png.gif", "cat__b.png.gif"]
     assert [len(read_frames(p).frames) for p in made] == [3, 3]
-    code, output = invoke(runner, "animate", source, frames, "-o", tmp_path / "one.gif", *args)
-    assert code == 0, output
-    assert len(read_frames(tmp_path / "one.gif").frames) == 3
+    frames = tmp_path / "frames"  # square stills: no warning
+    frames.mkdir()
+    for i, frame in enumerate(make_creature_frames(3, 40, seed=12)):
+        Image.fromarray(frame).save(frames / f"{i:03d}.png")
+    code, output = invoke(runner, "animate", source, frames, "-o", tmp_path / "sq.gif", *args)
+    assert code == 0 and "warning" not in output, output

@@ -37,3 +37,5 @@ def test_a_missing_or_broken_source_is_one_line(tmp_path):
     with pytest.raises(SystemExit, match="junk.ckpt: corrupt or not a checkpoint"):
         ship.main([str(tmp_path / "junk.ckpt"), str(tmp_path / "out.safetensors")])
     assert not (tmp_path / "out.safetensors").exists()
+    with pytest.raises(SystemExit, match=r"out.pt: the output must be a .safetensors \(or .ckpt\)"):
+        ship.main([str(tmp_path / "junk.ckpt"), str(tmp_path / "out.pt")])

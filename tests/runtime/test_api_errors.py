@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import re
 
 import numpy as np
 import pytest
@@ -28,7 +29,7 @@ DRIVING = np.zeros((2, 30, 40, 3), np.uint8)
         ({"background": (300, 0, 0)}, "background: expected a colour name or 3 integers 0-255"),
         ({"background": (1, 2)}, "got (1, 2)"),
         ({"background": 5}, "got 5"),
-        ({"batch_size": 2.5}, "--batch-size must be an integer >= 1, got 2.5"),
+        ({"batch_size": 2.5}, "batch size must be an integer >= 1, got 2.5"),
         ({"batch_size": 0}, "got 0"),
         ({"mode": "sideways"}, "--mode must be one of"),
     ],
@@ -39,8 +40,10 @@ def test_animate_refuses_bad_options(model, options, words):
     assert words in str(caught.value)
 
 
-def test_animate_takes_a_numpy_colour(model):
-    out = donkey.animate(model, SOURCE, DRIVING, background=np.array([0, 128, 255]))
+def test_animate_takes_numpy_colours_and_batch_sizes(model):
+    out = donkey.animate(
+        model, SOURCE, DRIVING, background=np.array([0, 128, 255]), batch_size=np.int64(1)
+    )
     assert out.shape == (2, model.config.image_size, model.config.image_size, 3)
 
 
@@ -66,3 +69,21 @@ def test_write_video_refuses_float_frames_and_takes_numpy_rates(tmp_path):
         donkey.write_video(tmp_path / "a.gif", np.zeros((2, 8, 8, 3), np.float32))
     path = donkey.write_video(tmp_path / "b.gif", np.zeros((2, 8, 8, 3), np.uint8), np.float32(12))
     assert donkey.read_video(path, 8).frames.shape == (2, 8, 8, 3)
+
+
+def test_read_functions_check_fit_and_background_like_animate(tmp_path):
+    from PIL import Image
+
+    path = tmp_path / "rgba.png"
+    Image.new("RGBA", (8, 4), (0, 0, 0, 0)).save(path)  # transparent: all background
+    pink = donkey.read_image(path, 8, background="pink")
+    assert tuple(pink[4, 4]) == (255, 192, 203)
+    assert tuple(donkey.read_video(path, 8, background=(1, 2, 3)).frames[0, 4, 4]) == (1, 2, 3)
+    for options, words in (
+        ({"fit": "foo"}, "fit must be one of pad, crop, stretch, got 'foo'"),
+        ({"background": (300, 0, 0)}, "background: expected a colour name or 3 integers"),
+        ({"background": "zz"}, "background: not a colour: 'zz'"),
+    ):
+        for read in (donkey.read_image, donkey.read_video):
+            with pytest.raises(DonkeyError, match=re.escape(words)):
+                read(path, 8, **options)
