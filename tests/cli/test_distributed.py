@@ -136,16 +136,19 @@ def test_sharded_eval_equals_one_process(eval_data, tiny_ckpt):
         "--pairs", eval_data / "pairs" / "pairs.json", "--json", "--details",
     ]  # fmt: skip
     one, two = _single(*args), _torchrun(*args)
-    assert one.returncode == 0, one.stderr[-2000:]
-    assert two.returncode == 0, two.stderr[-3000:]
+    # zz_broken.gif is skipped and listed by both, and both exit 1 for it after the JSON.
+    assert one.returncode == 1, one.stderr[-2000:]
+    assert two.returncode == 1, two.stderr[-3000:]
     a, b = json.loads(one.stdout), json.loads(two.stdout)  # rank 0 alone prints the JSON
+    assert a["skipped"] == b["skipped"] and len(a["skipped"]) == 1
+    assert "zz_broken.gif" in a["skipped"][0]
     assert a["videos"] == b["videos"] == 5 and a["pairs"] == b["pairs"] == 3
     for key in ("l1", "identity_l1", "transfer_l1", "transfer_identity_l1"):
         assert b[key] == pytest.approx(a[key], abs=1e-6), key
     assert [v["video"] for v in b["per_video"]] == [v["video"] for v in a["per_video"]]
     for va, vb in zip(a["per_video"], b["per_video"]):
         assert vb["l1"] == pytest.approx(va["l1"], abs=1e-6)
-    assert (two.stdout + two.stderr).count("zz_broken.gif") == 1  # the skipped file, once
+    assert two.stderr.count("zz_broken.gif") == 1  # the skipped file, listed once (rank 0)
 
 
 def test_an_error_every_rank_hits_is_printed_once(batch, tmp_path):

@@ -348,8 +348,11 @@ def test_eval_refuses_header_bombs_and_takes_the_budget_options(runner, tiny_ckp
     manifest = tmp_path / "pairs.json"
     manifest.write_text(json.dumps({"version": 1, "root": ".", "params": {}, "pairs": [pair]}))
     code, text = invoke(runner, "eval", "--pairs", manifest, *model)
-    assert code == 1 and len(error_lines(text)) == 1
-    assert error_lines(text)[0].startswith(f"error: {b}: frames of 12000x12000")
+    assert code == 1 and len(error_lines(text)) == 1  # the only pair is skipped: nothing left
+    assert error_lines(text)[0].startswith(
+        f"error: {manifest}: none of the 1 pairs could be used: pair a.gif / b.gif: {b}: frames "
+        "of 12000x12000"
+    )
 
     bomb.unlink()
     good_gif(data / "walk.gif", frames=3, size=32)
