@@ -13,6 +13,7 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
+from donkey.cli.app import app
 from donkey.model.checkpoint import save_checkpoint
 from donkey.model.config import Config, load_config
 from donkey.model.networks import Networks
@@ -121,3 +122,18 @@ def pytest_collection_modifyitems(config, items):
     for item in items:
         if "gpu" in item.keywords:
             item.add_marker(skip)
+
+
+def invoke(runner: CliRunner, *args) -> tuple[int, str]:
+    """A CLI call in this process: (exit code, output), failing the test on a traceback or on
+    any exception other than a clean exit (typer.Exit / SystemExit)."""
+    result = runner.invoke(app, [str(a) for a in args])
+    assert "Traceback" not in result.output, result.output
+    assert result.exception is None or isinstance(result.exception, SystemExit), repr(
+        result.exception
+    )
+    return result.exit_code, result.output
+
+
+def error_lines(text: str) -> list[str]:
+    return [line for line in text.splitlines() if line.startswith("error:")]

@@ -12,22 +12,9 @@ from PIL import Image
 from donkey.cli.app import app
 from donkey.data.media import read_frames
 from donkey.data.writers import write_video
-from tests.conftest import ROOT, make_creature_frames
+from tests.conftest import ROOT, error_lines, invoke, make_creature_frames
 
 PRECIOUS = b"my precious file"
-
-
-def invoke(runner, *args) -> tuple[int, str]:
-    result = runner.invoke(app, [str(a) for a in args])
-    assert "Traceback" not in result.output, result.output
-    assert result.exception is None or isinstance(result.exception, SystemExit), repr(
-        result.exception
-    )
-    return result.exit_code, result.output
-
-
-def error_lines(text: str) -> list[str]:
-    return [line for line in text.splitlines() if line.startswith("error:")]
 
 
 @pytest.fixture()

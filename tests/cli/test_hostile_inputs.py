@@ -14,23 +14,8 @@ from PIL import Image
 from donkey.cli.app import app
 from donkey.data.media import read_frames
 from donkey.data.writers import write_video
-from tests.conftest import make_creature_frames
+from tests.conftest import error_lines, invoke, make_creature_frames
 from tests.hostile import corpus, good_gif
-
-
-def invoke(runner, *args) -> tuple[int, str]:
-    result = runner.invoke(app, [str(a) for a in args])
-    text = result.output
-    assert "Traceback" not in text, text
-    # Anything but a clean exit (typer.Exit / SystemExit) is an uncaught exception.
-    assert result.exception is None or isinstance(result.exception, SystemExit), repr(
-        result.exception
-    )
-    return result.exit_code, text
-
-
-def error_lines(text: str) -> list[str]:
-    return [line for line in text.splitlines() if line.startswith("error:")]
 
 
 def listing(folder: Path) -> set[str]:

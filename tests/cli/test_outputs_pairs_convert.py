@@ -10,27 +10,13 @@ import re
 import pytest
 import torch
 
-from donkey.cli.app import app
 from donkey.data.manifest import load_manifest
 from donkey.data.synthetic import synthesize
 from donkey.model.checkpoint import load_networks
 from donkey.model.config import load_config
 from donkey.model.convert import official_layout
 from donkey.model.networks import Networks
-from tests.conftest import CONFIGS
-
-
-def invoke(runner, *args) -> tuple[int, str]:
-    result = runner.invoke(app, [str(a) for a in args])
-    assert "Traceback" not in result.output, result.output
-    assert result.exception is None or isinstance(result.exception, SystemExit), repr(
-        result.exception
-    )
-    return result.exit_code, result.output
-
-
-def error_lines(text: str) -> list[str]:
-    return [line for line in text.splitlines() if line.startswith("error:")]
+from tests.conftest import CONFIGS, error_lines, invoke
 
 
 def listing(folder) -> dict[str, bytes]:
