@@ -144,10 +144,7 @@ def evaluate(
                     }
 
                 parts = ranked.gather_results(ranks, reconstruction)
-                notes = [note for p in parts for note in p["skipped"]]
-                if ranks.main:
-                    for note in notes:
-                        tagged("skipped", "yellow", note)
+                notes = _gather_skipped(ranks, parts)
                 skipped += notes
                 per_video = sorted((i, v) for p in parts for i, v in p["per_video"])
                 if not per_video:
@@ -176,10 +173,7 @@ def evaluate(
                     }
 
                 parts = ranked.gather_results(ranks, transfer)
-                notes = [note for p in parts for note in p["skipped"]]
-                if ranks.main:
-                    for note in notes:
-                        tagged("skipped", "yellow", note)
+                notes = _gather_skipped(ranks, parts)
                 skipped += notes
                 items = [item for _, item in sorted(tuple(x) for p in parts for x in p["items"])]
                 if not items:
@@ -221,6 +215,15 @@ def evaluate(
     out.print(table)
     _next_steps(result, str(loaded.path), data, split)
     _fail_if_skipped(skipped)
+
+
+def _gather_skipped(ranks, parts: list[dict]) -> list[str]:
+    """Every rank's skipped items, in rank order; rank 0 prints each once."""
+    notes = [note for p in parts for note in p["skipped"]]
+    if ranks.main:
+        for note in notes:
+            tagged("skipped", "yellow", note)
+    return notes
 
 
 def _fail_if_skipped(skipped: list[str]) -> None:
