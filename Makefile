@@ -7,7 +7,16 @@ TORCH_PINS := torch==2.14.1 torchvision==0.29.1
 
 .PHONY: install browser test test-fast demo lint bench clean gpu-check
 
+# The pinned torch wheel is a CUDA build: the venv takes about 7 GB. Checked first, so that a full
+# disk stops here with one line instead of leaving a half-installed venv behind.
+NEED_GB := 8
+
 $(STAMP): pyproject.toml
+	@free=$$(df -Pk . | awk 'NR==2 {print int($$4/1048576)}'); \
+	if [ "$$free" -lt $(NEED_GB) ] && [ ! -d $(VENV)/lib ]; then \
+		echo "error: $(CURDIR) has $$free GB free; installing .venv (torch's CUDA build) needs about $(NEED_GB) GB" >&2; \
+		exit 1; \
+	fi
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 	$(BIN)/pip install -q $(TORCH_PINS)
