@@ -18,7 +18,7 @@ import torch
 from torch import Tensor
 
 from donkey.model.config import ModelConfig, config_to_dict, model_config_from_dict
-from donkey.model.errors import CheckpointError, ConfigError
+from donkey.model.errors import CheckpointError, ConfigError, brief
 from donkey.model.files import CHECKPOINT_SUFFIXES, atomic_output
 from donkey.model.networks import Networks, check_model_size
 
@@ -110,7 +110,7 @@ def _check_version(path: Path, version: Any) -> None:
     except (TypeError, ValueError):
         number = None
     if number is None or isinstance(version, bool) or number < 1:
-        raise CheckpointError(f"{path}: format version {version!r} is not a version number")
+        raise CheckpointError(f"{path}: format version {brief(version)} is not a version number")
     if number > VERSION:
         raise CheckpointError(
             f"{path}: written by a newer Donkey (format version {number}; this one reads up to "

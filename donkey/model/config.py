@@ -13,7 +13,7 @@ from typing import Any
 
 import yaml
 
-from donkey.model.errors import ConfigError
+from donkey.model.errors import ConfigError, brief
 
 
 class _Loader(yaml.SafeLoader):
@@ -36,7 +36,9 @@ SEED_MAX = 2**63 - 1  # torch.manual_seed takes 64-bit seeds
 
 def _int_in(prefix: str, name: str, value: int, low: int, high: int) -> None:
     if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
-        raise ConfigError(f"{prefix}{name} must be an integer in [{low}, {high}], got {value!r}")
+        raise ConfigError(
+            f"{prefix}{name} must be an integer in [{low}, {high}], got {brief(value)}"
+        )
 
 
 def _num_in(
@@ -52,7 +54,7 @@ def _num_in(
     if not ok:
         bracket = "(" if open_low else "["
         raise ConfigError(
-            f"{prefix}{name} must be a number in {bracket}{low}, {high}], got {value!r}"
+            f"{prefix}{name} must be a number in {bracket}{low}, {high}], got {brief(value)}"
         )
 
 
@@ -147,7 +149,7 @@ class ModelConfig:
         p = "model."
         _int_in(p, "image_size", self.image_size, 16, 512)
         if self.num_channels != 3:
-            raise ConfigError(f"model.num_channels must be 3 (RGB), got {self.num_channels!r}")
+            raise ConfigError(f"model.num_channels must be 3 (RGB), got {brief(self.num_channels)}")
         _int_in(p, "num_kp", self.num_kp, 1, 128)
         _num_in(p, "heatmap_norm", self.heatmap_norm, 0.0, 1e6, open_low=True)
         s = self.image_size
@@ -198,7 +200,7 @@ class LossConfig:
         for name in ("feature_matching_scales", "perceptual_scales"):
             values = getattr(self, name)
             if not values or len(values) > 8:
-                raise ConfigError(f"{p}{name} must list 1 to 8 scales, got {values!r}")
+                raise ConfigError(f"{p}{name} must list 1 to 8 scales, got {brief(values)}")
             for value in values:
                 _num_in(p, name, value, 0.0, 1.0, open_low=True)
 
@@ -272,7 +274,7 @@ class TrainConfig:
         _int_in(p, "batch_size", self.batch_size, 1, 4096)
         _num_in(p, "lr", self.lr, 0.0, 1.0, open_low=True)
         if len(self.betas) != 2:
-            raise ConfigError(f"train.betas must be two numbers, got {self.betas!r}")
+            raise ConfigError(f"train.betas must be two numbers, got {brief(self.betas)}")
         for beta in self.betas:
             _num_in(p, "betas", beta, 0.0, 0.999999)
         _num_in(p, "lr_drop_at", self.lr_drop_at, 0.0, 1.0)
@@ -286,26 +288,30 @@ class TrainConfig:
         bad = [name for name in self.freeze if name not in FREEZABLE]
         if bad or len(set(self.freeze)) != len(self.freeze):
             raise ConfigError(
-                f"train.freeze takes distinct names from {', '.join(FREEZABLE)}; got {self.freeze!r}"
+                f"train.freeze takes distinct names from {', '.join(FREEZABLE)}; got {brief(self.freeze)}"
             )
         if any(name not in QAT_FLOATABLE for name in self.qat_float) or len(
             set(self.qat_float)
         ) != len(self.qat_float):
             raise ConfigError(
                 f"train.qat_float takes distinct names from {', '.join(QAT_FLOATABLE)}; "
-                f"got {self.qat_float!r}"
+                f"got {brief(self.qat_float)}"
             )
         if self.qat_float and not self.qat:
             raise ConfigError(
                 "train.qat_float names networks to leave float in train.qat: set qat: true"
             )
         if self.mode not in ("monkey", "dual", "mixed"):
-            raise ConfigError(f"train.mode must be 'monkey', 'dual' or 'mixed', got {self.mode!r}")
+            raise ConfigError(
+                f"train.mode must be 'monkey', 'dual' or 'mixed', got {brief(self.mode)}"
+            )
         if self.pair_steps not in ("dual", "self"):
-            raise ConfigError(f"train.pair_steps must be 'dual' or 'self', got {self.pair_steps!r}")
+            raise ConfigError(
+                f"train.pair_steps must be 'dual' or 'self', got {brief(self.pair_steps)}"
+            )
         if self.disc_keypoints not in ("ground_truth", "driving"):
             raise ConfigError(
-                f"train.disc_keypoints must be 'ground_truth' or 'driving', got {self.disc_keypoints!r}"
+                f"train.disc_keypoints must be 'ground_truth' or 'driving', got {brief(self.disc_keypoints)}"
             )
 
 
@@ -337,24 +343,24 @@ def _coerce(hint: Any, value: Any, dotted: str) -> Any:
     origin = typing.get_origin(hint)
     if origin is list:
         if not isinstance(value, list):
-            raise ConfigError(f"config key '{dotted}' must be a list, got {value!r}")
+            raise ConfigError(f"config key '{dotted}' must be a list, got {brief(value)}")
         (item,) = typing.get_args(hint)
         return [_coerce(item, v, dotted) for v in value]
     if hint is bool:
         if not isinstance(value, bool):
-            raise ConfigError(f"config key '{dotted}' must be true or false, got {value!r}")
+            raise ConfigError(f"config key '{dotted}' must be true or false, got {brief(value)}")
         return value
     if hint is int:
         if isinstance(value, bool) or not isinstance(value, int):
-            raise ConfigError(f"config key '{dotted}' must be an integer, got {value!r}")
+            raise ConfigError(f"config key '{dotted}' must be an integer, got {brief(value)}")
         return value
     if hint is float:
         if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise ConfigError(f"config key '{dotted}' must be a number, got {value!r}")
+            raise ConfigError(f"config key '{dotted}' must be a number, got {brief(value)}")
         return float(value)
     if hint is str:
         if not isinstance(value, str):
-            raise ConfigError(f"config key '{dotted}' must be a string, got {value!r}")
+            raise ConfigError(f"config key '{dotted}' must be a string, got {brief(value)}")
         return value
     return value
 
@@ -376,7 +382,7 @@ def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any
     """Applies `a.b.c=value` overrides (value parsed as YAML) to a nested dict, in place."""
     for item in overrides:
         if "=" not in item:
-            raise ConfigError(f"--set expects key=value, got {item!r}")
+            raise ConfigError(f"--set expects key=value, got {brief(item)}")
         key, raw = item.split("=", 1)
         parts = key.strip().split(".")
         node = data
@@ -388,7 +394,7 @@ def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any
             node[parts[-1]] = _yaml(raw)
         except yaml.YAMLError as exc:
             first = str(exc).splitlines()[0]
-            raise ConfigError(f"--set {key}: {raw!r} is not a YAML value ({first})") from None
+            raise ConfigError(f"--set {key}: {brief(raw)} is not a YAML value ({first})") from None
     return data
 
 

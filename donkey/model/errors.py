@@ -2,6 +2,21 @@
 
 from __future__ import annotations
 
+import reprlib
+from typing import Any
+
+# Values from untrusted files are echoed in messages; YAML aliases and pickle's shared
+# references can make a few hundred bytes print as gigabytes, so the echo is cut short.
+_brief = reprlib.Repr()
+_brief.maxlevel = 2
+_brief.maxlist = _brief.maxtuple = _brief.maxdict = _brief.maxset = 4
+_brief.maxstring = _brief.maxother = 60
+
+
+def brief(value: Any) -> str:
+    """repr() of a value for an error message, bounded in length whatever the value holds."""
+    return _brief.repr(value)
+
 
 class DonkeyError(Exception):
     """An error caused by input or environment, shown to the user without a traceback."""

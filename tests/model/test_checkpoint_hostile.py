@@ -183,6 +183,44 @@ def test_train_config_ranges():
         config_from_dict({"train": {"augment": {"scale_min": 1.2, "scale_max": 1.1}}})
 
 
+def _alias_bomb(levels: int) -> str:
+    """YAML of a few hundred bytes whose value, printed, is 4**levels strings long (a hang
+    at 21 levels; at 12, 112 MB in a few seconds, so a regression fails on the length)."""
+    value = '&a0 ["lol", "lol", "lol", "lol"]'
+    for i in range(1, levels + 1):
+        value = f"&a{i} [" + ", ".join([value] + [f"*a{i - 1}"] * 3) + "]"
+    return value
+
+
+@pytest.mark.parametrize("key", ["model:\n  image_size", "train:\n  betas", "train:\n  freeze"])
+def test_a_value_that_prints_as_gigabytes_is_echoed_in_brief(tmp_path, key):
+    # Before, the message printed the whole value: a 470-byte config hung donkey train.
+    path = tmp_path / "bomb.yaml"
+    path.write_text(f"{key}: {_alias_bomb(12)}\n")
+    assert path.stat().st_size < 1000
+    with pytest.raises(
+        ConfigError, match=r"must be (an integer|a number|a string), got \[\[\["
+    ) as exc:
+        load_config(path)
+    assert len(str(exc.value)) < 300
+
+
+def test_a_checkpoint_whose_config_prints_as_gigabytes_is_refused_in_brief(tmp_path, tiny_networks):
+    save_checkpoint(tmp_path / "ok.ckpt", tiny_networks)
+    payload = torch.load(tmp_path / "ok.ckpt", weights_only=True)
+    value = ["lol"] * 4
+    for _ in range(11):
+        value = [value] * 4  # pickle keeps the shared references: a small file
+    payload["config"]["image_size"] = value
+    torch.save(payload, tmp_path / "bomb.ckpt")
+    with pytest.raises(
+        CheckpointError,
+        match="invalid model config inside .config key 'model.image_size' must be an integer",
+    ) as exc:
+        load_checkpoint(tmp_path / "bomb.ckpt")
+    assert len(str(exc.value)) < 400
+
+
 class _ShellGadget:
     """What a hostile .ckpt carries: unpickling it would run a shell command."""
 
