@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shlex
@@ -38,16 +39,58 @@ def _check_bounds(count: int, size: int, max_frames: int) -> None:
         )
 
 
-def _check_targets(output: Path, count: int, pairs: bool, fmt: str, overwrite: bool) -> None:
+# The names every synth run into a folder planned to write, so that --overwrite removes those
+# and nothing else (a user's own pairs.json or creature_0007.json was deleted before).
+RECORD = ".donkey-synth.json"
+
+
+def _planned(count: int, pairs: bool, fmt: str) -> list[str]:
+    stems = (
+        [f"pair_{i:04d}_{m}" for i in range(count) for m in "ab"]
+        if pairs
+        else [f"creature_{i:04d}" for i in range(count)]
+    )
+    return [f"{stem}{ext}" for stem in stems for ext in (fmt, ".json")] + (
+        ["pairs.json"] if pairs else []
+    )
+
+
+def _recorded(output: Path) -> set[str]:
+    path = output / RECORD
+    if not path.is_file():
+        return set()
+    try:
+        names = json.loads(path.read_text(encoding="utf-8"))["files"]
+        if not all(isinstance(n, str) for n in names):
+            raise TypeError
+    except (OSError, ValueError, KeyError, TypeError):
+        raise DonkeyError(
+            f"{path}: damaged (it lists what earlier synth runs wrote here); remove it, and the "
+            "files you no longer want, by hand"
+        ) from None
+    return set(names)
+
+
+def _record(output: Path, names: set[str]) -> None:
+    """Written before rendering, so an interrupted run's files are still known as synth's."""
+    output.mkdir(parents=True, exist_ok=True)
+    tmp = output / f"{RECORD}.tmp"
+    tmp.write_text(json.dumps({"files": sorted(names)}) + "\n", encoding="utf-8")
+    os.replace(tmp, output / RECORD)
+
+
+def _check_targets(output: Path, count: int, pairs: bool, fmt: str, overwrite: bool) -> set[str]:
     """Refuses, before rendering, to replace files an earlier run (or anything else) left in
-    OUTPUT: a second run with another seed would otherwise mix two data sets silently."""
+    OUTPUT: a second run with another seed would otherwise mix two data sets silently.
+    Returns the names earlier runs recorded that are still to be kept in the record."""
     if output.exists() and not output.is_dir():
         raise DonkeyError(f"{output}: exists and is not a folder")
     if not output.is_dir():
-        return
+        return set()
+    recorded = _recorded(output)
     if overwrite:
-        _remove_earlier_run(output)
-        return
+        _remove_earlier_run(output, recorded, set(_planned(count, pairs, fmt)))
+        return set()
     # One listing of the folder, not a stat per name synth would write (up to 4 million).
     stem = r"pair_(\d{4,})_[ab]" if pairs else r"creature_(\d{4,})"
     pattern = re.compile(rf"{stem}(?:{re.escape(fmt)}|\.json)")
@@ -66,19 +109,24 @@ def _check_targets(output: Path, count: int, pairs: bool, fmt: str, overwrite: b
             f"{output / sorted(clashes)[0]}: exists ({len(clashes)} of the {total} files synth "
             "would write do); pass --overwrite to replace them, or give another folder"
         )
+    return recorded
 
 
-# Every name a synth run writes, whatever its count, format or --pairs.
-_SYNTH_NAME = re.compile(r"(?:(?:creature_\d{4,}|pair_\d{4,}_[ab])\.(?:gif|png|json)|pairs\.json)")
-
-
-def _remove_earlier_run(output: Path) -> None:
-    """--overwrite: an earlier run's files go first, so a smaller or differently shaped new run
-    does not leave old videos beside the new ones (training would read both)."""
+def _remove_earlier_run(output: Path, recorded: set[str], planned: set[str]) -> None:
+    """--overwrite: what earlier runs recorded goes first, so a smaller or differently shaped new
+    run does not leave old videos beside the new ones (training would read both). A file this
+    run would write that no earlier run recorded is someone else's: refused, nothing removed."""
     with os.scandir(output) as entries:
-        stale = [Path(e.path) for e in entries if e.is_file() and _SYNTH_NAME.fullmatch(e.name)]
-    for path in stale:
-        path.unlink()
+        present = {e.name for e in entries if e.is_file() or e.is_symlink()}
+    foreign = sorted((planned & present) - recorded)
+    if foreign:
+        raise DonkeyError(
+            f"{output / foreign[0]}: not recorded as written by donkey synth ({len(foreign)} such file(s) "
+            f"where this run would write; {RECORD} lists what synth wrote); move them, or give "
+            "another folder"
+        )
+    for name in sorted(recorded & present):
+        (output / name).unlink()
 
 
 @handles_errors
@@ -105,8 +153,9 @@ def synth(
     overwrite: bool = typer.Option(
         False,
         "--overwrite",
-        help="Remove what an earlier synth wrote into OUTPUT (its videos, pose JSON and "
-        "pairs.json; nothing else) before writing.",
+        help="Remove what earlier synth runs wrote into OUTPUT (the files listed in "
+        f"OUTPUT/{RECORD}; nothing else) before writing. A file this run would write that "
+        "synth did not write is never replaced: the run is refused.",
     ),
 ) -> None:
     """Render animal-like creatures (body, head, ears, tail, wings, 2-4 legs) walking, galloping,
@@ -115,7 +164,8 @@ def synth(
         raise DonkeyError("need --count >= 1, --size >= 16 and 2 <= --min-frames <= --max-frames")
     _check_bounds(count, size, max_frames)
     check_seed(seed)
-    _check_targets(output, count, pairs, f".{fmt}", overwrite)
+    kept = _check_targets(output, count, pairs, f".{fmt}", overwrite)
+    _record(output, kept | set(_planned(count, pairs, f".{fmt}")))
     chosen = tuple(gaits.split(","))  # checked while parsing (check_gaits)
     from donkey.data.synthetic import synthesize
 

@@ -466,7 +466,7 @@ def test_synth_refuses_to_replace_an_earlier_runs_files_unless_overwrite(runner,
     base = ["synth", str(out), "-n", "2", "--size", "32", "--min-frames", "3", "--max-frames", "3"]
     assert runner.invoke(app, [*base, "--seed", "1"]).exit_code == 0
     before = {p.name: p.read_bytes() for p in out.iterdir()}
-    assert len(before) == 4
+    assert len(before) == 5 and ".donkey-synth.json" in before
     result = runner.invoke(app, [*base, "--seed", "2"])
     assert result.exit_code == 1, result.output
     assert "creature_0000.gif: exists (4 of the 4 files synth would write do)" in result.output
@@ -484,6 +484,7 @@ def test_synth_refuses_to_replace_an_earlier_runs_files_unless_overwrite(runner,
     result = runner.invoke(app, [*base, "-n", "1", "--overwrite"])
     assert result.exit_code == 0, result.output
     assert sorted(p.name for p in out.iterdir()) == [
+        ".donkey-synth.json",
         "creature_0000.gif",
         "creature_0000.json",
         "notes.txt",
@@ -496,6 +497,44 @@ def test_synth_refuses_to_replace_an_earlier_runs_files_unless_overwrite(runner,
     (tmp_path / "file").write_text("x")
     result = runner.invoke(app, ["synth", str(tmp_path / "file"), "-n", "1"])
     assert result.exit_code == 1 and "file: exists and is not a folder" in result.output
+
+
+def test_synth_overwrite_removes_only_what_synth_wrote(runner, tmp_path):
+    """--overwrite deleted every file with one of synth's names, a user's own included."""
+    out = tmp_path / "mine"
+    out.mkdir()
+    (out / "pairs.json").write_text('{"mine": 1}')
+    (out / "creature_0007.json").write_text("notes")
+    base = ["synth", str(out), "--size", "32", "--min-frames", "2", "--max-frames", "2"]
+    code, text = invoke(runner, *base, "-n", "1", "--pairs", "--overwrite")
+    assert code == 1 and len(error_lines(text)) == 1, text
+    assert "pairs.json: not recorded as written by donkey synth (1 such file(s)" in text
+    assert sorted(p.name for p in out.iterdir()) == ["creature_0007.json", "pairs.json"]
+    # Names this run does not write are left alone; synth's own earlier files are replaced.
+    code, text = invoke(runner, *base, "-n", "2", "--overwrite")
+    assert code == 0, text
+    first = (out / "creature_0000.gif").read_bytes()
+    code, text = invoke(runner, *base, "-n", "1", "--seed", "5", "--overwrite")
+    assert code == 0, text
+    assert (out / "creature_0000.gif").read_bytes() != first
+    assert (out / "pairs.json").read_text() == '{"mine": 1}'
+    assert (out / "creature_0007.json").read_text() == "notes"
+    assert not (out / "creature_0001.gif").exists()  # the earlier, larger run's
+    # A run without --overwrite adds its names to the record: a later --overwrite removes both.
+    code, text = invoke(runner, *base, "-n", "1", "--pairs", "--seed", "1")
+    assert code == 1 and "pairs.json: exists" in text  # the user's pairs.json clashes
+    (out / "pairs.json").unlink()
+    assert invoke(runner, *base, "-n", "1", "--pairs")[0] == 0
+    assert invoke(runner, *base, "-n", "1", "--overwrite")[0] == 0
+    assert sorted(p.name for p in out.iterdir()) == [
+        ".donkey-synth.json",
+        "creature_0000.gif",
+        "creature_0000.json",
+        "creature_0007.json",
+    ]
+    (out / ".donkey-synth.json").write_text("[")
+    code, text = invoke(runner, *base, "-n", "1", "--overwrite")
+    assert code == 1 and ".donkey-synth.json: damaged" in text and len(error_lines(text)) == 1
 
 
 def test_an_empty_model_is_refused_not_replaced_by_the_bundled_one(runner, tmp_path):
