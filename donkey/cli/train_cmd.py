@@ -154,7 +154,8 @@ def train(
         "auto",
         metavar=DEVICE_METAVAR,
         callback=check_device,
-        help="Under torchrun each process takes its LOCAL_RANK GPU.",
+        help="cuda:N picks one GPU; under torchrun give cuda (or auto): each process takes "
+        "its LOCAL_RANK GPU.",
     ),
     threads: int | None = typer.Option(
         None, help="CPU threads for PyTorch (default: PyTorch's choice)."
@@ -166,7 +167,8 @@ def train(
         False,
         "--overwrite",
         help="Start from step 0 in a run folder that holds a previous run (replacing its "
-        "last.ckpt and log.jsonl). Without it (or --resume) such a folder is refused.",
+        "last.ckpt, log.jsonl, TensorBoard events and sample grids). Without it (or --resume) "
+        "such a folder is refused.",
     ),
 ) -> None:
     """Train a model. Monkey mode learns from single videos (--data), dual mode from GIF pairs
@@ -212,7 +214,17 @@ def train(
         raise DonkeyError(f"{config}: train.mode is {mode}, give --pairs MANIFEST")
     if mode in ("monkey", "mixed") and not data:
         raise DonkeyError(f"{config}: train.mode is {mode}, give --data DIR")
-    check_run_dir(output, resume_path is not None, overwrite)
+    # --resume auto where the run stopped before its first checkpoint: nothing to continue, so
+    # it starts again (refusing sent the user back to the same command).
+    stopped_early = resume == "auto" and resume_path is None and (output / "log.jsonl").is_file()
+    check_run_dir(output, resume_path is not None or stopped_early, overwrite)
+    if stopped_early and not overwrite:
+        tagged(
+            "note:",
+            "yellow",
+            f"{output}: holds no last.ckpt (the run there stopped before its first checkpoint); "
+            "starting from step 0",
+        )
     videos = manifests = None
     if mode in ("dual", "mixed"):
         manifests = [load_manifest(p) for p in pairs]
@@ -252,7 +264,7 @@ def train(
                 threads=threads,
                 until=until,
                 time_limit=limit,
-                overwrite=overwrite,
+                overwrite=overwrite or stopped_early,
                 debug_dir=Path(debug) if debug else None,
                 on_step=on_step,
             ),

@@ -15,6 +15,7 @@ from collections.abc import Callable
 from contextlib import nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -27,7 +28,7 @@ from donkey.data.manifest import PairsManifest
 from donkey.data.mixing import JoinedDataset, MixedStepSampler, is_pair_step
 from donkey.model.checkpoint import load_checkpoint, save_checkpoint, save_weights
 from donkey.model.config import FREEZABLE, Config, TrainConfig, config_to_dict
-from donkey.model.errors import CheckpointError, DonkeyError
+from donkey.model.errors import CheckpointError, DonkeyError, brief
 from donkey.model.fake_quant import enable_fake_quant
 from donkey.model.networks import Networks
 from donkey.runtime.distributed import Ranks
@@ -96,12 +97,25 @@ def _time_is_up(limit: float | None, t_start: float, dist: Ranks, device: torch.
 def pick_device(name: str, dist_local_rank: int) -> torch.device:
     if name == "auto":
         name = "cuda" if torch.cuda.is_available() else "cpu"
-    if name == "cuda":
+    if name == "cuda" or name.startswith("cuda:"):
         if not torch.cuda.is_available():
-            raise DonkeyError("--device cuda asked for, but PyTorch sees no CUDA GPU")
-        return torch.device("cuda", dist_local_rank)
+            raise DonkeyError(f"--device {name} asked for, but PyTorch sees no CUDA GPU")
+        index = name.partition(":")[2]
+        if index and not (index.isdigit() and int(index) < torch.cuda.device_count()):
+            raise DonkeyError(
+                f"--device {name}: PyTorch sees {torch.cuda.device_count()} GPU(s), cuda:0 to "
+                f"cuda:{torch.cuda.device_count() - 1}"
+            )
+        # Under torchrun each process takes the GPU of its local rank; cuda:N picks one for a
+        # single process.
+        if index and int(os.environ.get("WORLD_SIZE", "1")) > 1:
+            raise DonkeyError(
+                f"--device {name}: under torchrun give --device cuda; each process takes the GPU "
+                "of its LOCAL_RANK"
+            )
+        return torch.device("cuda", int(index) if index else dist_local_rank)
     if name != "cpu":
-        raise DonkeyError(f"--device must be cpu, cuda or auto, got {name!r}")
+        raise DonkeyError(f"--device must be cpu, cuda, cuda:N or auto, got {brief(name)}")
     return torch.device("cpu")
 
 
@@ -122,6 +136,54 @@ def set_rng_state(state: dict) -> None:
     random.setstate((3, tuple(state["python"]), None))
     if "cuda" in state and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def _damaged(path: Path | None, what: str) -> CheckpointError:
+    return CheckpointError(
+        f"{path}: training state is damaged ({what}); resume from another "
+        "checkpoint, or start a new run"
+    )
+
+
+def saved_training_step(path: Path | None, training: Any) -> int:
+    step = training.get("step") if isinstance(training, dict) else None
+    if isinstance(step, bool) or not isinstance(step, int) or step < 0:
+        raise _damaged(path, f"step {brief(step)}")
+    return step
+
+
+def restore_training_state(
+    path: Path | None, training: dict, optimizers: dict[str, torch.optim.Optimizer]
+) -> None:
+    """Optimiser moments and RNG streams from a resumed checkpoint, checked as they load: a
+    wrong-shaped moment would otherwise fail inside Adam, mid-run, as a traceback."""
+    saved = training.get("optimizers")
+    for name, opt in optimizers.items():
+        try:
+            opt.load_state_dict(saved[name])  # type: ignore[index]
+        except KeyError as exc:
+            raise _damaged(path, f"optimiser {name}: {brief(exc.args[0])} missing") from None
+        except (TypeError, ValueError, RuntimeError, IndexError, AttributeError) as exc:
+            raise _damaged(
+                path, f"optimiser {name}: {brief(str(exc) or type(exc).__name__)}"
+            ) from None
+        for group in opt.param_groups:
+            for param in group["params"]:
+                for key, value in opt.state.get(param, {}).items():
+                    if key == "step":
+                        continue
+                    if not isinstance(value, torch.Tensor) or value.shape != param.shape:
+                        shape = (
+                            tuple(value.shape) if isinstance(value, torch.Tensor) else brief(value)
+                        )
+                        raise _damaged(
+                            path,
+                            f"optimiser {name}: {key} is {shape} for a {tuple(param.shape)} weight",
+                        )
+    try:
+        set_rng_state(training["rng"])
+    except (KeyError, TypeError, ValueError, RuntimeError, IndexError, AttributeError):
+        raise _damaged(path, "random number generator state") from None
 
 
 def load_init_weights(networks: Networks, path: Path) -> list[str]:
@@ -325,7 +387,7 @@ def train(
         check_same_schedule(options.resume, ckpt.train_config, t_cfg)
         networks.load_state_dict(ckpt.state)
         resume_state = ckpt.training
-        step = int(resume_state["step"])
+        step = saved_training_step(options.resume, resume_state)
     elif options.init is not None:
         load_init_weights(networks, options.init)
     elif t_cfg.freeze:
@@ -357,9 +419,7 @@ def train(
     # Only rank 0 writes the average, so only it keeps one.
     average = WeightAverage(networks, t_cfg.ema) if t_cfg.ema > 0 and dist.main else None
     if resume_state is not None:
-        for name, opt in optimizers.items():
-            opt.load_state_dict(resume_state["optimizers"][name])
-        set_rng_state(resume_state["rng"])
+        restore_training_state(options.resume, resume_state, optimizers)
         if average is not None and saved_average is not None:
             average.load_state_dict(saved_average, options.resume)
             if saved_average.get("decay") != t_cfg.ema:
@@ -405,7 +465,11 @@ def train(
     if dist.main:
         run_dir.mkdir(parents=True, exist_ok=True)
         (run_dir / "config.json").write_text(json.dumps(config_to_dict(cfg), indent=1))
-        writer = _tensorboard(run_dir)
+        if resume_state is None:
+            clear_previous_run(run_dir)
+        else:
+            keep_log_until(run_dir / "log.jsonl", step)
+        writer = _tensorboard(run_dir, step + 1 if resume_state is not None else None)
     # A fresh start (allowed by --overwrite) begins a new log; a resumed run continues its own.
     log_mode = "a" if resume_state is not None else "w"
     log_file = (run_dir / "log.jsonl").open(log_mode) if dist.main else None
@@ -510,12 +574,41 @@ def _in_main_thread() -> bool:
     return threading.current_thread() is threading.main_thread()
 
 
-def _tensorboard(run_dir: Path):
+def clear_previous_run(run_dir: Path) -> None:
+    """A fresh start in a folder that held a run (--overwrite, or --resume auto where the run
+    stopped before its first checkpoint): the old run's curves and sample grids would otherwise
+    mix with the new ones. Only the names the trainer writes are removed."""
+    for pattern in ("tensorboard/events.out.tfevents.*", "samples/step_*.png"):
+        for path in run_dir.glob(pattern):
+            path.unlink(missing_ok=True)
+
+
+def keep_log_until(log: Path, step: int) -> None:
+    """A resumed run repeats the steps after its checkpoint: their lines from the interrupted
+    run are dropped, so the log holds each step once."""
+    if not log.is_file():
+        return
+    kept = []
+    with log.open(encoding="utf-8", errors="replace") as lines:
+        for line in lines:
+            try:
+                logged = json.loads(line).get("step")
+            except (ValueError, AttributeError):
+                continue
+            if isinstance(logged, int) and logged <= step:
+                kept.append(line if line.endswith("\n") else line + "\n")
+    tmp = log.with_name(log.name + ".tmp")
+    tmp.write_text("".join(kept), encoding="utf-8")
+    os.replace(tmp, log)
+
+
+def _tensorboard(run_dir: Path, purge_step: int | None):
     try:
         from torch.utils.tensorboard import SummaryWriter
     except ImportError:
         return _NullWriter()
-    return SummaryWriter(log_dir=str(run_dir / "tensorboard"))
+    # purge_step hides the interrupted run's events from the resumed step on, as the log does.
+    return SummaryWriter(log_dir=str(run_dir / "tensorboard"), purge_step=purge_step)
 
 
 class _NullWriter:

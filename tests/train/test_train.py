@@ -524,3 +524,117 @@ def test_ema_across_resumes_starts_changes_refuses_and_is_cleared(tmp_path, synt
     assert last.read_bytes() == before
     go(2, 0.0, overwrite=True)  # a fresh start leaves no average of the old run behind
     assert not (run / "ema.safetensors").exists()
+
+
+def _train_args(run, synth_videos, *more):
+    return [
+        "train",
+        str(CONFIGS / "tiny.yaml"),
+        "--data",
+        str(synth_videos),
+        "-o",
+        str(run),
+        "--device",
+        "cpu",
+        "--val-fraction",
+        "0",
+        *more,
+    ]
+
+
+def _damage(training):
+    state = training["optimizers"]["generator"]["state"]
+    state[next(iter(state))]["exp_avg"] = torch.zeros(1)
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        (lambda t: t.pop("step"), "(step None)"),
+        (lambda t: t.__setitem__("step", "abc"), "(step 'abc')"),
+        (lambda t: t.__setitem__("step", -5), "(step -5)"),
+        (
+            lambda t: t.__setitem__("optimizers", {}),
+            "(optimiser kp_detector: 'kp_detector' missing)",
+        ),
+        (
+            lambda t: t["rng"].__setitem__("torch", torch.zeros(3)),
+            "(random number generator state)",
+        ),
+        (_damage, "(optimiser generator: exp_avg is (1,) for a "),
+    ],
+)
+def test_a_damaged_training_state_is_one_line_before_anything_is_written(
+    runner, tmp_path, synth_videos, change, message
+):
+    """Each of these was a traceback (KeyError, ValueError, TypeError, or Adam failing mid-run)."""
+    from tests.conftest import error_lines, invoke
+
+    base = tmp_path / "base"
+    code, text = invoke(runner, *_train_args(base, synth_videos, "--steps", "2"))
+    assert code == 0, text
+    payload = torch.load(base / "last.ckpt", weights_only=True)
+    change(payload["training"])
+    torch.save(payload, tmp_path / "damaged.ckpt")
+    run = tmp_path / "run"
+    code, text = invoke(
+        runner,
+        *_train_args(run, synth_videos, "--steps", "3", "--resume", tmp_path / "damaged.ckpt"),
+    )
+    assert code == 1 and len(error_lines(text)) == 1, text
+    assert "damaged.ckpt: training state is damaged " + message in text
+    assert not run.exists()
+
+
+def test_resume_auto_where_the_run_stopped_before_its_first_checkpoint(
+    runner, tmp_path, synth_videos
+):
+    """It was refused with advice to run the same command again."""
+    from tests.conftest import invoke
+
+    run = tmp_path / "run"
+    (run / "tensorboard").mkdir(parents=True)
+    (run / "log.jsonl").write_text('{"step": 1, "g_total": 9.0}\n')
+    (run / "tensorboard" / "events.out.tfevents.1.old.0").write_bytes(b"old curves")
+    code, text = invoke(runner, *_train_args(run, synth_videos, "--steps", "2", "--resume", "auto"))
+    assert code == 0, text
+    assert "holds no last.ckpt (the run there stopped before its first checkpoint); starting " in (
+        " ".join(text.split())
+    )
+    assert load_checkpoint(run / "last.ckpt").training["step"] == 2
+    assert not (run / "tensorboard" / "events.out.tfevents.1.old.0").exists()
+    logged = [json.loads(line) for line in (run / "log.jsonl").open()]
+    assert [entry["step"] for entry in logged] == [1, 2]  # the old line is gone
+    assert all(entry["g_total"] != 9.0 for entry in logged)
+
+
+def test_a_resumed_run_logs_each_step_once(runner, tmp_path, synth_videos):
+    """The steps between the checkpoint and a crash were logged twice after the resume."""
+    from tests.conftest import invoke
+
+    run = tmp_path / "run"
+    args = _train_args(run, synth_videos, "--set", "train.log_every=1")
+    assert invoke(runner, *args, "--steps", "2")[0] == 0
+    at_two = (run / "last.ckpt").read_bytes()
+    assert invoke(runner, *args, "--steps", "4", "--resume", "auto")[0] == 0
+    (run / "last.ckpt").write_bytes(at_two)  # as if killed after step 4, saved at step 2
+    code, text = invoke(runner, *args, "--steps", "4", "--resume", "auto")
+    assert code == 0, text
+    assert [json.loads(line)["step"] for line in (run / "log.jsonl").open()] == [1, 2, 3, 4]
+    events = sorted((run / "tensorboard").glob("events.out.tfevents.*"))
+    assert len(events) == 3
+    code, text = invoke(runner, *args, "--steps", "1", "--overwrite")
+    assert code == 0, text
+    assert not any(path.exists() for path in events)
+    assert len(list((run / "tensorboard").glob("events.out.tfevents.*"))) == 1
+
+
+def test_device_cuda_n_is_understood(runner, tmp_path, synth_videos):
+    from donkey.train.trainer import pick_device
+    from tests.conftest import invoke
+
+    if torch.cuda.is_available():
+        assert pick_device("cuda:0", 0) == torch.device("cuda", 0)
+        return
+    code, text = invoke(runner, *_train_args(tmp_path / "r", synth_videos, "--device", "cuda:0"))
+    assert code == 1 and "--device cuda:0 asked for, but PyTorch sees no CUDA GPU" in text
