@@ -72,6 +72,19 @@ def _load_training_videos(dirs: list[Path], size: int, val_fraction: float):
     return videos
 
 
+def _check_run_folder_name(output: Path) -> None:
+    # Path("") is "."; the run's files would land among the user's own.
+    if not str(output).strip() or output == Path("."):
+        raise DonkeyError("-o is empty or '.': name a run folder of its own, e.g. -o runs/mine")
+    try:
+        str(output).encode("utf-8")
+    except UnicodeEncodeError:
+        raise DonkeyError(
+            f"-o {ascii(str(output))}: the name is not valid UTF-8, which TensorBoard's files "
+            "cannot live under; choose another name"
+        ) from None
+
+
 def _check_numbers(
     threads: int | None,
     batch_size: int | None,
@@ -177,6 +190,7 @@ def train(
     Multi-GPU / multi-node: run the same command under `torchrun --nproc_per_node N`.
     """
     _check_numbers(threads, batch_size, workers, steps, until, val_fraction)
+    _check_run_folder_name(output)
     limit = parse_duration(time_limit, "--time-limit") if time_limit is not None else None
     if resume is not None and overwrite:
         raise DonkeyError("--resume and --overwrite contradict each other; give one")

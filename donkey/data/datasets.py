@@ -43,7 +43,8 @@ def list_videos(folder: str | Path) -> list[Path]:
 
 def split_fraction(name: str) -> float:
     """A stable number in [0, 1) from a file name: the same split on every machine."""
-    digest = hashlib.sha1(name.encode("utf-8")).digest()
+    # surrogateescape: a name that is not UTF-8 hashes its raw bytes (valid names are unchanged).
+    digest = hashlib.sha1(name.encode("utf-8", "surrogateescape")).digest()
     return int.from_bytes(digest[:8], "big") / 2.0**64
 
 

@@ -11,7 +11,7 @@ import numpy as np
 import torch
 
 from donkey.data.frames import frames_to_tensor
-from donkey.model.checkpoint import load_state_dict_file
+from donkey.model.checkpoint import load_matching, load_state_dict_file
 from donkey.model.config import ModelConfig
 from donkey.model.errors import DonkeyError
 from donkey.model.spec import skip_names
@@ -74,7 +74,7 @@ def vgg11_features(weights: str | Path, images: np.ndarray, batch_size: int = 32
     state = {
         k.removeprefix("features."): v for k, v in state.items() if not k.startswith("classifier.")
     }
-    missing, _ = features.load_state_dict(state, strict=False)
+    missing = load_matching(features, state, path, "VGG-11 weights")
     if missing:
         raise DonkeyError(f"{path}: not VGG-11 weights (missing {', '.join(missing[:3])})")
     features.eval()

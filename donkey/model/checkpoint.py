@@ -164,6 +164,20 @@ def load_state_dict_file(path: Path, what: str) -> dict[str, torch.Tensor]:
     return state
 
 
+def load_matching(module: torch.nn.Module, state: dict, path: Path, what: str) -> list[str]:
+    """load_state_dict(strict=False) with the shapes compared first: a mismatch is one line
+    naming the file, not torch's multi-line RuntimeError. Returns the missing keys."""
+    own = module.state_dict()
+    for key, value in state.items():
+        if key in own and value.shape != own[key].shape:
+            raise CheckpointError(
+                f"{path}: not {what} ({key} is {tuple(value.shape)}, expected "
+                f"{tuple(own[key].shape)})"
+            )
+    missing, _ = module.load_state_dict(state, strict=False)
+    return missing
+
+
 def load_weights_only(path: Path, corrupt: str) -> Any:
     """torch.load restricted to tensors and plain containers: a file that would need to run code
     (a pickled os.system, say) is refused, never executed. One-line CheckpointError otherwise,

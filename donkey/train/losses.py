@@ -8,7 +8,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from donkey.model.checkpoint import load_state_dict_file
+from donkey.model.checkpoint import load_matching, load_state_dict_file
 from donkey.model.errors import DonkeyError
 
 # relu1_1, relu2_1, relu3_1, relu4_1, relu5_1 in torchvision's vgg19().features
@@ -64,7 +64,7 @@ class VGG19Perceptual(nn.Module):
 
         features = vgg19(weights=None).features
         state = load_vgg_state(weights_path)
-        missing, _ = features.load_state_dict(state, strict=False)
+        missing = load_matching(features, state, Path(weights_path), "VGG-19 weights")
         if missing:
             raise DonkeyError(
                 f"{weights_path}: not VGG-19 weights (missing {', '.join(missing[:3])})"

@@ -562,3 +562,53 @@ def test_an_empty_model_is_refused_not_replaced_by_the_bundled_one(runner, tmp_p
 def test_bench_batch_sizes_are_refused_not_guessed(runner, value, message):
     code, text = invoke(runner, "bench", "--batch-sizes", value, "--device", "cpu")
     assert code == 1 and message in text and len(error_lines(text)) == 1, text
+
+
+def test_file_names_that_are_not_utf8_train_and_evaluate(runner, tmp_path, tiny_ckpt):
+    """A name with a stray byte (0xff) was a UnicodeEncodeError traceback in train and eval."""
+    from donkey.data.datasets import split_fraction
+
+    folder = tmp_path / "videos"
+    folder.mkdir()
+    for i in range(3):
+        good_gif(folder / f"c{i}.gif", frames=3, seed=i)
+    odd = os.fsdecode(b"bad\xffname.gif")
+    good_gif(folder / odd, frames=3, seed=9)
+    assert split_fraction("c0.gif") == split_fraction(os.fsdecode(b"c0.gif"))  # unchanged
+    assert 0 <= split_fraction(odd) < 1
+    code, text = invoke(runner, "eval", "--model", tiny_ckpt, "--data", folder, "--split", "all")
+    assert code == 0 and "Traceback" not in text, text
+    code, text = invoke(
+        runner, "train", "tiny", "--data", folder, "-b", "2", "--steps", "1",
+        "-o", tmp_path / "run", "--val-fraction", "0",
+    )  # fmt: skip
+    assert code == 0 and (tmp_path / "run" / "last.ckpt").is_file(), text
+
+
+def test_train_refuses_run_folders_it_cannot_own(runner, tmp_path):
+    folder = tmp_path / "videos"
+    folder.mkdir()
+    good_gif(folder / "c.gif", frames=3)
+    base = ["train", "tiny", "--data", folder, "--steps", "1"]
+    for where, message in (
+        ("", "-o is empty or '.': name a run folder of its own"),
+        (os.fsdecode(b"run\xff"), "the name is not valid UTF-8"),
+    ):
+        code, text = invoke(runner, *base, "-o", where)
+        assert code == 1 and message in text and len(error_lines(text)) == 1, text
+    assert not (Path.cwd() / "last.ckpt").exists()
+
+
+def test_vgg_weights_of_the_wrong_shapes_are_one_line(runner, tmp_path):
+    import torch
+
+    folder = tmp_path / "videos"
+    folder.mkdir()
+    good_gif(folder / "c.gif", frames=3)
+    torch.save({"features.0.weight": torch.zeros(3)}, tmp_path / "v.pth")
+    code, text = invoke(
+        runner, "train", "tiny", "--data", folder, "--steps", "1", "-o", tmp_path / "run",
+        "--set", "train.loss.perceptual=1", "--vgg19-weights", tmp_path / "v.pth",
+    )  # fmt: skip
+    assert code == 1 and len(error_lines(text)) == 1, text
+    assert "v.pth: not VGG-19 weights (0.weight is (3,), expected (64, 3, 3, 3))" in text
