@@ -6,6 +6,7 @@ PyTorch) on first use. docs/python-api.md shows it in use; its examples run as t
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import numpy as np
@@ -52,6 +53,11 @@ def load_model(
     bf16/int8 on a CPU that would emulate them is refused unless `allow_slow_precision`."""
     from donkey.runtime.backend import LoadOptions
 
+    if model is not None and not isinstance(model, (str, os.PathLike)):
+        raise DonkeyError(f"model: expected a path or None, got {type(model).__name__}")
+    for name, value in (("engine", engine), ("device", device), ("precision", precision)):
+        if not isinstance(value, str) and not (name == "engine" and value is None):
+            raise DonkeyError(f"{name}: expected a string, got {type(value).__name__}")
     options = LoadOptions(allow_slow_precision=allow_slow_precision)
     return _load_model(model, engine, device, precision, options, quiet=True)
 
@@ -78,23 +84,40 @@ def animate(
     source: np.ndarray,
     driving: np.ndarray,
     *,
-    mode: str = "relative",
-    adapt_scale: bool = False,
+    mode: str | None = None,
+    adapt_scale: bool | None = None,
     fit: str = "pad",
     background: str | tuple[int, int, int] = WHITE,
-    batch_size: int = 8,
+    batch_size: int | None = None,
 ) -> np.ndarray:
     """Moves `source` (H, W, 3) uint8 the way `driving` (T, H', W', 3) uint8 moves; returns
     (T, S, S, 3) uint8 at the model's size S. Inputs of any size are fitted to a square
     (`fit`: pad with `background`, crop or stretch) and resized, as `donkey animate` does.
 
-    Given an Animator, its mode, adapt_scale and batch size are used (and `mode`,
-    `adapt_scale`, `batch_size` here are ignored)."""
-    animator = (
-        model
-        if isinstance(model, Animator)
-        else Animator(model, batch_size=batch_size, mode=mode, adapt_scale=adapt_scale)
-    )
+    `mode` "relative" (default) or "absolute", `adapt_scale` False, `batch_size` 8 unless given.
+    Given an Animator, its own settings are used: passing `mode`, `adapt_scale` or
+    `batch_size` too is an error rather than silently ignored."""
+    settings = {"mode": mode, "adapt_scale": adapt_scale, "batch_size": batch_size}
+    if isinstance(model, Animator):
+        given = [name for name, value in settings.items() if value is not None]
+        if given:
+            raise DonkeyError(
+                f"{', '.join(given)}: given an Animator, set {'them' if len(given) > 1 else 'it'} "
+                "on the Animator (donkey.Animator(model, ...)) instead"
+            )
+        animator = model
+    elif isinstance(model, LoadedModel):
+        animator = Animator(
+            model,
+            batch_size=8 if batch_size is None else batch_size,
+            mode="relative" if mode is None else mode,
+            adapt_scale=False if adapt_scale is None else adapt_scale,
+        )
+    else:
+        raise DonkeyError(
+            f"model: expected donkey.load_model(...) or a donkey.Animator, got "
+            f"{type(model).__name__} (load a file with donkey.load_model(path))"
+        )
     if fit not in FIT_MODES:
         raise DonkeyError(f"fit must be one of {', '.join(FIT_MODES)}, got {fit!r}")
     colour = _colour(background)

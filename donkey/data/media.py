@@ -35,7 +35,7 @@ from donkey.data.frames import (
     shrink_for_padding,
     to_rgb8,
 )
-from donkey.model.errors import DonkeyError
+from donkey.model.errors import DonkeyError, brief
 
 VIDEO_SUFFIXES = {".mp4", ".mov", ".avi", ".mkv", ".webm", ".m4v"}
 IMAGE_SUFFIXES = {".gif", ".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff"}
@@ -558,6 +558,7 @@ def read_video(
     budget: Budget | None = None,
 ) -> Clip:
     """A driving video at the model size: (T, size, size, 3) uint8, fitted frame by frame."""
+    _check_path(path)
     _check_size(size)
     background = _check_fit(fit, background)
     path = Path(path)
@@ -578,6 +579,11 @@ def read_video(
     return Clip(np.stack(rest), source.fps, path)
 
 
+def _check_path(path: object) -> None:
+    if not isinstance(path, (str, os.PathLike)) or not str(path).strip():
+        raise DonkeyError(f"path: expected a file name, got {brief(path)}")
+
+
 def read_image(
     path: str | Path,
     size: int,
@@ -586,6 +592,7 @@ def read_image(
     budget: Budget | None = None,
 ) -> np.ndarray:
     """A source image at the model size: (size, size, 3) uint8 (first frame of an animation)."""
+    _check_path(path)
     _check_size(size)
     background = _check_fit(fit, background)
     path = Path(path)

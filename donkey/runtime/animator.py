@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from donkey.model.errors import DonkeyError
+from donkey.model.errors import DonkeyError, brief
 from donkey.model.spec import KP_DRIVING, KP_SOURCE, skip_names
 from donkey.runtime.loader import LoadedModel
 from donkey.runtime.motion import MOTION_MODES, relative_keypoints
@@ -46,17 +46,24 @@ class Animator:
         self,
         model: LoadedModel,
         batch_size: int = 8,
-        mode: str = "absolute",
+        mode: str = "relative",
         adapt_scale: bool = False,
     ) -> None:
-        if mode not in MOTION_MODES:
-            raise DonkeyError(f"--mode must be one of {', '.join(MOTION_MODES)}, got {mode!r}")
+        # "relative" by default, as donkey animate, donkey.animate and the web page.
+        if not isinstance(model, LoadedModel):
+            raise DonkeyError(
+                f"model: expected what donkey.load_model returns, got {type(model).__name__}"
+            )
+        if not isinstance(mode, str) or mode not in MOTION_MODES:
+            raise DonkeyError(f"mode must be one of {', '.join(MOTION_MODES)}, got {brief(mode)}")
+        if not isinstance(adapt_scale, bool):
+            raise DonkeyError(f"adapt_scale must be True or False, got {brief(adapt_scale)}")
         if (
             isinstance(batch_size, bool)
             or not isinstance(batch_size, numbers.Integral)
             or batch_size < 1
         ):
-            raise DonkeyError(f"batch size must be an integer >= 1, got {batch_size!r}")
+            raise DonkeyError(f"batch size must be an integer >= 1, got {brief(batch_size)}")
         self.model = model
         self.graphs = model.graphs
         self.batch_size = batch_size

@@ -31,7 +31,8 @@ DRIVING = np.zeros((2, 30, 40, 3), np.uint8)
         ({"background": 5}, "got 5"),
         ({"batch_size": 2.5}, "batch size must be an integer >= 1, got 2.5"),
         ({"batch_size": 0}, "got 0"),
-        ({"mode": "sideways"}, "--mode must be one of"),
+        ({"mode": "sideways"}, "mode must be one of absolute, relative, got 'sideways'"),
+        ({"adapt_scale": "no"}, "adapt_scale must be True or False, got 'no'"),
     ],
 )
 def test_animate_refuses_bad_options(model, options, words):
@@ -87,3 +88,50 @@ def test_read_functions_check_fit_and_background_like_animate(tmp_path):
         for read in (donkey.read_image, donkey.read_video):
             with pytest.raises(DonkeyError, match=re.escape(words)):
                 read(path, 8, **options)
+
+
+def test_an_animator_defaults_like_animate_and_refuses_ignored_settings(model):
+    """Animator(model) moved absolutely while everything else moves relatively, and settings
+    passed beside an Animator were silently dropped."""
+    source = np.random.default_rng(0).integers(0, 255, (32, 32, 3), np.uint8)
+    driving = np.random.default_rng(1).integers(0, 255, (3, 32, 32, 3), np.uint8)
+    with_animator = donkey.animate(donkey.Animator(model), source, driving)
+    assert np.array_equal(with_animator, donkey.animate(model, source, driving))
+    absolute = donkey.animate(model, source, driving, mode="absolute")
+    assert not np.array_equal(absolute, with_animator)
+    assert np.array_equal(
+        absolute, donkey.animate(donkey.Animator(model, mode="absolute"), source, driving)
+    )
+    for options, words in (
+        ({"mode": "absolute"}, "mode: given an Animator, set it on the Animator"),
+        (
+            {"batch_size": 2, "adapt_scale": True},
+            "adapt_scale, batch_size: given an Animator, set them",
+        ),
+    ):
+        with pytest.raises(DonkeyError, match=re.escape(words)):
+            donkey.animate(donkey.Animator(model), source, driving, **options)
+
+
+@pytest.mark.parametrize(
+    ("call", "words"),
+    [
+        (
+            lambda m: donkey.animate("m.ckpt", SOURCE, DRIVING),
+            "model: expected donkey.load_model(...) or a donkey.Animator, got str",
+        ),
+        (lambda m: donkey.animate(None, SOURCE, DRIVING), "got NoneType"),
+        (
+            lambda m: donkey.Animator("m.ckpt"),
+            "model: expected what donkey.load_model returns, got str",
+        ),
+        (lambda m: donkey.load_model(5), "model: expected a path or None, got int"),
+        (lambda m: donkey.load_model(b"m.ckpt"), "got bytes"),
+        (lambda m: donkey.load_model(device=None), "device: expected a string, got NoneType"),
+        (lambda m: donkey.read_image(None, 32), "path: expected a file name, got None"),
+        (lambda m: donkey.read_video(3, 32), "path: expected a file name, got 3"),
+    ],
+)
+def test_wrong_argument_types_are_donkey_errors(model, call, words):
+    with pytest.raises(DonkeyError, match=re.escape(words)):
+        call(model)
