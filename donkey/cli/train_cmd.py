@@ -294,6 +294,12 @@ def train(
             out.print(f"note: {note}")
         if result.stopped == "time limit":
             out.print(f"stopped at --time-limit {time_limit} ({clock(limit)})")
+        elif result.stopped == "SIGTERM":
+            # Exit status 0 like --time-limit: the run saved and can go on; this line says so.
+            out.print(
+                f"stopped by SIGTERM at step {result.step} of {cfg.train.steps} (saved); "
+                "continue with --resume auto"
+            )
         weights = output / "last.ckpt"
         if cfg.train.ema > 0 and (output / EMA_FILE).exists():
             weights = output / EMA_FILE

@@ -348,13 +348,14 @@ def test_sigterm_to_the_process_group_saves_and_exits_cleanly(tmp_path, synth_vi
             assert proc.poll() is None and time.monotonic() < deadline, proc.stderr.read()
             time.sleep(0.2)
         os.killpg(proc.pid, signal.SIGTERM)
-        _, stderr = proc.communicate(timeout=60)
+        stdout, stderr = proc.communicate(timeout=60)
     finally:
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGKILL)
     assert proc.returncode == 0, stderr[-2000:]
     assert "Traceback" not in stderr
     last_logged = json.loads(log.read_text().splitlines()[-1])["step"]
+    assert f"stopped by SIGTERM at step {last_logged} of 100000 (saved)" in stdout
     assert load_checkpoint(run / "last.ckpt").training["step"] == last_logged >= 3
 
 
