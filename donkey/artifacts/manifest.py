@@ -168,8 +168,11 @@ class Manifest:
         """folder/manifest.json, parsed and validated (the files it names are not opened)."""
         path = Path(folder) / MANIFEST_NAME
         if not path.is_file():
+            # A training run folder is the likeliest mistake: point at its checkpoints.
+            found = [n for n in ("ema.safetensors", "last.ckpt") if (Path(folder) / n).is_file()]
+            hint = f"; a training run: give --model {Path(folder) / found[0]}" if found else ""
             raise ManifestError(
-                f"{folder}: folder has no {MANIFEST_NAME} (not a `donkey export` folder)"
+                f"{folder}: folder has no {MANIFEST_NAME} (not a `donkey export` folder{hint})"
             )
         try:
             with open(path, "rb") as handle:

@@ -219,10 +219,18 @@ def train(
         resume_path = candidate if candidate.exists() else None
     elif resume:
         resume_path = Path(resume)
+    if resume_path is not None and resume_path.is_dir():
+        raise DonkeyError(
+            f"--resume {resume_path}: is a folder; give its checkpoint "
+            f"({resume_path / 'last.ckpt'}), or --resume auto with -o {resume_path}"
+        )
     if resume_path is not None and not resume_path.is_file():
         raise DonkeyError(f"--resume {resume_path}: no such checkpoint file")
     if resume_path is not None and init is not None:
-        init = None  # resuming restores weights; --init only matters for a fresh start
+        # Resuming restores weights; --init only matters for a fresh start (so one command,
+        # --init X --resume auto, both starts and continues a run).
+        tagged("note:", "yellow", f"resuming {resume_path}: --init {init} is not used")
+        init = None
     mode = cfg.train.mode
     if mode in ("dual", "mixed") and not pairs:
         raise DonkeyError(f"{config}: train.mode is {mode}, give --pairs MANIFEST")

@@ -388,6 +388,12 @@ def train(
         networks.load_state_dict(ckpt.state)
         resume_state = ckpt.training
         step = saved_training_step(options.resume, resume_state)
+        if step > t_cfg.steps:
+            # Training on would do nothing and rewrite the checkpoint's train.steps below its step.
+            raise DonkeyError(
+                f"{options.resume}: the run is at step {step}, past train.steps {t_cfg.steps}; "
+                "give --steps above it to continue"
+            )
     elif options.init is not None:
         load_init_weights(networks, options.init)
     elif t_cfg.freeze:

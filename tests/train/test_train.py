@@ -639,3 +639,24 @@ def test_device_cuda_n_is_understood(runner, tmp_path, synth_videos):
         return
     code, text = invoke(runner, *_train_args(tmp_path / "r", synth_videos, "--device", "cuda:0"))
     assert code == 1 and "--device cuda:0 asked for, but PyTorch sees no CUDA GPU" in text
+
+
+def test_resume_mistakes_are_explained(runner, tmp_path, synth_videos):
+    from tests.conftest import error_lines, invoke
+
+    run = tmp_path / "run"
+    assert invoke(runner, *_train_args(run, synth_videos, "--steps", "4"))[0] == 0
+    before = (run / "last.ckpt").read_bytes()
+    code, text = invoke(runner, *_train_args(run, synth_videos, "--steps", "3", "--resume", "auto"))
+    assert code == 1 and len(error_lines(text)) == 1, text
+    assert "last.ckpt: the run is at step 4, past train.steps 3; give --steps above it" in text
+    assert (run / "last.ckpt").read_bytes() == before  # it was saved with train.steps 3 before
+    code, text = invoke(runner, *_train_args(run, synth_videos, "--steps", "5", "--resume", run))
+    assert code == 1 and f"--resume {run}: is a folder; give its checkpoint" in text
+    code, text = invoke(
+        runner,
+        *_train_args(run, synth_videos, "--steps", "5", "--resume", "auto", "--init", "x.ckpt"),
+    )
+    assert code == 0 and "--init x.ckpt is not used" in " ".join(text.split()), text
+    code, text = invoke(runner, "info", "--model", run)
+    assert code == 1 and f"a training run: give --model {run / 'last.ckpt'}" in text, text
