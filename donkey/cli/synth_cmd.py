@@ -6,6 +6,7 @@ import json
 import os
 import re
 import shlex
+import tempfile
 from pathlib import Path
 
 import typer
@@ -44,6 +45,10 @@ def _check_bounds(count: int, size: int, max_frames: int) -> None:
 RECORD = ".donkey-synth.json"
 
 
+# Every name a synth run writes, whatever its count, format or --pairs.
+_SYNTH_NAME = re.compile(r"(?:(?:creature_\d{4,}|pair_\d{4,}_[ab])\.(?:gif|png|json)|pairs\.json)")
+
+
 def _planned(count: int, pairs: bool, fmt: str) -> list[str]:
     stems = (
         [f"pair_{i:04d}_{m}" for i in range(count) for m in "ab"]
@@ -61,9 +66,9 @@ def _recorded(output: Path) -> set[str]:
         return set()
     try:
         names = json.loads(path.read_text(encoding="utf-8"))["files"]
-        if not all(isinstance(n, str) for n in names):
+        if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
             raise TypeError
-    except (OSError, ValueError, KeyError, TypeError):
+    except (OSError, ValueError, KeyError, TypeError, RecursionError):
         raise DonkeyError(
             f"{path}: damaged (it lists what earlier synth runs wrote here); remove it, and the "
             "files you no longer want, by hand"
@@ -74,8 +79,10 @@ def _recorded(output: Path) -> set[str]:
 def _record(output: Path, names: set[str]) -> None:
     """Written before rendering, so an interrupted run's files are still known as synth's."""
     output.mkdir(parents=True, exist_ok=True)
-    tmp = output / f"{RECORD}.tmp"
-    tmp.write_text(json.dumps({"files": sorted(names)}) + "\n", encoding="utf-8")
+    # A name of its own, so two runs writing at once do not share a half-written file.
+    handle, tmp = tempfile.mkstemp(prefix=f"{RECORD}.", suffix=".tmp", dir=output)
+    with os.fdopen(handle, "w", encoding="utf-8") as file:
+        file.write(json.dumps({"files": sorted(names)}) + "\n")
     os.replace(tmp, output / RECORD)
 
 
@@ -118,6 +125,15 @@ def _remove_earlier_run(output: Path, recorded: set[str], planned: set[str]) -> 
     run would write that no earlier run recorded is someone else's: refused, nothing removed."""
     with os.scandir(output) as entries:
         present = {e.name for e in entries if e.is_file() or e.is_symlink()}
+    if not (output / RECORD).exists():
+        legacy = sorted(n for n in present if _SYNTH_NAME.fullmatch(n))
+        if legacy:
+            # Folders synth wrote before it kept a record: which files are its own is unknown.
+            raise DonkeyError(
+                f"{output / legacy[0]}: {len(legacy)} file(s) named like synth's but no {RECORD} "
+                "(written before synth kept one, or by someone else); remove them by hand, or "
+                "give another folder"
+            )
     foreign = sorted((planned & present) - recorded)
     if foreign:
         raise DonkeyError(

@@ -72,17 +72,20 @@ def _load_training_videos(dirs: list[Path], size: int, val_fraction: float):
     return videos
 
 
-def _check_run_folder_name(output: Path) -> None:
-    # Path("") is "."; the run's files would land among the user's own.
-    if not str(output).strip() or output == Path("."):
-        raise DonkeyError("-o is empty or '.': name a run folder of its own, e.g. -o runs/mine")
+def _run_folder(name: str) -> Path:
+    # Taken as text: Path("") is ".", and an empty -o (an unset shell variable) would put the
+    # run's files among the user's own. An explicit "-o ." is the user's choice.
+    if not name.strip():
+        raise DonkeyError("-o is empty: name a run folder, e.g. -o runs/mine")
+    output = Path(name)
     try:
-        str(output).encode("utf-8")
+        name.encode("utf-8")
     except UnicodeEncodeError:
         raise DonkeyError(
             f"-o {ascii(str(output))}: the name is not valid UTF-8, which TensorBoard's files "
             "cannot live under; choose another name"
         ) from None
+    return output
 
 
 def _check_numbers(
@@ -117,8 +120,12 @@ def train(
         "(small, small128, small-donkey, tiny, mgif, donkey, ablation; `donkey configs` lists "
         "them).",
     ),
-    output: Path = typer.Option(
-        ..., "-o", "--output", help="Run folder: last.ckpt, log.jsonl, tensorboard/, samples/."
+    output_name: str = typer.Option(
+        ...,
+        "-o",
+        "--output",
+        metavar="DIR",
+        help="Run folder: last.ckpt, log.jsonl, tensorboard/, samples/.",
     ),
     data: list[Path] | None = typer.Option(
         None, "--data", help="Folder of training videos (repeatable). Monkey and mixed modes."
@@ -190,7 +197,7 @@ def train(
     Multi-GPU / multi-node: run the same command under `torchrun --nproc_per_node N`.
     """
     _check_numbers(threads, batch_size, workers, steps, until, val_fraction)
-    _check_run_folder_name(output)
+    output = _run_folder(output_name)
     limit = parse_duration(time_limit, "--time-limit") if time_limit is not None else None
     if resume is not None and overwrite:
         raise DonkeyError("--resume and --overwrite contradict each other; give one")
@@ -201,7 +208,12 @@ def train(
     from donkey.data.manifest import load_manifest
     from donkey.model.config import load_config
     from donkey.model.networks import check_model_size
-    from donkey.train.trainer import EMA_FILE, TrainOptions, check_run_dir
+    from donkey.train.trainer import (
+        EMA_FILE,
+        TrainOptions,
+        check_run_dir,
+        stopped_before_first_checkpoint,
+    )
     from donkey.train.trainer import train as run_training
 
     sets = list(overrides or [])
@@ -229,7 +241,8 @@ def train(
     if resume_path is not None and init is not None:
         # Resuming restores weights; --init only matters for a fresh start (so one command,
         # --init X --resume auto, both starts and continues a run).
-        tagged("note:", "yellow", f"resuming {resume_path}: --init {init} is not used")
+        if _rank0():
+            tagged("note:", "yellow", f"resuming {resume_path}: --init {init} is not used")
         init = None
     mode = cfg.train.mode
     if mode in ("dual", "mixed") and not pairs:
@@ -237,10 +250,16 @@ def train(
     if mode in ("monkey", "mixed") and not data:
         raise DonkeyError(f"{config}: train.mode is {mode}, give --data DIR")
     # --resume auto where the run stopped before its first checkpoint: nothing to continue, so
-    # it starts again (refusing sent the user back to the same command).
-    stopped_early = resume == "auto" and resume_path is None and (output / "log.jsonl").is_file()
+    # it starts again (refusing sent the user back to the same command). Only when the log
+    # proves it: a run past its first checkpoint whose last.ckpt was moved away is refused, so
+    # that its weight average and log are not wiped.
+    stopped_early = (
+        resume == "auto"
+        and resume_path is None
+        and stopped_before_first_checkpoint(output, cfg.train.checkpoint_every)
+    )
     check_run_dir(output, resume_path is not None or stopped_early, overwrite)
-    if stopped_early and not overwrite:
+    if stopped_early and not overwrite and _rank0():
         tagged(
             "note:",
             "yellow",
@@ -302,7 +321,7 @@ def train(
             out.print(f"note: {note}")
         if result.stopped == "time limit":
             out.print(f"stopped at --time-limit {time_limit} ({clock(limit)})")
-        elif result.stopped == "SIGTERM":
+        elif result.stopped == "SIGTERM" and result.step < cfg.train.steps:
             # Exit status 0 like --time-limit: the run saved and can go on; this line says so.
             out.print(
                 f"stopped by SIGTERM at step {result.step} of {cfg.train.steps} (saved); "

@@ -5,9 +5,20 @@ from __future__ import annotations
 import reprlib
 from typing import Any
 
+
 # Values from untrusted files are echoed in messages; YAML aliases and pickle's shared
 # references can make a few hundred bytes print as gigabytes, so the echo is cut short.
-_brief = reprlib.Repr()
+class _Brief(reprlib.Repr):
+    def repr_int(self, value: int, level: int) -> str:
+        # repr() of an int over 4300 digits raises; a YAML hex literal gives one easily.
+        return (
+            super().repr_int(value, level)
+            if value.bit_length() < 200
+            else (f"<integer of {value.bit_length()} bits>")
+        )
+
+
+_brief = _Brief()
 _brief.maxlevel = 2
 _brief.maxlist = _brief.maxtuple = _brief.maxdict = _brief.maxset = 4
 _brief.maxstring = _brief.maxother = 60

@@ -135,7 +135,9 @@ def set_rng_state(state: dict) -> None:
     np.random.set_state(("MT19937", np.array(state["numpy"], dtype=np.uint32), 624, 0, 0.0))
     random.setstate((3, tuple(state["python"]), None))
     if "cuda" in state and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(state["cuda"])
+        # Saved on more GPUs than this machine has: the ones here continue their streams.
+        for index, cuda_state in enumerate(state["cuda"][: torch.cuda.device_count()]):
+            torch.cuda.set_rng_state(cuda_state, index)
 
 
 def _damaged(path: Path | None, what: str) -> CheckpointError:
@@ -147,7 +149,7 @@ def _damaged(path: Path | None, what: str) -> CheckpointError:
 
 def saved_training_step(path: Path | None, training: Any) -> int:
     step = training.get("step") if isinstance(training, dict) else None
-    if isinstance(step, bool) or not isinstance(step, int) or step < 0:
+    if isinstance(step, bool) or not isinstance(step, int) or not 0 <= step < 2**62:
         raise _damaged(path, f"step {brief(step)}")
     return step
 
@@ -159,6 +161,7 @@ def restore_training_state(
     wrong-shaped moment would otherwise fail inside Adam, mid-run, as a traceback."""
     saved = training.get("optimizers")
     for name, opt in optimizers.items():
+        fresh = [{k: v for k, v in group.items() if k != "params"} for group in opt.param_groups]
         try:
             opt.load_state_dict(saved[name])  # type: ignore[index]
         except KeyError as exc:
@@ -167,7 +170,27 @@ def restore_training_state(
             raise _damaged(
                 path, f"optimiser {name}: {brief(str(exc) or type(exc).__name__)}"
             ) from None
-        for group in opt.param_groups:
+        for group, expected in zip(opt.param_groups, fresh, strict=True):
+            # The saved settings replace the config's on load; ones of another kind (betas as
+            # text, amsgrad switched on) would fail inside Adam at the first step.
+            for key, value in expected.items():
+                if key not in group:
+                    continue  # a setting older PyTorch did not save: load_state_dict filled it
+                got = group[key]
+                if type(got) is not type(value) or (
+                    isinstance(value, tuple) and len(got) != len(value)
+                ):
+                    raise _damaged(path, f"optimiser {name}: {key} {brief(got)}")
+                if key in (
+                    "amsgrad",
+                    "maximize",
+                    "foreach",
+                    "capturable",
+                    "differentiable",
+                    "fused",
+                ):
+                    if got != value:
+                        raise _damaged(path, f"optimiser {name}: {key} {brief(got)}")
             for param in group["params"]:
                 for key, value in opt.state.get(param, {}).items():
                     if key == "step":
@@ -330,6 +353,24 @@ def check_same_schedule(path: Path, saved: dict | None, t_cfg: TrainConfig) -> N
 RUN_MARKERS = ("last.ckpt", "log.jsonl")
 
 
+def stopped_before_first_checkpoint(run_dir: Path, checkpoint_every: int) -> bool:
+    """A run folder with a log but no last.ckpt whose log stops short of the first checkpoint
+    (and no weight average): a run killed early, with nothing saved to continue."""
+    log = run_dir / "log.jsonl"
+    if (run_dir / "last.ckpt").exists() or (run_dir / EMA_FILE).exists() or not log.is_file():
+        return False
+    if log.stat().st_size > 1 << 20:  # more lines than any run this short writes
+        return False
+    for line in log.read_text(encoding="utf-8", errors="replace").splitlines():
+        try:
+            step = json.loads(line).get("step")
+        except (ValueError, AttributeError, RecursionError):
+            return False
+        if not isinstance(step, int) or step >= checkpoint_every:
+            return False
+    return True
+
+
 def check_run_dir(run_dir: Path, resuming: bool, overwrite: bool) -> None:
     """A fresh start never silently replaces a previous run's checkpoint and log."""
     if run_dir.exists() and not run_dir.is_dir():
@@ -471,7 +512,7 @@ def train(
     if dist.main:
         run_dir.mkdir(parents=True, exist_ok=True)
         (run_dir / "config.json").write_text(json.dumps(config_to_dict(cfg), indent=1))
-        if resume_state is None:
+        if resume_state is None and options.overwrite:
             clear_previous_run(run_dir)
         else:
             keep_log_until(run_dir / "log.jsonl", step)
@@ -584,8 +625,10 @@ def clear_previous_run(run_dir: Path) -> None:
     """A fresh start in a folder that held a run (--overwrite, or --resume auto where the run
     stopped before its first checkpoint): the old run's curves and sample grids would otherwise
     mix with the new ones. Only the names the trainer writes are removed."""
-    for pattern in ("tensorboard/events.out.tfevents.*", "samples/step_*.png"):
-        for path in run_dir.glob(pattern):
+    for folder, pattern in (("tensorboard", "events.out.tfevents.*"), ("samples", "step_*.png")):
+        if (run_dir / folder).is_symlink():
+            continue  # someone else's folder; only the run's own files go
+        for path in (run_dir / folder).glob(pattern):
             path.unlink(missing_ok=True)
 
 
@@ -599,7 +642,7 @@ def keep_log_until(log: Path, step: int) -> None:
         for line in lines:
             try:
                 logged = json.loads(line).get("step")
-            except (ValueError, AttributeError):
+            except (ValueError, AttributeError, RecursionError):
                 continue
             if isinstance(logged, int) and logged <= step:
                 kept.append(line if line.endswith("\n") else line + "\n")

@@ -506,12 +506,13 @@ def test_synth_overwrite_removes_only_what_synth_wrote(runner, tmp_path):
     (out / "pairs.json").write_text('{"mine": 1}')
     (out / "creature_0007.json").write_text("notes")
     base = ["synth", str(out), "--size", "32", "--min-frames", "2", "--max-frames", "2"]
+    # No record: which of these synth wrote is unknown, so --overwrite removes nothing.
     code, text = invoke(runner, *base, "-n", "1", "--pairs", "--overwrite")
     assert code == 1 and len(error_lines(text)) == 1, text
-    assert "pairs.json: not recorded as written by donkey synth (1 such file(s)" in text
+    assert "creature_0007.json: 2 file(s) named like synth's but no .donkey-synth.json" in text
     assert sorted(p.name for p in out.iterdir()) == ["creature_0007.json", "pairs.json"]
-    # Names this run does not write are left alone; synth's own earlier files are replaced.
-    code, text = invoke(runner, *base, "-n", "2", "--overwrite")
+    # Without --overwrite nothing clashes; the run records what it writes.
+    code, text = invoke(runner, *base, "-n", "2")
     assert code == 0, text
     first = (out / "creature_0000.gif").read_bytes()
     code, text = invoke(runner, *base, "-n", "1", "--seed", "5", "--overwrite")
@@ -520,9 +521,10 @@ def test_synth_overwrite_removes_only_what_synth_wrote(runner, tmp_path):
     assert (out / "pairs.json").read_text() == '{"mine": 1}'
     assert (out / "creature_0007.json").read_text() == "notes"
     assert not (out / "creature_0001.gif").exists()  # the earlier, larger run's
-    # A run without --overwrite adds its names to the record: a later --overwrite removes both.
-    code, text = invoke(runner, *base, "-n", "1", "--pairs", "--seed", "1")
-    assert code == 1 and "pairs.json: exists" in text  # the user's pairs.json clashes
+    # A file where this run would write that no run recorded: refused, nothing removed.
+    code, text = invoke(runner, *base, "-n", "1", "--pairs", "--overwrite")
+    assert code == 1 and "pairs.json: not recorded as written by donkey synth (1 such" in text
+    assert (out / "creature_0000.gif").exists()
     (out / "pairs.json").unlink()
     assert invoke(runner, *base, "-n", "1", "--pairs")[0] == 0
     assert invoke(runner, *base, "-n", "1", "--overwrite")[0] == 0
@@ -532,9 +534,10 @@ def test_synth_overwrite_removes_only_what_synth_wrote(runner, tmp_path):
         "creature_0000.json",
         "creature_0007.json",
     ]
-    (out / ".donkey-synth.json").write_text("[")
-    code, text = invoke(runner, *base, "-n", "1", "--overwrite")
-    assert code == 1 and ".donkey-synth.json: damaged" in text and len(error_lines(text)) == 1
+    for damaged in ("[", '{"files": "abc"}', '{"files": {"a": 1}}'):
+        (out / ".donkey-synth.json").write_text(damaged)
+        code, text = invoke(runner, *base, "-n", "1", "--overwrite")
+        assert code == 1 and ".donkey-synth.json: damaged" in text and len(error_lines(text)) == 1
 
 
 def test_an_empty_model_is_refused_not_replaced_by_the_bundled_one(runner, tmp_path):
@@ -591,7 +594,8 @@ def test_train_refuses_run_folders_it_cannot_own(runner, tmp_path):
     good_gif(folder / "c.gif", frames=3)
     base = ["train", "tiny", "--data", folder, "--steps", "1"]
     for where, message in (
-        ("", "-o is empty or '.': name a run folder of its own"),
+        ("", "-o is empty: name a run folder"),
+        (" ", "-o is empty: name a run folder"),
         (os.fsdecode(b"run\xff"), "the name is not valid UTF-8"),
     ):
         code, text = invoke(runner, *base, "-o", where)

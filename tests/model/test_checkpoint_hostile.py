@@ -205,6 +205,17 @@ def test_a_value_that_prints_as_gigabytes_is_echoed_in_brief(tmp_path, key):
     assert len(str(exc.value)) < 300
 
 
+def test_an_integer_too_long_to_print_is_described(tmp_path):
+    # repr() of an int over 4300 digits raises ValueError: the message itself was a traceback.
+    path = tmp_path / "hex.yaml"
+    path.write_text("model:\n  image_size: 0x" + "f" * 4000 + "\n")
+    with pytest.raises(
+        ConfigError,
+        match=r"image_size must be an integer in \[16, 512\], got <integer of 16000 bits>",
+    ):
+        load_config(path)
+
+
 def test_a_checkpoint_whose_config_prints_as_gigabytes_is_refused_in_brief(tmp_path, tiny_networks):
     save_checkpoint(tmp_path / "ok.ckpt", tiny_networks)
     payload = torch.load(tmp_path / "ok.ckpt", weights_only=True)

@@ -563,6 +563,15 @@ def _damage(training):
             "(random number generator state)",
         ),
         (_damage, "(optimiser generator: exp_avg is (1,) for a "),
+        (lambda t: t.__setitem__("step", 10**30), "(step 1000000000000000000000000000000)"),
+        (
+            lambda t: t["optimizers"]["generator"]["param_groups"][0].__setitem__("betas", "xy"),
+            "(optimiser generator: betas 'xy')",
+        ),
+        (
+            lambda t: t["optimizers"]["generator"]["param_groups"][0].__setitem__("amsgrad", True),
+            "(optimiser generator: amsgrad True)",
+        ),
     ],
 )
 def test_a_damaged_training_state_is_one_line_before_anything_is_written(
@@ -607,6 +616,24 @@ def test_resume_auto_where_the_run_stopped_before_its_first_checkpoint(
     logged = [json.loads(line) for line in (run / "log.jsonl").open()]
     assert [entry["step"] for entry in logged] == [1, 2]  # the old line is gone
     assert all(entry["g_total"] != 9.0 for entry in logged)
+
+
+def test_resume_auto_refuses_a_run_whose_checkpoint_went_missing(runner, tmp_path, synth_videos):
+    """Past its first checkpoint, a missing last.ckpt was moved away, not never written: the
+    folder (its weight average above all) must not be wiped as a fresh start."""
+    from tests.conftest import invoke
+
+    run = tmp_path / "run"
+    args = _train_args(run, synth_videos, "--set", "train.checkpoint_every=2")
+    assert invoke(runner, *args, "--steps", "3", "--set", "train.ema=0.9")[0] == 0
+    (run / "last.ckpt").unlink()
+    average = (run / "ema.safetensors").read_bytes()
+    code, text = invoke(runner, *args, "--steps", "3", "--resume", "auto")
+    assert code == 1 and "holds a previous run (log.jsonl)" in text, text
+    (run / "ema.safetensors").unlink()  # the log alone, past step 2, still says it went further
+    code, text = invoke(runner, *args, "--steps", "3", "--resume", "auto")
+    assert code == 1 and "holds a previous run (log.jsonl)" in text, text
+    assert average and len((run / "log.jsonl").read_text().splitlines()) == 3
 
 
 def test_a_resumed_run_logs_each_step_once(runner, tmp_path, synth_videos):
