@@ -56,10 +56,10 @@ def test_info_on_the_bundled_model(runner):
     assert result.exit_code == 0, result.output
     info = json.loads(result.output)
     assert info["image_size"] == 128 and info["num_kp"] == 10
-    # The mean of three checkpoints of one line of training: the GPU stage (4105 steps) and two
-    # CPU continuations of it (700 and 100 steps of their last runs); none frozen.
+    # The mean of four checkpoints of one line of training: the GPU stage (4105 steps) and three
+    # CPU continuations of it (700, 100 and 100 steps of their last runs); none frozen.
     assert "frozen" not in info["training"]
-    assert info["training"]["averaged_steps"] == [4105, 700, 100]
+    assert info["training"]["averaged_steps"] == [4105, 700, 100, 100]
     assert info["training"]["steps"] is None
 
 
