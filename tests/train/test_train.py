@@ -21,7 +21,7 @@ from donkey.model.errors import CheckpointError, ConfigError, DonkeyError
 from donkey.model.provenance import describe_training, training_summary
 from donkey.train.ema import WeightAverage
 from donkey.train.trainer import TrainOptions, train
-from tests.conftest import CONFIGS, MGIF_TRAIN, ROOT, needs_shared_data
+from tests.conftest import CONFIGS, MGIF_TRAIN, ROOT, error_lines, invoke, needs_shared_data
 
 
 @pytest.fixture(scope="module")
@@ -223,9 +223,8 @@ def test_mixed_mode_needs_both_videos_and_pairs(tmp_path, synth_videos):
         train(cfg, videos, None, TrainOptions(run_dir=tmp_path / "m", device="cpu"))
 
 
-def test_cli_train_resume_auto_and_errors(runner, tmp_path, synth_videos):
-    run = tmp_path / "cli run"
-    args = [
+def _train_args(run, synth_videos, *more):
+    return [
         "train",
         str(CONFIGS / "tiny.yaml"),
         "--data",
@@ -236,7 +235,13 @@ def test_cli_train_resume_auto_and_errors(runner, tmp_path, synth_videos):
         "cpu",
         "--val-fraction",
         "0",
+        *more,
     ]
+
+
+def test_cli_train_resume_auto_and_errors(runner, tmp_path, synth_videos):
+    run = tmp_path / "cli run"
+    args = _train_args(run, synth_videos)
     result = runner.invoke(app, [*args, "--steps", "4"])
     assert result.exit_code == 0, result.output
     result = runner.invoke(app, [*args, "--steps", "6", "--resume", "auto"])
@@ -527,22 +532,6 @@ def test_ema_across_resumes_starts_changes_refuses_and_is_cleared(tmp_path, synt
     assert not (run / "ema.safetensors").exists()
 
 
-def _train_args(run, synth_videos, *more):
-    return [
-        "train",
-        str(CONFIGS / "tiny.yaml"),
-        "--data",
-        str(synth_videos),
-        "-o",
-        str(run),
-        "--device",
-        "cpu",
-        "--val-fraction",
-        "0",
-        *more,
-    ]
-
-
 def _damage(training):
     state = training["optimizers"]["generator"]["state"]
     state[next(iter(state))]["exp_avg"] = torch.zeros(1)
@@ -578,8 +567,6 @@ def test_a_damaged_training_state_is_one_line_before_anything_is_written(
     runner, tmp_path, synth_videos, change, message
 ):
     """Each of these was a traceback (KeyError, ValueError, TypeError, or Adam failing mid-run)."""
-    from tests.conftest import error_lines, invoke
-
     base = tmp_path / "base"
     code, text = invoke(runner, *_train_args(base, synth_videos, "--steps", "2"))
     assert code == 0, text
@@ -600,8 +587,6 @@ def test_resume_auto_where_the_run_stopped_before_its_first_checkpoint(
     runner, tmp_path, synth_videos
 ):
     """It was refused with advice to run the same command again."""
-    from tests.conftest import invoke
-
     run = tmp_path / "run"
     (run / "tensorboard").mkdir(parents=True)
     (run / "log.jsonl").write_text('{"step": 1, "g_total": 9.0}\n')
@@ -621,8 +606,6 @@ def test_resume_auto_where_the_run_stopped_before_its_first_checkpoint(
 def test_resume_auto_refuses_a_run_whose_checkpoint_went_missing(runner, tmp_path, synth_videos):
     """Past its first checkpoint, a missing last.ckpt was moved away, not never written: the
     folder (its weight average above all) must not be wiped as a fresh start."""
-    from tests.conftest import invoke
-
     run = tmp_path / "run"
     args = _train_args(run, synth_videos, "--set", "train.checkpoint_every=2")
     assert invoke(runner, *args, "--steps", "3", "--set", "train.ema=0.9")[0] == 0
@@ -638,8 +621,6 @@ def test_resume_auto_refuses_a_run_whose_checkpoint_went_missing(runner, tmp_pat
 
 def test_a_resumed_run_logs_each_step_once(runner, tmp_path, synth_videos):
     """The steps between the checkpoint and a crash were logged twice after the resume."""
-    from tests.conftest import invoke
-
     run = tmp_path / "run"
     args = _train_args(run, synth_videos, "--set", "train.log_every=1")
     assert invoke(runner, *args, "--steps", "2")[0] == 0
@@ -659,7 +640,6 @@ def test_a_resumed_run_logs_each_step_once(runner, tmp_path, synth_videos):
 
 def test_device_cuda_n_is_understood(runner, tmp_path, synth_videos):
     from donkey.train.trainer import pick_device
-    from tests.conftest import invoke
 
     if torch.cuda.is_available():
         assert pick_device("cuda:0", 0) == torch.device("cuda", 0)
@@ -669,8 +649,6 @@ def test_device_cuda_n_is_understood(runner, tmp_path, synth_videos):
 
 
 def test_resume_mistakes_are_explained(runner, tmp_path, synth_videos):
-    from tests.conftest import error_lines, invoke
-
     run = tmp_path / "run"
     assert invoke(runner, *_train_args(run, synth_videos, "--steps", "4"))[0] == 0
     before = (run / "last.ckpt").read_bytes()
