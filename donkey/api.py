@@ -97,9 +97,10 @@ def animate(
     `mode` "relative" (default) or "absolute", `adapt_scale` False, `batch_size` 8 unless given.
     Given an Animator, its own settings are used: passing `mode`, `adapt_scale` or
     `batch_size` too is an error rather than silently ignored."""
+    # Only what the caller gave: the defaults live in Animator alone.
     settings = {"mode": mode, "adapt_scale": adapt_scale, "batch_size": batch_size}
+    given = {name: value for name, value in settings.items() if value is not None}
     if isinstance(model, Animator):
-        given = [name for name, value in settings.items() if value is not None]
         if given:
             raise DonkeyError(
                 f"{', '.join(given)}: given an Animator, set {'them' if len(given) > 1 else 'it'} "
@@ -107,12 +108,7 @@ def animate(
             )
         animator = model
     elif isinstance(model, LoadedModel):
-        animator = Animator(
-            model,
-            batch_size=8 if batch_size is None else batch_size,
-            mode="relative" if mode is None else mode,
-            adapt_scale=False if adapt_scale is None else adapt_scale,
-        )
+        animator = Animator(model, **given)
     else:
         raise DonkeyError(
             f"model: expected donkey.load_model(...) or a donkey.Animator, got "

@@ -11,7 +11,7 @@ import os
 import random
 import signal
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from contextlib import nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -154,6 +154,25 @@ def saved_training_step(path: Path | None, training: Any) -> int:
     return step
 
 
+# Adam's switches: the saved values replace the config's on load, and a run never changes them.
+_OPTIMISER_SWITCHES = ("amsgrad", "maximize", "foreach", "capturable", "differentiable", "fused")
+
+
+def _unlike_settings(group: dict, expected: dict) -> str | None:
+    """The first saved setting of another kind than a fresh optimiser's (betas as text, amsgrad
+    switched on): each would fail inside Adam at the first step. A setting an older PyTorch did
+    not save is absent, and load_state_dict fills it."""
+    for key, value in expected.items():
+        if key not in group:
+            continue
+        got = group[key]
+        if type(got) is not type(value) or (isinstance(value, tuple) and len(got) != len(value)):
+            return key
+        if key in _OPTIMISER_SWITCHES and got != value:
+            return key
+    return None
+
+
 def restore_training_state(
     path: Path | None, training: dict, optimizers: dict[str, torch.optim.Optimizer]
 ) -> None:
@@ -171,26 +190,9 @@ def restore_training_state(
                 path, f"optimiser {name}: {brief(str(exc) or type(exc).__name__)}"
             ) from None
         for group, expected in zip(opt.param_groups, fresh, strict=True):
-            # The saved settings replace the config's on load; ones of another kind (betas as
-            # text, amsgrad switched on) would fail inside Adam at the first step.
-            for key, value in expected.items():
-                if key not in group:
-                    continue  # a setting older PyTorch did not save: load_state_dict filled it
-                got = group[key]
-                if type(got) is not type(value) or (
-                    isinstance(value, tuple) and len(got) != len(value)
-                ):
-                    raise _damaged(path, f"optimiser {name}: {key} {brief(got)}")
-                if key in (
-                    "amsgrad",
-                    "maximize",
-                    "foreach",
-                    "capturable",
-                    "differentiable",
-                    "fused",
-                ):
-                    if got != value:
-                        raise _damaged(path, f"optimiser {name}: {key} {brief(got)}")
+            bad = _unlike_settings(group, expected)
+            if bad is not None:
+                raise _damaged(path, f"optimiser {name}: {bad} {brief(group[bad])}")
             for param in group["params"]:
                 for key, value in opt.state.get(param, {}).items():
                     if key == "step":
@@ -353,6 +355,17 @@ def check_same_schedule(path: Path, saved: dict | None, t_cfg: TrainConfig) -> N
 RUN_MARKERS = ("last.ckpt", "log.jsonl")
 
 
+def _logged_steps(log: Path) -> Iterator[tuple[str, int | None]]:
+    """Each line of a run's log.jsonl with its step (None where the line is not a log entry)."""
+    with log.open(encoding="utf-8", errors="replace") as lines:
+        for line in lines:
+            try:
+                step = json.loads(line).get("step")
+            except (ValueError, AttributeError, RecursionError):
+                step = None
+            yield line, step if isinstance(step, int) and not isinstance(step, bool) else None
+
+
 def stopped_before_first_checkpoint(run_dir: Path, checkpoint_every: int) -> bool:
     """A run folder with a log but no last.ckpt whose log stops short of the first checkpoint
     (and no weight average): a run killed early, with nothing saved to continue."""
@@ -361,14 +374,7 @@ def stopped_before_first_checkpoint(run_dir: Path, checkpoint_every: int) -> boo
         return False
     if log.stat().st_size > 1 << 20:  # more lines than any run this short writes
         return False
-    for line in log.read_text(encoding="utf-8", errors="replace").splitlines():
-        try:
-            step = json.loads(line).get("step")
-        except (ValueError, AttributeError, RecursionError):
-            return False
-        if not isinstance(step, int) or step >= checkpoint_every:
-            return False
-    return True
+    return all(step is not None and step < checkpoint_every for _, step in _logged_steps(log))
 
 
 def check_run_dir(run_dir: Path, resuming: bool, overwrite: bool) -> None:
@@ -512,10 +518,10 @@ def train(
     if dist.main:
         run_dir.mkdir(parents=True, exist_ok=True)
         (run_dir / "config.json").write_text(json.dumps(config_to_dict(cfg), indent=1))
-        if resume_state is None and options.overwrite:
-            clear_previous_run(run_dir)
-        else:
+        if resume_state is not None:
             keep_log_until(run_dir / "log.jsonl", step)
+        elif options.overwrite:
+            clear_previous_run(run_dir)
         writer = _tensorboard(run_dir, step + 1 if resume_state is not None else None)
     # A fresh start (allowed by --overwrite) begins a new log; a resumed run continues its own.
     log_mode = "a" if resume_state is not None else "w"
@@ -637,15 +643,11 @@ def keep_log_until(log: Path, step: int) -> None:
     run are dropped, so the log holds each step once."""
     if not log.is_file():
         return
-    kept = []
-    with log.open(encoding="utf-8", errors="replace") as lines:
-        for line in lines:
-            try:
-                logged = json.loads(line).get("step")
-            except (ValueError, AttributeError, RecursionError):
-                continue
-            if isinstance(logged, int) and logged <= step:
-                kept.append(line if line.endswith("\n") else line + "\n")
+    kept = [
+        line if line.endswith("\n") else line + "\n"
+        for line, logged in _logged_steps(log)
+        if logged is not None and logged <= step
+    ]
     tmp = log.with_name(log.name + ".tmp")
     tmp.write_text("".join(kept), encoding="utf-8")
     os.replace(tmp, log)

@@ -630,6 +630,13 @@ def test_a_resumed_run_logs_each_step_once(runner, tmp_path, synth_videos):
     code, text = invoke(runner, *args, "--steps", "4", "--resume", "auto")
     assert code == 0, text
     assert [json.loads(line)["step"] for line in (run / "log.jsonl").open()] == [1, 2, 3, 4]
+    # TensorBoard reads the three event files as one curve: steps 3 and 4 of the interrupted
+    # run are hidden by the resumed run's purge_step.
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    curves = EventAccumulator(str(run / "tensorboard"))
+    curves.Reload()
+    assert [e.step for e in curves.Scalars("train/g_total")] == [1, 2, 3, 4]
     events = sorted((run / "tensorboard").glob("events.out.tfevents.*"))
     assert len(events) == 3
     code, text = invoke(runner, *args, "--steps", "1", "--overwrite")
