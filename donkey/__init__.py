@@ -7,7 +7,7 @@ are loaded on first use, so that `import donkey` (and `donkey --help`) import no
 
 from __future__ import annotations
 
-__version__ = "0.1.0"
+from donkey.core.version import __version__
 
 _API = (
     "Animator",

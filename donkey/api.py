@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-from donkey.cli.models import load_model as _load_model
+from donkey.app.models import load_model as _load_model
 from donkey.data.colours import as_rgb
 from donkey.data.frames import (
     FIT_MODES,
@@ -59,7 +59,7 @@ def load_model(
         if not isinstance(value, str) and not (name == "engine" and value is None):
             raise DonkeyError(f"{name}: expected a string, got {type(value).__name__}")
     options = LoadOptions(allow_slow_precision=allow_slow_precision)
-    return _load_model(model, engine, device, precision, options, quiet=True)
+    return _load_model(model, engine, device, precision, options)
 
 
 def _frames(array: np.ndarray, ndim: int, name: str) -> np.ndarray:

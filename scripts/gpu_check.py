@@ -81,7 +81,7 @@ def run_case(case: dict, batches: list[int], device: str, runs: int) -> list[dic
     import torch
 
     from donkey.artifacts.settings import BatchRange
-    from donkey.cli.models import load_model
+    from donkey.app.models import load_model
     from donkey.model.checkpoint import save_checkpoint
     from donkey.model.config import load_config
     from donkey.model.networks import Networks

@@ -17,8 +17,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from donkey import __version__
 from donkey.artifacts.settings import BatchRange
+from donkey.core.version import __version__
 from donkey.model.config import ModelConfig, config_to_dict, model_config_from_dict
 from donkey.model.errors import DonkeyError
 from donkey.model.files import atomic_output, sha256_file

@@ -7,9 +7,9 @@ from pathlib import Path
 import typer
 from rich.table import Table
 
-from donkey.cli import ranked
-from donkey.cli.common import out, progress_bar, tagged
-from donkey.cli.models import load_model
+from donkey.app import ranks as ranked
+from donkey.app.models import load_model
+from donkey.cli.common import out, progress_bar, say, tagged
 from donkey.cli.preflight import warn_swapped_batch
 from donkey.data.probe import frame_count
 from donkey.model.errors import DonkeyError
@@ -56,7 +56,9 @@ def animate_batch(
     engine_options = ranked.engine_options(ranks, engine_options)
     loaded = ranked.in_turn(
         ranks,
-        lambda: load_model(model, engine, device, precision, engine_options, batch_size=batch_size),
+        lambda: load_model(
+            model, engine, device, precision, engine_options, batch_size=batch_size, say=say
+        ),
     )
     animator = Animator(loaded, batch_size=batch_size, mode=mode, adapt_scale=adapt_scale)
     make_output_folder(out_dir)
@@ -84,7 +86,7 @@ def animate_batch(
 
         run = lambda: run_jobs(animator, mine, options, skip_existing, progress)  # noqa: E731
         # torchrun: all ranks' reports merged; ranks other than 0 exit here.
-        report = ranked.batch_report(ranks, jobs, share, run)
+        report = ranked.batch_report(ranks, jobs, share, run, say=out.print)
     seconds = report.seconds
     total = sum(seconds.values())
     table = Table(

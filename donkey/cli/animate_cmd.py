@@ -27,6 +27,7 @@ from donkey.cli.common import (
     max_pixels_option,
     out,
     progress_bar,
+    say,
     set_read_budget,
     start_torch,
 )
@@ -180,7 +181,7 @@ def animate(
             overwrite=overwrite,
         )
         return
-    from donkey.cli.models import load_model
+    from donkey.app.models import load_model
     from donkey.data.writers import check_output_suffix
     from donkey.runtime.animator import Animator
     from donkey.runtime.backend import LoadOptions
@@ -191,7 +192,9 @@ def animate(
     expected = warn_swapped(source, driving)
     started = time.perf_counter()
     load_options = LoadOptions(cuda_graphs=cuda_graphs, allow_slow_precision=allow_slow_precision)
-    loaded = load_model(model, engine, device, precision, load_options, batch_size=batch_size)
+    loaded = load_model(
+        model, engine, device, precision, load_options, batch_size=batch_size, say=say
+    )
     for backend in loaded.graphs.values():
         backend.activate()
     load_seconds = time.perf_counter() - started

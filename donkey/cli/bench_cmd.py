@@ -28,6 +28,7 @@ from donkey.cli.common import (
     handles_errors,
     out,
     parse_int_list,
+    say,
     start_torch,
 )
 from donkey.model.errors import DonkeyError
@@ -104,8 +105,8 @@ def bench(
     start_torch()
     import torch
 
+    from donkey.app.models import load_model
     from donkey.artifacts.settings import BatchRange
-    from donkey.cli.models import load_model
     from donkey.model.checkpoint import save_checkpoint
     from donkey.model.config import load_config
     from donkey.model.files import atomic_output
@@ -128,7 +129,7 @@ def bench(
         engine_batch = BatchRange(low, min(max(8, low), top), top)
 
         def load(name: str, variant: str):
-            return load_model(target, name, device, variant, options, batch=engine_batch)
+            return load_model(target, name, device, variant, options, batch=engine_batch, say=say)
 
         settings = len(variants) * len(batches)
         started = time.perf_counter()
@@ -147,7 +148,7 @@ def bench(
 
         load_reference = None
         if target is None or not Path(target).is_dir():  # a checkpoint: torch fp32 is the truth
-            load_reference = lambda: load_model(target, "torch", device, "fp32", options)  # noqa: E731
+            load_reference = lambda: load_model(target, "torch", device, "fp32", options, say=say)  # noqa: E731
         rows = run_bench(
             load,
             variants,

@@ -33,6 +33,11 @@ def tagged(label: str, style: str, message: str) -> None:
     console.print(Text.assemble((label, style), " ", message), highlight=False)
 
 
+def say(label: str, message: str) -> None:
+    """What the application layer announces (a build into the cache): one cyan-labelled line."""
+    tagged(label, "cyan", message)
+
+
 def fail(message: str, code: int = 1) -> None:
     tagged("error:", "bold red", message)
     raise typer.Exit(code)

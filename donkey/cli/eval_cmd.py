@@ -20,6 +20,7 @@ from donkey.cli.common import (
     max_pixels_option,
     out,
     progress_bar,
+    say,
     set_read_budget,
     start_torch,
     tagged,
@@ -82,8 +83,8 @@ def evaluate(
         raise DonkeyError(f"--val-fraction must be in [0, 1), got {val_fraction}")
     start_torch()
     set_read_budget(max_pixels, max_frames, max_frame_pixels)
-    from donkey.cli import ranked
-    from donkey.cli.models import load_model
+    from donkey.app import ranks as ranked
+    from donkey.app.models import load_model
     from donkey.data.datasets import list_videos, load_videos, select_split
     from donkey.data.manifest import load_manifest
     from donkey.runtime.animator import Animator
@@ -101,7 +102,10 @@ def evaluate(
     try:
         options = ranked.engine_options(ranks, None)  # ORT: this rank's share of the cores
         loaded = ranked.in_turn(
-            ranks, lambda: load_model(model, engine, device, options=options, batch_size=batch_size)
+            ranks,
+            lambda: load_model(
+                model, engine, device, options=options, batch_size=batch_size, say=say
+            ),
         )
         size = loaded.config.image_size
         at = eval_size if eval_size is not None and eval_size != size else None

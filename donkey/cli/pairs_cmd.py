@@ -22,6 +22,7 @@ from donkey.cli.common import (
     out,
     progress_bar,
     same_file,
+    say,
     start_torch,
     tagged,
 )
@@ -260,7 +261,7 @@ def pairs(
     start_torch()  # after the cheap refusals
     import numpy as np
 
-    from donkey.cli.models import load_model
+    from donkey.app.models import load_model
     from donkey.data.contact_sheets import write_sheets
     from donkey.data.datasets import list_videos, load_videos, select_split
     from donkey.data.features import encoder_features, vgg11_features, video_keypoints
@@ -289,7 +290,7 @@ def pairs(
     )
     loaded = None
     if keypoints == "model" or model is not None:
-        loaded = load_model(model, device=device)
+        loaded = load_model(model, device=device, say=say)
     size = loaded.config.image_size if loaded is not None else 128
     with progress_bar() as bar:
         task = bar.add_task("reading", total=len(files))

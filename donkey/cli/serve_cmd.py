@@ -19,7 +19,7 @@ from donkey.cli.choices import (
     device_option,
     precision_option,
 )
-from donkey.cli.common import MODEL_HELP, handles_errors, out, start_torch, tagged
+from donkey.cli.common import MODEL_HELP, handles_errors, out, say, start_torch, tagged
 from donkey.model.errors import DonkeyError
 
 _LOOPBACK_NAMES = {"localhost", "ip6-localhost"}
@@ -71,7 +71,7 @@ def serve(
             "donkey serve needs Gradio, which is not installed: pip install 'donkey[web]'"
         )
     start_torch()
-    from donkey.cli.models import load_model
+    from donkey.app.models import load_model
     from donkey.serve.page import start
     from donkey.serve.service import AnimationService
 
@@ -87,7 +87,7 @@ def serve(
     from donkey.runtime.backend import LoadOptions
 
     options = LoadOptions(allow_slow_precision=allow_slow_precision)
-    loaded = load_model(model, engine, device, precision, options, batch_size=batch_size)
+    loaded = load_model(model, engine, device, precision, options, batch_size=batch_size, say=say)
     for backend in loaded.graphs.values():
         backend.activate()
     service = AnimationService(loaded, batch_size=batch_size, max_frames=max_frames)

@@ -15,7 +15,7 @@ def _installed(name: str) -> str | None:
 
 def version_lines() -> list[str]:
     """One `name: value` line per component; what is absent says so."""
-    from donkey import __version__
+    from donkey.core.version import __version__
 
     lines = [f"donkey {__version__}", f"python: {platform.python_version()}"]
     try:

@@ -8,12 +8,14 @@ Tensors stay on the backend's device between graphs.
 from __future__ import annotations
 
 import numbers
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 from torch import Tensor
 
+from donkey.data.frames import frames_to_tensor, tensor_to_frames
 from donkey.model.errors import DonkeyError, brief
 from donkey.model.spec import KP_DRIVING, KP_SOURCE, skip_names
 from donkey.runtime.loader import LoadedModel
@@ -128,7 +130,48 @@ class Animator:
                 feeds[name] = skip.expand(n, *skip.shape[1:])
             yield self.graphs["generator"].infer(feeds)["prediction"]
 
-    def animate(self, source: Tensor, driving: Tensor) -> Tensor:
-        """source (1, 3, H, W), driving (T, 3, H, W) -> prediction (T, 3, H, W) on the device."""
-        state = self.prepare_source(source)
-        return torch.cat(list(self.render_batches(state, self.driving_keypoints(driving))))
+    def stream(
+        self,
+        source: Tensor | SourceState,
+        driving: Tensor | DrivingState,
+        progress: Progress | None = None,
+    ) -> Iterator[Tensor]:
+        """The one animation path: source (1, 3, H, W) or its state, driving (T, 3, H, W) or
+        its keypoints -> predicted frames (b, 3, H, W) in [0, 1], batch by batch, on the
+        device. `progress(n)` after each batch of n frames. States passed in are reused, so a
+        batch of many sources and drivings computes each once."""
+        state = source if isinstance(source, SourceState) else self.prepare_source(source)
+        motion = driving if isinstance(driving, DrivingState) else self.driving_keypoints(driving)
+        for batch in self.render_batches(state, motion):
+            if progress is not None:
+                progress(batch.shape[0])
+            yield batch
+
+    def animate(
+        self,
+        source: Tensor | SourceState,
+        driving: Tensor | DrivingState,
+        progress: Progress | None = None,
+    ) -> Tensor:
+        """`stream`, gathered: prediction (T, 3, H, W) on the device."""
+        return torch.cat(list(self.stream(source, driving, progress)))
+
+    def animate_frames(
+        self,
+        source: np.ndarray | SourceState,
+        driving: np.ndarray | DrivingState,
+        progress: Progress | None = None,
+    ) -> np.ndarray:
+        """`stream` for uint8 frames already fitted to the model's size: source (S, S, 3),
+        driving (T, S, S, 3) -> (T, S, S, 3) uint8. Each batch goes to host memory as it is
+        done, so the device holds one batch of output frames at a time."""
+        if isinstance(source, np.ndarray):
+            source = frames_to_tensor(source[None])
+        if isinstance(driving, np.ndarray):
+            driving = frames_to_tensor(driving)
+        return np.concatenate(
+            [tensor_to_frames(batch) for batch in self.stream(source, driving, progress)]
+        )
+
+
+Progress = Callable[[int], None]  # frames just rendered

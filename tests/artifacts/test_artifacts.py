@@ -404,7 +404,7 @@ def test_staged_folder_publishes_only_on_success(tmp_path):
 
 
 def test_runtime_loads_what_exists_and_the_cli_builds_what_is_missing(tiny_ckpt, private_cache):
-    from donkey.cli.models import load_model as load_any
+    from donkey.app.models import load_model as load_any
 
     with pytest.raises(DonkeyError, match="--engine ort runs an ONNX folder, not a checkpoint"):
         load_model(tiny_ckpt, "ort", "cpu")  # runtime alone never exports

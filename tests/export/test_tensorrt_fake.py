@@ -181,7 +181,7 @@ def trt_on_cpu(fake_trt, monkeypatch, private_cache):
     device checks, and the fake engines then run on CPU tensors."""
     import dataclasses
 
-    from donkey.cli import models
+    from donkey.app import models
     from donkey.runtime import backend as runtime_backend
 
     monkeypatch.setattr(models, "resolve_device", lambda device: torch.device("cuda"))
@@ -204,7 +204,7 @@ def trt_on_cpu(fake_trt, monkeypatch, private_cache):
 
 def test_engines_built_for_a_run_cover_its_batch_size(trt_on_cpu, onnx_dir, tiny_ckpt):
     """-b 100 used to build engines for 1..64 into the cache and fail at the first batch."""
-    from donkey.cli.models import load_model as load_any
+    from donkey.app.models import load_model as load_any
     from donkey.runtime.animator import Animator
 
     assert BatchRange.covering(8) == BatchRange() == BatchRange(1, 8, 64)  # same cache key
@@ -222,7 +222,7 @@ def test_engines_built_for_a_run_cover_its_batch_size(trt_on_cpu, onnx_dir, tiny
 def test_engine_folders_that_cannot_run_the_batch_size_are_refused_before_loading(
     trt_on_cpu, onnx_dir, tmp_path
 ):
-    from donkey.cli.models import load_model as load_any
+    from donkey.app.models import load_model as load_any
 
     narrow, late = tmp_path / "narrow", tmp_path / "late"
     build_engines(onnx_dir, narrow, EngineSettings(batch=BatchRange(1, 8, 16)))

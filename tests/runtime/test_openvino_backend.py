@@ -101,7 +101,7 @@ def test_openvino_refuses_what_it_cannot_run(folders, tiny_ckpt, monkeypatch):
         load_model(folders["fp32"], "openvino", "cpu")  # refused at load, not at a frame
     with pytest.raises(DonkeyError, match="OpenVINO is not installed: pip install openvino"):
         model.graphs["kp_detector"].activate()
-    import donkey.cli.models as cli_models
+    import donkey.app.models as cli_models
 
     monkeypatch.setattr(cli_models, "openvino_installed", lambda: False)
     with pytest.raises(DonkeyError, match="OpenVINO is not installed"):

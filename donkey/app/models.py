@@ -1,11 +1,12 @@
 """Any `--model` with any `--engine`: exports a checkpoint to ONNX, or builds engines, into the
 build-once cache (export layer) when the engine needs them, then loads (runtime layer).
 
-Lives on the CLI floor because it is the one place that composes export and runtime
+Lives in the application layer because it is the one place that composes export and runtime
 (docs/architecture.md, "Layers")."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 from donkey.artifacts.manifest import Manifest, ManifestError
@@ -31,7 +32,7 @@ def load_model(
     options: LoadOptions | None = None,
     batch: BatchRange | None = None,
     batch_size: int | None = None,
-    quiet: bool = False,
+    say: Callable[[str, str], None] | None = None,
 ) -> LoadedModel:
     """`runtime.loader.load_model`, after exporting/building what `engine` runs when `model` is
     a checkpoint (ort, trt) or an ONNX folder (trt). `batch`: the engines' profile range.
@@ -40,15 +41,10 @@ def load_model(
     here cover it; an engine folder that cannot run it is refused now, in one line, rather
     than at the first batch after loading (and, through the cache, building) everything.
 
-    A build into the cache says so on stderr first (it takes from seconds to minutes, once),
-    unless `quiet` (the Python API).
+    A build into the cache is announced first through `say(label, message)` (it takes from
+    seconds to minutes, once); the Python API passes nothing and stays quiet.
     """
-
-    def say(label: str, message: str) -> None:
-        if not quiet:
-            from donkey.cli.common import tagged
-
-            tagged(label, "cyan", message)
+    say = say or (lambda label, message: None)
 
     def notice(what: str) -> None:
         say("building", f"{what} into the cache, once (later runs reuse it)")

@@ -14,9 +14,6 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
-import typer
-
-from donkey.cli.common import out
 from donkey.model.errors import DonkeyError
 from donkey.runtime import distributed, shard
 from donkey.runtime.backend import LoadOptions
@@ -121,7 +118,7 @@ def end_rank(ranks: Ranks, failed: bool) -> None:
             atexit.register(_release, ranks)
         return
     gather_json(ranks, None)
-    raise typer.Exit(1 if failed else 0)
+    raise SystemExit(1 if failed else 0)
 
 
 def _release(ranks: Ranks) -> None:
@@ -131,7 +128,11 @@ def _release(ranks: Ranks) -> None:
 
 
 def batch_report(
-    ranks: Ranks, jobs: Sequence[Job], share: Sequence[int], work: Callable[[], BatchReport]
+    ranks: Ranks,
+    jobs: Sequence[Job],
+    share: Sequence[int],
+    work: Callable[[], BatchReport],
+    say: Callable[[str], None] = print,
 ) -> BatchReport:
     """Runs this rank's share of the batch; returns the merged report of all ranks on rank 0.
 
@@ -154,5 +155,5 @@ def batch_report(
         f"{p['frames']} frames, {p['wall']:.1f}s"
         for r, p in enumerate(parts)
     ]
-    out.print(f"{ranks.world} ranks; " + "; ".join(cells))
+    say(f"{ranks.world} ranks; " + "; ".join(cells))
     return merged
