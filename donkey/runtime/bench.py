@@ -92,9 +92,8 @@ def bench_outputs(model: LoadedModel, batch: int) -> tuple[torch.Tensor, torch.T
     size = model.config.image_size
     source, driving = rendered_clip(size, frames=batch)
     animator = Animator(model, batch_size=batch, mode="absolute")
-    state = animator.prepare_source(frames_to_tensor(source[None]))
     kp = animator.driving_keypoints(frames_to_tensor(driving).to(model.device))
-    frames = torch.cat(list(animator.render_batches(state, kp)))
+    frames = animator.animate(frames_to_tensor(source[None]), kp)
     return frames.float().cpu(), kp.kp_mean.float().cpu()
 
 
@@ -116,8 +115,7 @@ def _timed_unit(model: LoadedModel, batch: int) -> Callable[[], None]:
     frames = frames_to_tensor(driving).to(model.device)
 
     def once() -> None:
-        kp = animator.driving_keypoints(frames)
-        for _ in animator.render_batches(state, kp):
+        for _ in animator.stream(state, frames):
             pass
         _sync(model.device)
 
