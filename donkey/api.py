@@ -13,13 +13,7 @@ import numpy as np
 
 from donkey.app.models import load_model as _load_model
 from donkey.data.colours import as_rgb
-from donkey.data.frames import (
-    FIT_MODES,
-    WHITE,
-    frames_to_tensor,
-    prepare_frames,
-    tensor_to_frames,
-)
+from donkey.data.frames import FIT_MODES, WHITE, prepare_frames
 from donkey.data.media import read_image, read_video
 from donkey.data.writers import write_video
 from donkey.model.errors import DonkeyError
@@ -120,9 +114,4 @@ def animate(
     size = animator.model.config.image_size
     still = prepare_frames(_frames(source, 3, "source")[None], size, fit, colour)
     clip = prepare_frames(_frames(driving, 4, "driving"), size, fit, colour)
-    state = animator.prepare_source(frames_to_tensor(still))
-    keypoints = animator.driving_keypoints(frames_to_tensor(clip))
-    # Batch by batch to numpy: device memory holds one batch of output frames at a time.
-    return np.concatenate(
-        [tensor_to_frames(batch) for batch in animator.render_batches(state, keypoints)]
-    )
+    return animator.animate_frames(still[0], clip)

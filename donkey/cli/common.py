@@ -66,30 +66,21 @@ def handles_errors(fn: F) -> F:
 
 
 def start_torch() -> None:
-    """Imports PyTorch with the process settings every command that runs a model wants.
+    """PyTorch with the process settings of a command that runs a model (donkey.app.process)."""
+    from donkey.app.process import start_torch as start
 
-    Commands call it after their cheap checks, so `--help` and refused options never import
-    PyTorch. Gaussian heatmaps and softmax masks underflow into denormals, which cost CPUs
-    10-100x per operation (torch CPU inference at batch 8: 80 -> 100 frames/s when flushed);
-    this runs before the first parallel region, because worker threads copy the main thread's
-    mode.
-    """
-    import torch
-
-    torch.set_flush_denormal(True)
+    start()
 
 
-def set_read_budget(
-    max_pixels: str | None, max_frames: str | None, max_frame_pixels: str | None
-) -> None:
-    """The --max-pixels / --max-frames / --max-frame-pixels options over the environment's budget."""
+def read_budget(max_pixels: str | None, max_frames: str | None, max_frame_pixels: str | None):  # noqa: ANN201
+    """The --max-pixels / --max-frames / --max-frame-pixels options over the environment's
+    budget (data.budget.Budget); None when none is given (reads then take the environment's)."""
     from dataclasses import replace
 
-    from donkey.data.media import Budget, parse_count, set_budget
+    from donkey.data.budget import Budget, parse_count
 
     if max_pixels is None and max_frames is None and max_frame_pixels is None:
-        set_budget(None)  # reads take the environment's budget when they start
-        return
+        return None
     budget = Budget.from_env()
     for value, option, name in (
         (max_pixels, "--max-pixels", "max_pixels"),
@@ -98,7 +89,16 @@ def set_read_budget(
     ):
         if value is not None:
             budget = replace(budget, **{name: parse_count(value, option)})
-    set_budget(budget)
+    return budget
+
+
+def set_read_budget(
+    max_pixels: str | None, max_frames: str | None, max_frame_pixels: str | None
+) -> None:
+    """`read_budget` as the budget of reads that name none (donkey eval's readers)."""
+    from donkey.data.media import set_budget
+
+    set_budget(read_budget(max_pixels, max_frames, max_frame_pixels))
 
 
 def max_pixels_option():

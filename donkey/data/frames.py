@@ -100,26 +100,47 @@ def shrink_for_padding(frames: np.ndarray, size: int) -> np.ndarray:
     )
 
 
+# Frames above this many pixels are box-averaged first; smaller ones are fitted exactly.
+REDUCE_ABOVE = 4_000_000
+
+
+def fit_frame(
+    frame: np.ndarray, size: int, fit: str = "pad", background: tuple[int, int, int] = WHITE
+) -> np.ndarray:
+    """The one frame fitter: (H, W, 3) -> (size, size, 3), as every reader and the Python API
+    fit frames. A large frame is first box-averaged by an integer factor (to >= 3x the model
+    size), so padding and Lanczos work on a small copy; then squared (pad, crop or stretch) and
+    resized."""
+    h, w, _ = frame.shape
+    factor = min(h, w) // (3 * size)
+    if factor >= 2 and h * w > REDUCE_ABOVE:
+        frame = np.asarray(Image.fromarray(frame).reduce(factor))
+    frames = frame[None]
+    if fit == "pad":
+        frames = shrink_for_padding(frames, size)
+    return resize_frames(fit_square(frames, fit, background), size)[0]
+
+
 def prepare_frames(
     frames: np.ndarray, size: int, fit: str = "pad", background: tuple[int, int, int] = WHITE
 ) -> np.ndarray:
-    """Fits each frame to a square, then resizes it to the model size; one frame at a time, so
-    that at most one full-size square is held besides the input."""
+    """`fit_frame` on each of (T, H, W, 3); one frame at a time, so that at most one full-size
+    square is held besides the input."""
     if fit not in FIT_MODES:
         raise ValueError(f"fit must be one of {', '.join(FIT_MODES)}, got {fit!r}")
     out = np.empty((frames.shape[0], size, size, 3), dtype=np.uint8)
     for i in range(frames.shape[0]):
-        frame = frames[i : i + 1]
-        if fit == "pad":
-            frame = shrink_for_padding(frame, size)
-        out[i] = resize_frames(fit_square(frame, fit, background), size)[0]
+        out[i] = fit_frame(frames[i], size, fit, background)
     return out
 
 
 def frames_to_tensor(frames: np.ndarray) -> Tensor:
     """uint8 (T, H, W, 3) -> float32 (T, 3, H, W) in [0, 1]."""
     array = np.ascontiguousarray(frames)
-    if not array.flags.writeable:  # ffmpeg's frames: torch.from_numpy warns on read-only memory
+    # ffmpeg's frames are read-only (torch.from_numpy warns on them); `image[None]` has a zero
+    # stride, which makes PyTorch pick other convolution kernels than for the same frame in a
+    # batch (results 1/255 apart): one layout for every caller.
+    if not array.flags.writeable or 0 in array.strides:
         array = array.copy()
     return torch.from_numpy(array).permute(0, 3, 1, 2).float().div_(255.0)
 

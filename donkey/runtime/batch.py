@@ -13,17 +13,17 @@ import csv
 import os
 import re
 import time
-from collections.abc import Callable, Collection, Sequence
+from collections.abc import Callable, Collection, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-import torch
 
-from donkey.data.frames import frames_to_tensor, tensor_to_frames
+from donkey.data.frames import frames_to_tensor
 from donkey.data.manifest import read_text_file
-from donkey.data.media import MEDIA_SUFFIXES, Clip, read_frames, read_image, read_video
+from donkey.data.media import MEDIA_SUFFIXES, Budget, Clip, read_frames, read_image, read_video
 from donkey.data.writers import OUTPUT_SUFFIXES, check_output_suffix, write_video
 from donkey.model.errors import DonkeyError
 from donkey.runtime.animate_options import AnimateOptions, side_by_side
@@ -39,9 +39,11 @@ class Job:
 
 @dataclass
 class BatchReport:
+    """What a batch did. A failed item keeps its exception (a one-line DonkeyError)."""
+
     done: list[Job] = field(default_factory=list)
     skipped: list[Job] = field(default_factory=list)
-    failed: list[tuple[Job, str]] = field(default_factory=list)
+    failed: list[tuple[Job, DonkeyError]] = field(default_factory=list)
     frames: int = 0
     seconds: dict[str, float] = field(
         default_factory=lambda: {"read": 0.0, "model": 0.0, "write": 0.0}
@@ -214,44 +216,99 @@ def _read_pair_list(path: Path, sources: Path, drivings: Path) -> list[tuple[Pat
 Progress = Callable[[str, Job | None, int], None]  # event, job, frames
 
 
+@contextmanager
+def _errors_of(path: Path, doing: str) -> Iterator[None]:
+    """Anything raised inside becomes one DonkeyError naming `path` ("cannot read (...)"):
+    one unreadable file must not stop a batch, and a single file says what is wrong in one
+    line."""
+    try:
+        yield
+    except DonkeyError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - any reader/writer failure is this file's problem
+        raise DonkeyError(
+            f"{path}: cannot {doing} ({type(exc).__name__}: {_first_line(exc)})"
+        ) from None
+
+
+@contextmanager
+def _clock(seconds: dict[str, float], stage: str) -> Iterator[None]:
+    """Adds the time spent inside to `seconds[stage]` (read, model or write)."""
+    started = time.perf_counter()
+    try:
+        yield
+    finally:
+        seconds[stage] += time.perf_counter() - started
+
+
+def read_input(
+    job: Job,
+    size: int,
+    options: AnimateOptions,
+    budget: Budget | None,
+    seconds: dict[str, float],
+) -> tuple[np.ndarray, Clip]:
+    """A job's source image (S, S, 3) and driving clip at the model size `size`."""
+    fit, background = options.fit, options.background
+    with _clock(seconds, "read"):
+        with _errors_of(job.source, "read"):
+            image = read_image(job.source, size, fit, background, budget)
+        with _errors_of(job.driving, "read"):
+            clip = read_video(job.driving, size, fit, background, budget)
+    return image, clip
+
+
+def write_result(
+    job: Job,
+    frames: np.ndarray,
+    image: np.ndarray,
+    clip: Clip,
+    options: AnimateOptions,
+    seconds: dict[str, float],
+) -> None:
+    """Writes a job's frames (beside its source and driving with --side-by-side), atomically."""
+    if options.side_by_side:
+        frames = side_by_side(image, clip.frames, frames)
+    with _clock(seconds, "write"), _errors_of(job.output, "write"):
+        write_video(job.output, frames, clip.fps)
+
+
 def run_jobs(
     animator: Animator,
     jobs: list[Job],
     options: AnimateOptions,
     skip_existing: bool = False,
     progress: Progress | None = None,
+    budget: Budget | None = None,
+    frame_counts: dict[Path, int | None] | None = None,
 ) -> BatchReport:
     """Animates every job; failures are recorded, never raised (but DonkeyError from the model is).
 
     With `skip_existing`, an existing output is trusted only when it decodes to the frame
-    count and size this run would write; anything else is written again.
+    count and size this run would write; anything else is written again. A skipped item is
+    announced with the frames it will not render (`frame_counts`, from the headers; 0 unknown).
     """
     report = BatchReport()
     size = animator.model.config.image_size
     notify = progress or (lambda *_: None)
+    counts = frame_counts or {}
     remove_stale_temporaries(jobs)
     by_driving: dict[Path, list[Job]] = {}
     for job in jobs:
         by_driving.setdefault(job.driving, []).append(job)
     drivings = list(by_driving)
-    source_cache: dict[Path, SourceState | str] = {}
-    source_images: dict[Path, np.ndarray] = {}
+    sources = _Sources(animator, size, options, budget, report)
 
-    def read_driving(path: Path) -> Clip | str:
-        started = time.perf_counter()
+    def read_driving(path: Path) -> Clip | DonkeyError:
         try:
-            return read_video(path, size, options.fit, options.background)
+            with _clock(report.seconds, "read"), _errors_of(path, "read"):
+                return read_video(path, size, options.fit, options.background, budget)
         except DonkeyError as exc:
-            return str(exc)
-        except Exception as exc:  # noqa: BLE001 - one unreadable file must not stop the batch
-            return f"{path}: cannot read ({type(exc).__name__}: {_first_line(exc)})"
-        finally:
-            report.seconds["read"] += time.perf_counter() - started
+            return exc
 
-    def write(job: Job, frames: np.ndarray, fps: float) -> None:
-        started = time.perf_counter()
-        write_video(job.output, frames, fps)
-        report.seconds["write"] += time.perf_counter() - started
+    def fail(job: Job, exc: DonkeyError) -> None:
+        report.failed.append((job, exc))
+        notify("failed", job, 0)
 
     with (
         ThreadPoolExecutor(1, thread_name_prefix="donkey-read") as reader,
@@ -264,44 +321,36 @@ def run_jobs(
             if index + 1 < len(drivings):
                 pending_read = reader.submit(read_driving, drivings[index + 1])
             group = by_driving[driving_path]
-            if isinstance(clip, str):
+            if isinstance(clip, DonkeyError):
                 for job in group:
-                    report.failed.append((job, clip))
-                    notify("failed", job, 0)
+                    fail(job, clip)
                 continue
             width = size * (3 if options.side_by_side else 1)
             todo = []
             for job in group:
                 if skip_existing and output_complete(job.output, len(clip.frames), size, width):
                     report.skipped.append(job)
-                    notify("skipped", job, 0)
+                    notify("skipped", job, counts.get(job.driving) or 0)
                 else:
                     todo.append(job)
             if not todo:
                 continue
-            started = time.perf_counter()
-            driving_state = animator.driving_keypoints(frames_to_tensor(clip.frames))
-            report.seconds["model"] += time.perf_counter() - started
+            with _clock(report.seconds, "model"):
+                driving_state = animator.driving_keypoints(frames_to_tensor(clip.frames))
             for job in todo:
-                state = _source_state(
-                    animator, job.source, size, options, source_cache, source_images, report
-                )
-                if isinstance(state, str):
-                    report.failed.append((job, state))
-                    notify("failed", job, 0)
+                try:
+                    image, state = sources.get(job.source)
+                except DonkeyError as exc:
+                    fail(job, exc)
                     continue
-                started = time.perf_counter()
-                parts = []
-                for batch in animator.render_batches(state, driving_state):
-                    parts.append(tensor_to_frames(batch))
-                    notify("frames", job, batch.shape[0])
-                if animator.device.type == "cuda":
-                    torch.cuda.synchronize(animator.device)
-                report.seconds["model"] += time.perf_counter() - started
-                frames = np.concatenate(parts)
-                if options.side_by_side:
-                    frames = side_by_side(source_images[job.source], clip.frames, frames)
-                writes.append((job, writer.submit(write, job, frames, clip.fps)))
+                with _clock(report.seconds, "model"):
+                    frames = animator.animate_frames(
+                        state, driving_state, lambda n, job=job: notify("frames", job, n)
+                    )
+                done = writer.submit(
+                    write_result, job, frames, image, clip, options, report.seconds
+                )
+                writes.append((job, done))
                 report.frames += len(frames)
             writes = _collect(writes, report, notify, wait=False)
         _collect(writes, report, notify, wait=True)
@@ -327,32 +376,40 @@ def _first_line(exc: BaseException) -> str:
     return text.splitlines()[0][:160] if text else "no detail"
 
 
-def _source_state(
-    animator: Animator,
-    path: Path,
-    size: int,
-    options: AnimateOptions,
-    cache: dict,
-    images: dict,
-    report: BatchReport,
-) -> SourceState | str:
-    if path not in cache:
-        started = time.perf_counter()
+class _Sources:
+    """Each source read and encoded once per batch; a source that cannot be read keeps its
+    error, so every item that needs it fails with the same line."""
+
+    def __init__(
+        self,
+        animator: Animator,
+        size: int,
+        options: AnimateOptions,
+        budget: Budget | None,
+        report: BatchReport,
+    ) -> None:
+        self.animator, self.size, self.options, self.budget = animator, size, options, budget
+        self.report = report
+        self.cache: dict[Path, tuple[np.ndarray, SourceState] | DonkeyError] = {}
+
+    def get(self, path: Path) -> tuple[np.ndarray, SourceState]:
+        if path not in self.cache:
+            self.cache[path] = self._load(path)
+        found = self.cache[path]
+        if isinstance(found, DonkeyError):
+            raise found
+        return found
+
+    def _load(self, path: Path) -> tuple[np.ndarray, SourceState] | DonkeyError:
+        options, seconds = self.options, self.report.seconds
         try:
-            image = read_image(path, size, options.fit, options.background)
+            with _clock(seconds, "read"), _errors_of(path, "read"):
+                image = read_image(path, self.size, options.fit, options.background, self.budget)
         except DonkeyError as exc:
-            cache[path] = str(exc)
-            return cache[path]
-        except Exception as exc:  # noqa: BLE001 - one unreadable file must not stop the batch
-            cache[path] = f"{path}: cannot read ({type(exc).__name__}: {_first_line(exc)})"
-            return cache[path]
-        finally:
-            report.seconds["read"] += time.perf_counter() - started
-        started = time.perf_counter()
-        images[path] = image
-        cache[path] = animator.prepare_source(frames_to_tensor(image[None]))
-        report.seconds["model"] += time.perf_counter() - started
-    return cache[path]
+            return exc
+        with _clock(seconds, "model"):
+            state = self.animator.prepare_source(frames_to_tensor(image[None]))
+        return image, state
 
 
 def _collect(writes, report: BatchReport, notify, wait: bool):
@@ -364,12 +421,7 @@ def _collect(writes, report: BatchReport, notify, wait: bool):
         try:
             future.result()
         except DonkeyError as exc:
-            report.failed.append((job, str(exc)))
-            notify("failed", job, 0)
-        except Exception as exc:  # noqa: BLE001 - one failed write must not stop the batch
-            report.failed.append(
-                (job, f"{job.output}: cannot write ({type(exc).__name__}: {_first_line(exc)})")
-            )
+            report.failed.append((job, exc))
             notify("failed", job, 0)
         else:
             report.done.append(job)

@@ -191,7 +191,7 @@ def report_to_json(report: BatchReport, index_of: dict[Job, int], seconds: float
     return {
         "done": [index_of[j] for j in report.done],
         "skipped": [index_of[j] for j in report.skipped],
-        "failed": [[index_of[j], reason] for j, reason in report.failed],
+        "failed": [[index_of[j], str(error)] for j, error in report.failed],
         "frames": report.frames,
         "seconds": report.seconds,
         "wall": seconds,
@@ -204,7 +204,7 @@ def merge_reports(jobs: Sequence[Job], parts: Sequence[dict]) -> BatchReport:
     merged.done = [jobs[i] for i in sorted(i for p in parts for i in p["done"])]
     merged.skipped = [jobs[i] for i in sorted(i for p in parts for i in p["skipped"])]
     failed = sorted((i, reason) for p in parts for i, reason in p["failed"])
-    merged.failed = [(jobs[i], reason) for i, reason in failed]
+    merged.failed = [(jobs[i], DonkeyError(reason)) for i, reason in failed]
     merged.frames = sum(p["frames"] for p in parts)
     for key in merged.seconds:
         merged.seconds[key] = sum(p["seconds"].get(key, 0.0) for p in parts)

@@ -19,7 +19,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from donkey.data.frames import WHITE, frames_to_tensor, tensor_to_frames
+from donkey.data.frames import WHITE, frames_to_tensor
 from donkey.data.media import VIDEO_SUFFIXES, Clip, MediaError, read_image, read_video
 from donkey.data.writers import write_image, write_video
 from donkey.model.errors import DonkeyError
@@ -127,10 +127,7 @@ class AnimationService:
         animator = Animator(self.model, batch_size=self.batch_size, mode="relative")
         with self._device, torch.inference_mode():
             torch.set_flush_denormal(True)
-            for _ in animator.render_batches(
-                animator.prepare_source(blank[:1]), animator.driving_keypoints(blank)
-            ):
-                pass
+            animator.animate(blank[:1], blank)
         return time.perf_counter() - started
 
     def _check_size(self, path: Path, max_frames: int | None) -> None:
@@ -227,17 +224,15 @@ class AnimationService:
             # Per thread: web requests run on worker threads, not the CLI's main thread.
             torch.set_flush_denormal(True)
             with torch.inference_mode():
-                state = animator.prepare_source(frames_to_tensor(image[None]))
                 motion = self._keypoints(animator, clip.frames, notify)
-                parts, done = [], 0
-                for batch in animator.render_batches(state, motion):
-                    parts.append(tensor_to_frames(batch))
-                    done += batch.shape[0]
-                    notify("animating", done, total)
-            if animator.device.type == "cuda":
-                torch.cuda.synchronize(animator.device)
+                done = [0]
+
+                def rendered(count: int) -> None:
+                    done[0] += count
+                    notify("animating", done[0], total)
+
+                result = animator.animate_frames(image, motion, rendered)
             seconds["model"] = time.perf_counter() - started
-        result = np.concatenate(parts)
         both = side_by_side(image, clip.frames, result)
         started = time.perf_counter()
         folder = self._request_dir()

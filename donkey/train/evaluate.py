@@ -45,9 +45,7 @@ class EvalResult:
 
 
 def _animate(animator: Animator, source, driving) -> torch.Tensor:
-    state = animator.prepare_source(source)
-    kp = animator.driving_keypoints(driving)
-    return torch.cat(list(animator.render_batches(state, kp))).cpu()
+    return animator.animate(source, driving).cpu()
 
 
 def resize_frames(frames: Tensor, size: int) -> Tensor:

@@ -1,0 +1,224 @@
+"""`donkey animate` as one call: a source and a driving (or folders of them) -> written results.
+
+`animate_files(request, events)` decides single file or batch, makes the checks that need no
+model (before PyTorch is imported), loads the model once, animates through the Animator's one
+path and writes each result atomically. It returns what happened; it prints nothing itself:
+notes, warnings and progress go through `events`, which the command line turns into lines and
+bars (docs/architecture.md, "Data flow: donkey animate").
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from donkey.app import preflight
+from donkey.model.errors import DonkeyError
+
+if TYPE_CHECKING:
+    from donkey.data.media import Budget
+    from donkey.runtime.batch import BatchReport, Job
+
+
+@dataclass(frozen=True)
+class AnimateRequest:
+    """Everything `donkey animate` was asked, as parsed (strings, not yet resolved)."""
+
+    source: Path
+    driving: Path
+    output: Path
+    model: str | None = None
+    engine: str | None = None
+    device: str = "auto"
+    precision: str = "fp32"
+    allow_slow_precision: bool = False
+    mode: str = "relative"
+    adapt_scale: bool = False
+    batch_size: int = 8
+    fit: str = "pad"
+    background: str = "white"
+    side_by_side: bool = False
+    pair_list: Path | None = None
+    skip_existing: bool = False
+    overwrite: bool = False
+    out_format: str = "gif"
+    cuda_graphs: bool = False
+    budget: Budget | None = None  # None: the environment's read budget
+
+
+def _quiet(*_: object) -> None:
+    return None
+
+
+@dataclass
+class Events:
+    """How the caller hears of the work. `say(label, message)`: a note (a build into the cache);
+    `warn(message)`; `begin(items, frames)`: the totals (items None for a single file, frames
+    None when unknown);
+    `progress(event, job, n)`: "frames" (n just rendered), "done", "failed", or "skipped"
+    (n: the frames that will not be rendered, 0 when unknown); `line(text)`: a line of the
+    result (torchrun's per-rank summary)."""
+
+    say: Callable[[str, str], None] = _quiet
+    warn: Callable[[str], None] = _quiet
+    line: Callable[[str], None] = _quiet
+    begin: Callable[[int | None, int | None], None] = _quiet
+    progress: Callable[[str, Job | None, int], None] = _quiet
+
+
+@dataclass
+class Written:
+    """A single result: its path, frame count, where it ran and the seconds of each stage."""
+
+    output: Path
+    frames: int
+    engine: str
+    device: str
+    seconds: dict[str, float] = field(default_factory=dict)
+
+
+@dataclass
+class Kept:
+    """A single output that exists and was left alone (--skip-existing)."""
+
+    output: Path
+
+
+@dataclass
+class BatchDone:
+    """A batch: how many items were planned, the merged report, where it ran."""
+
+    items: int
+    report: BatchReport
+    engine: str
+    device: str
+
+
+def is_batch(request: AnimateRequest) -> bool:
+    """Folders of sources or of driving videos (a frame folder is one video), or a pair list."""
+    driving = request.driving
+    return bool(
+        request.source.is_dir()
+        or (driving.is_dir() and not preflight.is_frame_folder(driving))
+        or request.pair_list
+    )
+
+
+def animate_files(
+    request: AnimateRequest, events: Events | None = None
+) -> Written | Kept | BatchDone:
+    """Animates one pair into one file, or a batch into a folder (see AnimateRequest)."""
+    events = events or Events()
+    if request.batch_size < 1:
+        raise DonkeyError(f"--batch-size must be at least 1, got {request.batch_size}")
+    if request.skip_existing and request.overwrite:
+        raise DonkeyError("--skip-existing and --overwrite contradict each other; give one")
+    batch = is_batch(request)
+    kept = _check_before_loading(request, batch, events)
+    if kept is not None:
+        return kept
+    from donkey.app.process import start_torch
+
+    start_torch()
+    if batch:
+        from donkey.app.animate_batch import animate_batch
+
+        return animate_batch(request, events)
+    return _animate_one(request, events)
+
+
+def _check_before_loading(request: AnimateRequest, batch: bool, events: Events) -> Kept | None:
+    """What needs no model: inputs exist, the output can be written, ffmpeg is there."""
+    source, driving, output = request.source, request.driving, request.output
+    preflight.check_paths(source, driving, None if batch or output.is_dir() else output)
+    preflight.check_writable(output)
+    if batch:
+        videos = [p for p in (source, driving) if p.is_file()]
+        if driving.is_dir():
+            videos += [p for p in driving.iterdir() if p.is_file()]
+        preflight.check_ffmpeg_for(videos, write=output / f"*.{request.out_format}")
+        return None
+    if output.is_dir():
+        raise DonkeyError(f"{output}: is a folder; give a file name (or folder inputs for a batch)")
+    if (output.exists() or output.is_symlink()) and not request.overwrite:
+        if not request.skip_existing:
+            raise DonkeyError(
+                f"{output}: exists; pass --overwrite to replace it (or --skip-existing to keep it)"
+            )
+        return Kept(output)
+    preflight.check_ffmpeg_for([driving], write=output)
+    return None
+
+
+def animate_options(request: AnimateRequest):  # noqa: ANN201 - runtime's AnimateOptions
+    """The fit, the background colour (parsed once, here) and side by side."""
+    from donkey.data.colours import parse_colour
+    from donkey.runtime.animate_options import AnimateOptions
+
+    try:
+        colour = parse_colour(request.background)
+    except ValueError as exc:
+        raise DonkeyError(f"--background: {exc}") from None
+    return AnimateOptions(
+        fit=str(request.fit), background=colour, side_by_side=request.side_by_side
+    )
+
+
+def load_options(request: AnimateRequest):  # noqa: ANN201 - runtime's LoadOptions
+    from donkey.runtime.backend import LoadOptions
+
+    return LoadOptions(
+        cuda_graphs=request.cuda_graphs, allow_slow_precision=request.allow_slow_precision
+    )
+
+
+def _animate_one(request: AnimateRequest, events: Events) -> Written:
+    """One pair, read, animated and written in this thread: errors are raised as they happen."""
+    from donkey.app.models import load_model
+    from donkey.data.writers import check_output_suffix
+    from donkey.runtime.animator import Animator
+    from donkey.runtime.batch import (
+        Job,
+        check_folder_location,
+        read_input,
+        remove_stale_temporaries,
+        write_result,
+    )
+
+    output = request.output
+    check_output_suffix(output)
+    check_folder_location(output.parent)
+    options = animate_options(request)
+    expected = preflight.warn_swapped(request.source, request.driving, events.warn)
+    seconds = {"load": 0.0, "read": 0.0, "model": 0.0, "write": 0.0}
+    started = time.perf_counter()
+    loaded = load_model(
+        request.model,
+        request.engine,
+        request.device,
+        request.precision,
+        load_options(request),
+        batch_size=request.batch_size,
+        say=events.say,
+    )
+    for backend in loaded.graphs.values():
+        backend.activate()
+    seconds["load"] = time.perf_counter() - started
+    animator = Animator(
+        loaded, batch_size=request.batch_size, mode=request.mode, adapt_scale=request.adapt_scale
+    )
+    job = Job(request.source, request.driving, output.resolve())
+    events.begin(None, expected)
+    remove_stale_temporaries([job])
+    image, clip = read_input(job, loaded.config.image_size, options, request.budget, seconds)
+    started = time.perf_counter()
+    frames = animator.animate_frames(
+        image, clip.frames, progress=lambda n: events.progress("frames", job, n)
+    )
+    seconds["model"] = time.perf_counter() - started
+    write_result(job, frames, image, clip, options, seconds)
+    events.progress("done", job, 0)
+    return Written(output, len(frames), loaded.engine, str(loaded.device), seconds)
