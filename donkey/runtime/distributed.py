@@ -3,10 +3,11 @@
 Without torchrun (no WORLD_SIZE > 1 in the environment) every function here is the identity
 for one process, and no process group is created.
 
-Only small JSON values cross between ranks (plans, failures, per-item numbers), so the process
-group is gloo on every machine, GPUs included: the exchange needs no CUDA tensors and works the
-same whatever engine (torch, ONNX Runtime, TensorRT) runs the model. JSON rather than pickle,
-so nothing a peer sends is executed.
+The commands exchange only small JSON values between ranks (plans, failures, per-item numbers),
+so their process group is gloo on every machine, GPUs included: the exchange needs no CUDA
+tensors and works the same whatever engine (torch, ONNX Runtime, TensorRT) runs the model.
+JSON rather than pickle, so nothing a peer sends is executed. Training joins the same way
+(`join`), with nccl on GPUs for DistributedDataParallel's gradients.
 """
 
 from __future__ import annotations
@@ -80,15 +81,20 @@ def rank_device(device: str, local_rank: int) -> str:
     return device  # "cuda" without CUDA is refused, with its message, by the model loader
 
 
-def start(device: str = "auto") -> tuple[Ranks, str]:
-    """Joins the torchrun job (when there is one) and picks this rank's device."""
-    ranks = ranks_from_env()
+def join(ranks: Ranks, backend: str = "gloo", timeout_s: int | None = None) -> None:
+    """Sets up the process group of the torchrun job `ranks` (once per process; nothing for
+    one rank).
+
+    `backend`: gloo for the commands' JSON exchanges; the trainer asks for nccl on GPUs, where
+    DistributedDataParallel averages gradients. `timeout_s`: how long a collective waits for
+    the slowest rank (None: PyTorch's default).
+    """
     if not ranks.distributed:
-        return ranks, device
+        return
     if not torch_dist.is_initialized():
-        seconds = _env_int("DONKEY_DIST_TIMEOUT_S", DEFAULT_TIMEOUT_S)
+        timeout = timedelta(seconds=timeout_s) if timeout_s is not None else None
         try:
-            torch_dist.init_process_group("gloo", timeout=timedelta(seconds=seconds))
+            torch_dist.init_process_group(backend, timeout=timeout)
         except (ValueError, RuntimeError) as exc:  # WORLD_SIZE set without torchrun, no peer
             first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
             raise DonkeyError(
@@ -98,6 +104,14 @@ def start(device: str = "auto") -> tuple[Ranks, str]:
         atexit.register(_finish)
     if torch_dist.get_world_size() != ranks.world or torch_dist.get_rank() != ranks.rank:
         raise DonkeyError("the process group does not match WORLD_SIZE/RANK")
+
+
+def start(device: str = "auto") -> tuple[Ranks, str]:
+    """Joins the torchrun job (when there is one) and picks this rank's device."""
+    ranks = ranks_from_env()
+    if not ranks.distributed:
+        return ranks, device
+    join(ranks, "gloo", _env_int("DONKEY_DIST_TIMEOUT_S", DEFAULT_TIMEOUT_S))
     return ranks, rank_device(device, ranks.local_rank)
 
 

@@ -31,7 +31,7 @@ from donkey.model.config import FREEZABLE, Config, TrainConfig, config_to_dict
 from donkey.model.errors import CheckpointError, DonkeyError, brief
 from donkey.model.fake_quant import enable_fake_quant
 from donkey.model.networks import Networks
-from donkey.runtime.distributed import Ranks
+from donkey.runtime.distributed import Ranks, join, ranks_from_env
 from donkey.train.ema import WeightAverage
 from donkey.train.losses import build_perceptual
 from donkey.train.steps import Models, discriminator_loss, generator_step_for
@@ -63,17 +63,6 @@ class TrainResult:
     # Why the run ended before its last step: "time limit", "SIGTERM"; None if it did not.
     stopped: str | None = None
     notes: list[str] = field(default_factory=list)  # what the CLI should tell the user
-
-
-def setup_distributed(device: torch.device) -> Ranks:
-    world = int(os.environ.get("WORLD_SIZE", "1"))
-    if world <= 1:
-        return Ranks()
-    if not torch_dist.is_initialized():
-        torch_dist.init_process_group(backend="nccl" if device.type == "cuda" else "gloo")
-    return Ranks(
-        torch_dist.get_rank(), torch_dist.get_world_size(), int(os.environ.get("LOCAL_RANK", "0"))
-    )
 
 
 def _leave_sigterm_to_the_trainer(_worker_id: int) -> None:
@@ -407,9 +396,9 @@ def train(
     check_run_dir(options.run_dir, options.resume is not None, options.overwrite)
     if options.threads:
         torch.set_num_threads(options.threads)
-    env_rank = int(os.environ.get("LOCAL_RANK", "0"))
-    device = pick_device(options.device, env_rank)
-    dist = setup_distributed(device)
+    dist = ranks_from_env()
+    device = pick_device(options.device, dist.local_rank)
+    join(dist, "nccl" if device.type == "cuda" else "gloo")
     run_dir = options.run_dir
     last = run_dir / "last.ckpt"
 
