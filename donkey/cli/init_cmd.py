@@ -6,8 +6,7 @@ from pathlib import Path
 
 import typer
 
-from donkey.cli.common import check_checkpoint_suffix, check_seed, handles_errors, out, start_torch
-from donkey.model.errors import DonkeyError
+from donkey.cli.common import check_seed, handles_errors, out
 
 
 @handles_errors
@@ -26,25 +25,7 @@ def init(
 ) -> None:
     """Write a checkpoint with freshly initialised weights for CONFIG."""
     check_seed(seed)
-    # The temporary file's name used to be the error for a folder; and a trained checkpoint
-    # at -o was silently replaced by random weights.
-    if output.is_dir():
-        raise DonkeyError(f"{output}: is a folder; -o takes the checkpoint file to write")
-    check_checkpoint_suffix(output)
-    if output.exists() and not overwrite:
-        raise DonkeyError(
-            f"{output}: exists; init would replace it with random weights "
-            "(give another -o, or --overwrite)"
-        )
-    start_torch()
-    import torch
+    from donkey.app.checkpoints import init_checkpoint
 
-    from donkey.model.checkpoint import save_checkpoint
-    from donkey.model.config import config_to_dict, load_config
-    from donkey.model.networks import Networks
-
-    cfg = load_config(config)
-    torch.manual_seed(seed)
-    networks = Networks(cfg.model)
-    save_checkpoint(output, networks, train_config=config_to_dict(cfg.train))
+    init_checkpoint(config, output, seed, overwrite)
     out.print(f"wrote {output} (random weights, seed {seed}, config {config})")
