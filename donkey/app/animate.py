@@ -192,7 +192,7 @@ def _animate_one(request: AnimateRequest, events: Events) -> Written:
     check_output_suffix(output)
     check_folder_location(output.parent)
     options = animate_options(request)
-    expected = preflight.warn_swapped(request.source, request.driving, events.warn)
+    job = Job(request.source, request.driving, output.resolve())
     seconds = {"load": 0.0, "read": 0.0, "model": 0.0, "write": 0.0}
     started = time.perf_counter()
     loaded = load_model(
@@ -210,10 +210,12 @@ def _animate_one(request: AnimateRequest, events: Events) -> Written:
     animator = Animator(
         loaded, batch_size=request.batch_size, mode=request.mode, adapt_scale=request.adapt_scale
     )
-    job = Job(request.source, request.driving, output.resolve())
-    events.begin(None, expected)
-    remove_stale_temporaries([job])
+    # Each input is decoded once; the warnings use the decoded frame count rather than probing
+    # the file's headers again.
     image, clip = read_input(job, loaded.config.image_size, options, request.budget, seconds)
+    preflight.warn_swapped(request.source, request.driving, events.warn, len(clip.frames))
+    events.begin(None, len(clip.frames))
+    remove_stale_temporaries([job])
     started = time.perf_counter()
     frames = animator.animate_frames(
         image, clip.frames, progress=lambda n: events.progress("frames", job, n)

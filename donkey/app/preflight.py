@@ -92,17 +92,20 @@ def _source_frames(path: Path) -> int | None:
         return None
 
 
-def warn_swapped(source: Path, driving: Path, warn: Warn) -> int | None:
+def warn_swapped(
+    source: Path, driving: Path, warn: Warn, driving_frames: int | None = None
+) -> int | None:
     """A warning when the inputs look swapped (a still driving and an animated source), or
     when the driving clip has a single frame: the result would be one still frame.
 
-    Returns the driving clip's frame count read from its headers (None if unknown): the
-    progress bar's total."""
+    `driving_frames`: the count when the clip was decoded already; else read from its headers.
+    Returns the count (None if unknown): the progress bar's total."""
     from donkey.data.probe import all_strips, frame_count
 
     if not driving.exists() or not source.is_file():
         return None  # the readers name the missing file
-    driving_frames = frame_count(driving)
+    if driving_frames is None:
+        driving_frames = frame_count(driving)
     if driving.is_dir() and all_strips(driving):
         warn(
             f"{driving}: every image in it looks like a PNG strip (width a multiple of the "

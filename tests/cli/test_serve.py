@@ -19,7 +19,6 @@ import pytest
 import torch
 
 from donkey.cli.app import app
-from donkey.cli.serve_cmd import is_loopback
 from donkey.data.frames import frames_to_tensor, tensor_to_frames
 from donkey.data.media import read_frames, read_image, read_video
 from donkey.data.writers import write_image, write_video
@@ -27,6 +26,7 @@ from donkey.model.errors import DonkeyError
 from donkey.runtime.animator import Animator
 from donkey.runtime.loader import load_model
 from donkey.serve.examples import example_drivings, example_sources
+from donkey.serve.run import is_loopback
 from donkey.serve.service import AnimationService
 from tests.conftest import make_creature_frames, run_cli
 
