@@ -8,28 +8,7 @@ from pathlib import Path
 import typer
 from rich.table import Table
 
-from donkey.cli.common import MODEL_HELP, handles_errors, out, start_torch
-from donkey.model.errors import DonkeyError
-
-
-def _model_config(config: Path | None, model: str | None):
-    if config is not None and model is not None:
-        raise DonkeyError("give either CONFIG or --model, not both")
-    start_torch()
-    from donkey.artifacts.verify import verify_folder
-    from donkey.model.checkpoint import load_checkpoint
-    from donkey.model.config import load_config
-    from donkey.model.provenance import training_summary
-    from donkey.runtime.loader import model_kind, resolve_model
-
-    if config is not None:
-        return load_config(config).model, str(config), None
-    path = resolve_model(model)
-    if model_kind(path) == "checkpoint":
-        ckpt = load_checkpoint(path)
-        summary = training_summary(ckpt.model_config, ckpt.train_config, ckpt.training)
-        return ckpt.model_config, str(path), summary
-    return verify_folder(path).model_config, str(path), None
+from donkey.cli.common import MODEL_HELP, handles_errors, out
 
 
 @handles_errors
@@ -47,32 +26,21 @@ def info(
     the dense motion module; inference per frame is kp_detector + dense_motion + generator.
     For a checkpoint, also how it was trained (mode, steps, attention, feature matching).
     """
-    cfg, label, trained = _model_config(config, model)
-    from donkey.model.complexity import model_complexity
-    from donkey.model.provenance import describe_training
+    from donkey.app.info import model_info
 
-    stats = model_complexity(cfg)
+    info = model_info(config, model)
     if as_json:
-        payload = {
-            k: {"params": int(v["params"]), "gmac": round(v["gmac"], 4)} for k, v in stats.items()
-        }
-        payload["image_size"] = cfg.image_size
-        payload["num_kp"] = cfg.num_kp
-        payload["inference_gmac_per_frame"] = round(
-            sum(stats[k]["gmac"] for k in ("kp_detector", "dense_motion", "generator")), 4
-        )
-        if trained is not None:
-            payload["training"] = trained
-        out.print_json(json.dumps(payload))
+        out.print_json(json.dumps(info.as_json()))
         return
-    table = Table(title=f"{label}: {cfg.image_size}x{cfg.image_size}, {cfg.num_kp} keypoints")
+    size = info.image_size
+    table = Table(title=f"{info.label}: {size}x{size}, {info.num_kp} keypoints")
     table.add_column("network")
     table.add_column("parameters", justify="right")
     table.add_column("GMAC / frame", justify="right")
-    for name, v in stats.items():
+    for name, v in info.stats.items():
         table.add_row(name, f"{v['params'] / 1e6:.3f} M", f"{v['gmac']:.3f}")
-    total = sum(stats[k]["gmac"] for k in ("kp_detector", "dense_motion", "generator"))
-    table.add_row("inference total", "", f"{total:.3f}", style="bold")
+    table.add_row("inference total", "", f"{info.inference_gmac:.3f}", style="bold")
     out.print(table)
+    trained = info.trained()
     if trained is not None:
-        out.print(f"trained: {describe_training(trained)}", highlight=False)
+        out.print(f"trained: {trained}", highlight=False)
