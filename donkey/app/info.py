@@ -84,3 +84,17 @@ def _model_config(
         summary = training_summary(ckpt.model_config, ckpt.train_config, ckpt.training)
         return ckpt.model_config, str(path), summary
     return verify_folder(path).model_config, str(path), None
+
+
+def bundled_configs() -> dict[str, str]:
+    """The configs the package ships (`donkey configs`): name -> its one-line description."""
+    from donkey.model.named_configs import bundled_config, config_names, description
+
+    return {name: description(bundled_config(name)) for name in config_names()}
+
+
+def bundled_config_text(name: str) -> str:
+    """The YAML of a shipped config, named `small` or `small.yaml`."""
+    from donkey.model.named_configs import bundled_config
+
+    return bundled_config(name.removesuffix(".yaml")).read_text(encoding="utf-8")
