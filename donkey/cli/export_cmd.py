@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import math
-import shlex
-import warnings
 from pathlib import Path
 
 import typer
@@ -49,74 +47,6 @@ def _print_parity(rows, title: str) -> None:
             Text("yes", style="green") if r.ok else Text("NO", style="red"),
         )
     out.print(table)
-
-
-def _check(
-    checkpoint: Path,
-    folder: Path,
-    engine: str,
-    device: str,
-    batches: tuple[int, ...],
-    label: str,
-) -> None:
-    from donkey.data.sample_clip import rendered_clip
-    from donkey.runtime.loader import load_model
-    from donkey.runtime.parity import assert_parity, clip_parity, graph_parity
-
-    reference = load_model(checkpoint, "torch", device)
-    other = load_model(folder, engine, device)
-    rows = graph_parity(reference, other, batches)
-    source, driving = rendered_clip(reference.config.image_size)
-    rows += clip_parity(reference, other, source, driving)
-    _print_parity(rows, f"parity: {engine} ({label}) vs torch fp32 on {reference.device}")
-    assert_parity(rows)
-
-
-def _int8_inputs(checkpoint: Path, calibration: Path | None):
-    from donkey.data.calibration import clip_set
-    from donkey.export.int8 import int8_settings_for
-    from donkey.model.checkpoint import load_checkpoint
-
-    ckpt = load_checkpoint(checkpoint)
-    clips = clip_set(ckpt.model_config.image_size, calibration, "train")
-    if calibration is None:
-        tagged("note", "yellow", "no --calibration folder: calibrating on synthetic frames only")
-    for line in clips.skipped:
-        tagged("skipped", "yellow", line)
-    return int8_settings_for(ckpt.train_config, str(checkpoint)), clips
-
-
-def _check_held_out_split(calibration: Path) -> None:
-    """Before the export: --check scores int8 on the folder's held-out split, which a small
-    folder may not have (it is about 10% of the files, by file-name hash)."""
-    from donkey.data.calibration import VAL_FRACTION
-    from donkey.data.datasets import list_videos, select_split
-
-    if not select_split(list_videos(calibration), "val", VAL_FRACTION):
-        raise DonkeyError(
-            f"{calibration}: --check scores int8 on this folder's held-out split (about "
-            f"{VAL_FRACTION:.0%} of its files, by name), which holds no videos here; give a "
-            "folder with more videos, or export without --check"
-        )
-
-
-def _check_int8(checkpoint: Path, folder: Path, data: Path | None, label: str) -> None:
-    """Quality gate: animated frames' PSNR and keypoint error against PyTorch fp32, on the
-    calibration folder's held-out split (or synthetic clips the calibration did not see)."""
-    from donkey.data.calibration import clip_set
-    from donkey.runtime.backend import LoadOptions
-    from donkey.runtime.loader import load_model
-    from donkey.runtime.quality import KP_MAX_ABS, PSNR_MIN_DB, assert_quality, measure_quality
-
-    reference = load_model(checkpoint, "torch", "cpu")
-    with warnings.catch_warnings():  # the gate measures quality, not ONNX Runtime's int8 speed
-        warnings.simplefilter("ignore", RuntimeWarning)
-        other = load_model(folder, "ort", "cpu", options=LoadOptions(allow_slow_precision=True))
-    clips = clip_set(reference.config.image_size, data, "val", seed=1)
-    report = measure_quality(reference, other, clips)
-    out.print(f"quality: int8 ({label}) vs torch fp32 on {'; '.join(clips.sources)}")
-    out.print(f"quality: {report.line()} (gate: >= {PSNR_MIN_DB:g} dB, <= {KP_MAX_ABS:g})")
-    assert_quality(report, f"int8 export {label}", PSNR_MIN_DB, KP_MAX_ABS)
 
 
 @handles_errors
@@ -189,80 +119,29 @@ def export(
         raise DonkeyError("--int8 writes ONNX graphs for CPUs: no --fp16, --format onnx")
     if calibration is not None and not int8:
         raise DonkeyError("--calibration belongs to --int8")
-    if int8 and check and calibration is not None:
-        _check_held_out_split(calibration)
     start_torch()
-    from donkey.artifacts.folders import staged_folder
-    from donkey.artifacts.settings import BatchRange, EngineSettings
-    from donkey.export.onnx_folder import write_onnx_folder
-    from donkey.runtime.loader import resolve_model
+    from donkey.app.exporting import export_model
 
-    checkpoint = resolve_model(model)
-    if checkpoint.is_dir():
-        raise DonkeyError(f"{checkpoint}: export needs a checkpoint file, not an export folder")
-    if checkpoint.resolve().is_relative_to(output.resolve()):
-        raise DonkeyError(
-            f"{output}: holds the checkpoint being exported, and an export replaces the whole "
-            "folder; choose another output folder"
-        )
-    batch = BatchRange(min_batch, opt_batch, max_batch)
-    if fmt in ("trt", "all"):
-        from donkey.artifacts.gpu import gpu_identity, import_tensorrt
-
-        import_tensorrt()
-        gpu_identity()
-    log = lambda m: console.print(m, highlight=False)  # noqa: E731
-    onnx_part = Path() if fmt == "onnx" else Path("onnx")
-    engine_part = Path() if fmt == "trt" else Path("trt")
-    # Everything is written (and --check'ed) in a temporary sibling of OUTPUT, which becomes
-    # OUTPUT only when all of it succeeded: a failed or killed export leaves no folder behind.
-    with staged_folder(output, replace=overwrite) as stage:
-        onnx_dir = stage / onnx_part
-        settings, clips = _int8_inputs(checkpoint, calibration) if int8 else (None, None)
-        result = write_onnx_folder(
-            checkpoint, onnx_dir, fp16=fp16, opset=opset, log=log, int8=settings, calibration=clips
-        )
-        out.print(
-            f"ONNX: {output / onnx_part} ({result.seconds['onnx']:.1f}s, opset {opset}, "
-            f"{sum(p.stat().st_size for p in result.files.values()) / 1e6:.1f} MB)"
-        )
-        target, engine = onnx_part, "ort"
-        if fmt in ("trt", "all"):
-            from donkey.export.tensorrt_build import build_engines
-
-            seconds = build_engines(
-                onnx_dir,
-                stage / engine_part,
-                EngineSettings(batch=batch, workspace_gb=workspace),
-                log=log,
-            )
-            out.print(f"TensorRT: {output / engine_part} ({sum(seconds.values()):.1f}s)")
-            target, engine = engine_part, "trt"
-        if check:
-            batches = (
-                tuple(b for b in (1, 3, 8) if batch.min <= b <= batch.max)
-                if engine == "trt"
-                else (1, 3, 8)
-            )
-            cpu = "cpu" if engine == "ort" else device
-            if int8:
-                _check_int8(checkpoint, onnx_dir, calibration, str(output / onnx_part))
-            else:
-                _check(checkpoint, onnx_dir, "ort", cpu, (1, 3, 8), str(output / onnx_part))
-            if engine == "trt":
-                _check(checkpoint, stage / target, "trt", "cuda", batches, str(output / target))
-    final = output / target
-    if int8:  # ONNX Runtime runs these graphs at about fp32 speed on CPUs without VNNI
-        from donkey.runtime.loader import openvino_installed
-
-        engine = "openvino --device cpu" if openvino_installed() else "ort"
-    out.print(
-        f"next: donkey animate SOURCE DRIVING -o out.gif --model {shlex.quote(str(final))} --engine {engine}"
+    next_lines = export_model(
+        output,
+        model,
+        fmt.value,
+        fp16=fp16,
+        int8=int8,
+        calibration=calibration,
+        batch=(min_batch, opt_batch, max_batch),
+        opset=opset,
+        workspace=workspace,
+        check=check,
+        device=device,
+        overwrite=overwrite,
+        log=lambda line: console.print(line, highlight=False),
+        show=out.print,
+        say=lambda label, message: tagged(label, "yellow", message),
+        show_parity=_print_parity,
     )
-    if int8 and engine == "ort":
-        out.print(
-            "next: pip install openvino   # runs int8 folders faster on CPUs (--engine openvino)"
-        )
+    for line in next_lines:
+        out.print(line)
 
 
 @handles_errors
@@ -272,18 +151,11 @@ def lint(folder: Path = typer.Argument(..., help="ONNX export folder (`donkey ex
 
     The folder is checked first: valid manifest.json, every graph inside the folder with its
     recorded sha256, no stray temporary or unknown file."""
-    from donkey.export.lint import lint_folder
+    from donkey.app.exporting import lint_export
 
-    report = lint_folder(folder)
-    if not report:
-        out.print(
-            f"{folder}: an int8 export for CPUs; manifest, hashes and files verified. The "
-            "TensorRT lint does not apply (its float graphs were linted before quantization)."
-        )
-        return
-    problems = [v for violations in report.values() for v in violations]
+    problems, clean = lint_export(folder)
     for v in problems:
         tagged("violation", "red", str(v))
     if problems:
         raise typer.Exit(1)
-    out.print(f"{len(report)} graphs clean: {', '.join(report)}")
+    out.print(clean)

@@ -105,25 +105,24 @@ def cached_onnx(
     int8: bool = False,
     on_build: Callable[[], None] | None = None,
 ) -> Path:
-    """`int8`: quantized with the default settings, calibrated on synthetic creatures only
-    (the cache has no data folder; `donkey export --int8 --calibration DIR` for real frames)."""
-    from donkey.export.int8 import QAT_SETTINGS, Int8Settings, int8_settings_for
-    from donkey.export.onnx_folder import write_onnx_folder
+    """`int8`: quantized with the recipe the checkpoint asks for, calibrated on synthetic
+    creatures only (the cache has no data folder; `donkey export --int8 --calibration DIR`
+    for real frames)."""
+    from donkey.export.int8 import QAT_SETTINGS, Int8Settings
+    from donkey.export.onnx_folder import ExportPlan, write_export
     from donkey.export.onnx_trace import DEFAULT_OPSET
-    from donkey.model.checkpoint import load_checkpoint
 
     opset = opset or DEFAULT_OPSET
     digest = checkpoint_digest(checkpoint)
     parts = {"sha256": digest, "fp16": fp16, "opset": opset, "v": CACHE_LAYOUT}
     if int8:  # the checkpoint (its digest) picks one of the two recipes: key on both
         parts["int8"] = repr((Int8Settings(), QAT_SETTINGS))
-
-    def build(tmp: Path) -> object:
-        config = load_checkpoint(checkpoint).train_config
-        settings = int8_settings_for(config, str(checkpoint)) if int8 else None
-        return write_onnx_folder(checkpoint, tmp, fp16=fp16, opset=opset, int8=settings)
-
-    return _build_into(cache_root() / "onnx" / _key(parts), build, on_build)
+    plan = ExportPlan(fp16=fp16, opset=opset, int8=int8)
+    return _build_into(
+        cache_root() / "onnx" / _key(parts),
+        lambda tmp: write_export(checkpoint, tmp, plan),
+        on_build,
+    )
 
 
 def engine_key(onnx_dir: Path, trt_version: str, device: str, batch: tuple[int, int, int]) -> str:
@@ -146,13 +145,15 @@ def cached_engines(
 ) -> Path:
     """Engines for an ONNX folder, built once per (ONNX, TensorRT, GPU, precision, batches)."""
     from donkey.artifacts.gpu import device_key, gpu_identity, import_tensorrt
-    from donkey.export.tensorrt_build import build_engines, timing_cache_file
+    from donkey.export.onnx_folder import ExportPlan, write_export
+    from donkey.export.tensorrt_build import timing_cache_file
 
     trt = import_tensorrt()
     gpu = gpu_identity()
     batch = (settings.batch.min, settings.batch.opt, settings.batch.max)
     key = engine_key(onnx_dir, trt.__version__, device_key(gpu), batch)
     settings.timing_cache = timing_cache_file(cache_root() / "trt", trt.__version__, gpu)
+    plan = ExportPlan(engines=settings)
     return _build_into(
-        cache_root() / "trt" / key, lambda tmp: build_engines(onnx_dir, tmp, settings), on_build
+        cache_root() / "trt" / key, lambda tmp: write_export(onnx_dir, tmp, plan), on_build
     )

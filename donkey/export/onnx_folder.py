@@ -1,4 +1,6 @@
-"""`donkey export`: checkpoint -> ONNX folder (fp32, fp16 or int8): four graphs and manifest.json.
+"""`donkey export`: checkpoint -> ONNX folder (fp32, fp16 or int8): four graphs and manifest.json;
+and `write_export`, the one export sequence (ONNX, then TensorRT engines) that `donkey export`
+and the build-once cache both run.
 
 Every export is linted; a graph that breaks a TensorRT rule fails the export. The folder is
 written whole or not at all (docs/architecture.md, "Export").
@@ -15,9 +17,10 @@ import onnx
 
 from donkey.artifacts.folders import staged_folder
 from donkey.artifacts.manifest import GraphEntry, Manifest, QuantizationInfo
+from donkey.artifacts.settings import EngineSettings
 from donkey.data.calibration import ClipSet
 from donkey.export.fp16 import FP32_GRAPHS, convert_to_fp16
-from donkey.export.int8 import Int8Settings
+from donkey.export.int8 import Int8Settings, int8_settings_for
 from donkey.export.lint import Violation, lint_model
 from donkey.export.onnx_trace import DEFAULT_OPSET, export_all, save_model, set_metadata
 from donkey.model.checkpoint import build_networks, load_checkpoint
@@ -26,6 +29,7 @@ from donkey.model.files import sha256_file
 from donkey.model.spec import graph_specs
 
 Log = Callable[[str], None]
+Say = Callable[[str, str], None]  # a labelled note: label, message
 
 
 @dataclass
@@ -128,3 +132,71 @@ def export_onnx(
     result.folder = Path(out_dir)
     result.files = {name: Path(out_dir) / p.name for name, p in result.files.items()}
     return result
+
+
+@dataclass(frozen=True)
+class ExportPlan:
+    """What one export writes into its folder: the ONNX graphs of a checkpoint, then, with
+    `engines`, TensorRT engines built from them. `onnx_part` and `engine_part` are where each
+    goes inside the folder (`--format all`: onnx/ and trt/)."""
+
+    fp16: bool = False
+    opset: int = DEFAULT_OPSET
+    int8: bool = False
+    calibration: Path | None = None  # int8: videos to calibrate on (None: synthetic only)
+    engines: EngineSettings | None = None
+    onnx_part: Path = Path()
+    engine_part: Path = Path()
+
+
+def write_export(
+    source: Path,
+    folder: Path,
+    plan: ExportPlan,
+    shown_as: Path | None = None,
+    log: Log = lambda _: None,
+    say: Say = lambda label, message: None,
+    done: Log = lambda _: None,
+) -> Path:
+    """The export sequence into `folder` (a staged one: callers rename it into place): a
+    checkpoint `source` becomes ONNX graphs, then engines when the plan has them; an ONNX
+    folder `source` only gets its engines. Returns the part written last.
+
+    `log` gets each graph's line, `say` the int8 notes, `done` one line per finished step
+    naming the folder as `shown_as` (what `folder` becomes)."""
+    shown_as = folder if shown_as is None else shown_as
+    onnx_dir = source
+    if not source.is_dir():
+        onnx_dir = folder / plan.onnx_part
+        settings, clips = _int8_inputs(source, plan.calibration, say) if plan.int8 else (None, None)
+        result = write_onnx_folder(
+            source, onnx_dir, plan.fp16, plan.opset, log, int8=settings, calibration=clips
+        )
+        size = sum(p.stat().st_size for p in result.files.values()) / 1e6
+        done(
+            f"ONNX: {shown_as / plan.onnx_part} ({result.seconds['onnx']:.1f}s, opset "
+            f"{plan.opset}, {size:.1f} MB)"
+        )
+    if plan.engines is None:
+        return onnx_dir
+    from donkey.export.tensorrt_build import build_engines
+
+    seconds = build_engines(onnx_dir, folder / plan.engine_part, plan.engines, log=log)
+    done(f"TensorRT: {shown_as / plan.engine_part} ({sum(seconds.values()):.1f}s)")
+    return folder / plan.engine_part
+
+
+def _int8_inputs(
+    checkpoint: Path, calibration: Path | None, say: Say
+) -> tuple[Int8Settings, ClipSet]:
+    """The quantization recipe the checkpoint's training asks for, and the clips to calibrate
+    on: the train split of `calibration`, or synthetic creatures only."""
+    from donkey.data.calibration import clip_set
+
+    ckpt = load_checkpoint(checkpoint)
+    clips = clip_set(ckpt.model_config.image_size, calibration, "train")
+    if calibration is None:
+        say("note", "no --calibration folder: calibrating on synthetic frames only")
+    for line in clips.skipped:
+        say("skipped", line)
+    return int8_settings_for(ckpt.train_config, str(checkpoint)), clips
