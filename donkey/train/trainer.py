@@ -51,7 +51,7 @@ class TrainOptions:
     )
     time_limit: float | None = None  # seconds of training (after loading); then save and stop
     debug_dir: Path | None = None  # per-rank weights and sample ids, for the multi-process test
-    overwrite: bool = False  # start afresh in a run folder that holds a previous run
+    overwrite: bool = False  # a fresh start over a previous run: its curves and grids go
     on_step: Callable[[int, dict[str, float]], None] | None = None
 
 
@@ -341,9 +341,6 @@ def check_same_schedule(path: Path, saved: dict | None, t_cfg: TrainConfig) -> N
         )
 
 
-RUN_MARKERS = ("last.ckpt", "log.jsonl")
-
-
 def _logged_steps(log: Path) -> Iterator[tuple[str, int | None]]:
     """Each line of a run's log.jsonl with its step (None where the line is not a log entry)."""
     with log.open(encoding="utf-8", errors="replace") as lines:
@@ -366,34 +363,23 @@ def stopped_before_first_checkpoint(run_dir: Path, checkpoint_every: int) -> boo
     return all(step is not None and step < checkpoint_every for _, step in _logged_steps(log))
 
 
-def check_run_dir(run_dir: Path, resuming: bool, overwrite: bool) -> None:
-    """A fresh start never silently replaces a previous run's checkpoint and log."""
-    if run_dir.exists() and not run_dir.is_dir():
-        raise DonkeyError(f"{run_dir}: exists and is not a folder")
-    if resuming or overwrite:
-        return
-    found = [name for name in RUN_MARKERS if (run_dir / name).exists()]
-    if found:
-        raise DonkeyError(
-            f"{run_dir}: holds a previous run ({', '.join(found)}); continue it with "
-            "--resume auto, or start again from step 0 with --overwrite"
-        )
-
-
 def train(
     cfg: Config,
     videos: list[Video] | None,
     manifests: list[PairsManifest] | None,
     options: TrainOptions,
 ) -> TrainResult:
-    """Trains until cfg.train.steps total steps; RUN_DIR/last.ckpt always holds the newest state."""
+    """Trains until cfg.train.steps total steps; RUN_DIR/last.ckpt always holds the newest state.
+
+    Whether RUN_DIR may be written is the caller's decision (`donkey.app.training.plan_run`
+    refuses to replace a previous run unless asked): a fresh start here writes over it.
+    """
     t_cfg = cfg.train
     if len(t_cfg.loss.feature_matching) != cfg.model.discriminator.num_blocks:
         raise DonkeyError(
             f"train.loss.feature_matching needs {cfg.model.discriminator.num_blocks} weights "
             f"(one per discriminator block), got {len(t_cfg.loss.feature_matching)}"
         )
-    check_run_dir(options.run_dir, options.resume is not None, options.overwrite)
     if options.threads:
         torch.set_num_threads(options.threads)
     dist = ranks_from_env()
