@@ -2,11 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
-import json
-import os
-import tempfile
-import time
 from pathlib import Path
 
 import typer
@@ -90,8 +85,10 @@ def bench(
 ) -> None:
     """Model-only throughput: keypoints of the driving batch + dense motion + generator, source
     encoding cached. Every engine runs with the same thread count, reported in each row."""
+    from donkey.app.benchmark import default_engines
+
     # checked while parsing (check_engines)
-    engines = engine.split(",") if engine else _default_engines(model if config is None else None)
+    engines = engine.split(",") if engine else default_engines(model if config is None else None)
     if model is not None and config is not None:
         raise DonkeyError("give --model or --config, not both")
     batches = parse_int_list(batch_sizes, "--batch-sizes", MAX_BENCH_BATCH)
@@ -103,65 +100,42 @@ def bench(
     # Which engine runs which precision, refused before PyTorch loads.
     variants = bench_variants(engines, precision.split(","))
     start_torch()
-    import torch
+    from donkey.app.benchmark import bench as run_bench
+    from donkey.app.benchmark import write_rows
 
-    from donkey.app.models import load_model
-    from donkey.artifacts.settings import BatchRange
-    from donkey.model.checkpoint import save_checkpoint
-    from donkey.model.config import load_config
-    from donkey.model.files import atomic_output
-    from donkey.model.networks import Networks
-    from donkey.runtime.backend import LoadOptions
-    from donkey.runtime.bench import run_bench
+    result = run_bench(
+        model,
+        config,
+        variants,
+        batches,
+        device,
+        threads,
+        runs,
+        allow_slow_precision,
+        interleave,
+        progress=_progress,
+        say=say,
+    )
+    out.print(_table(result.rows, result.threads))
+    for note in result.notes:
+        out.print(note)
+    if json_path is not None:
+        write_rows(json_path, result.rows)
+        out.print(f"wrote {json_path}")
+
+
+def _progress(row, done: int, total: int, eta: float | None) -> None:
+    left = "" if eta is None else f", ETA {clock(eta)}"
+    console.print(
+        f"[{done}/{total}] {row.engine} {row.precision} batch {row.batch}: "
+        f"{row.fps:.1f} frames/s ({row.runs} run{'' if row.runs == 1 else 's'}{left})",
+        highlight=False,
+    )
+
+
+def _table(rows, threads: int) -> Table:
     from donkey.runtime.cpu_features import describe as cpu_describe
 
-    threads = threads or os.cpu_count() or 1
-    with tempfile.TemporaryDirectory(prefix="donkey-bench-") as tmp:
-        target = model
-        if config is not None:
-            torch.manual_seed(0)
-            target = str(
-                save_checkpoint(Path(tmp) / "random.ckpt", Networks(load_config(config).model))
-            )
-        options = LoadOptions(threads=threads, allow_slow_precision=allow_slow_precision)
-        low, top = min(batches), max(batches)
-        # Engines cover exactly the benchmarked batch sizes, tuned for 8 where it is in range.
-        engine_batch = BatchRange(low, min(max(8, low), top), top)
-
-        def load(name: str, variant: str):
-            return load_model(target, name, device, variant, options, batch=engine_batch, say=say)
-
-        settings = len(variants) * len(batches)
-        started = time.perf_counter()
-        done: list[int] = []
-
-        def progress(r) -> None:
-            done.append(1)
-            elapsed = time.perf_counter() - started
-            left = settings - len(done)
-            eta = f", ETA {clock(elapsed / len(done) * left)}" if left else ""
-            console.print(
-                f"[{len(done)}/{settings}] {r.engine} {r.precision} batch {r.batch}: "
-                f"{r.fps:.1f} frames/s ({r.runs} run{'' if r.runs == 1 else 's'}{eta})",
-                highlight=False,
-            )
-
-        load_reference = None
-        if target is None or not Path(target).is_dir():  # a checkpoint: torch fp32 is the truth
-            load_reference = lambda: load_model(target, "torch", device, "fp32", options, say=say)  # noqa: E731
-        rows = run_bench(
-            load,
-            variants,
-            batches,
-            threads,
-            10 if runs is None else runs,
-            progress=progress,
-            # --runs: exactly that many; by default at least 1 s of timed runs per setting
-            # (with --interleave: per batch size, all engines' runs together).
-            min_seconds=1.0 if runs is None else 0.0,
-            load_reference=load_reference,
-            interleave=interleave,
-        )
     table = Table(
         title=f"donkey bench ({threads} threads, {rows[0].device}, "
         f"{','.join(dict.fromkeys(r.precision for r in rows))})",
@@ -183,48 +157,4 @@ def bench(
             f"{r.peak_mb:.0f}",
             str(r.runs),
         )
-    out.print(table)
-    out.print(_peak_note(rows, interleave))
-    if load_reference is None:
-        out.print("PSNR and kp err: only against a checkpoint's torch fp32 (--model CHECKPOINT)")
-    if json_path is not None:
-        with atomic_output(json_path) as tmp_file:
-            tmp_file.write_text(json.dumps([r.as_dict() for r in rows], indent=1))
-        out.print(f"wrote {json_path}")
-
-
-def _default_engines(model: str | None) -> list[str]:
-    """torch,ort for a checkpoint; for an export folder, the engines that can run it."""
-    if not model or not Path(model).is_dir():
-        return ["torch", "ort"]
-    from donkey.artifacts.manifest import Manifest
-
-    if Manifest.read(Path(model)).format == "trt":
-        return ["trt"]
-    return ["ort", "openvino"] if importlib.util.find_spec("openvino") else ["ort"]
-
-
-def _peak_note(rows, interleave: bool = False) -> str:
-    """What 'peak MB' measured: it is not the model's size."""
-    where = []
-    if any(r.device.startswith("cuda") for r in rows):
-        where.append(
-            "CUDA rows: PyTorch's allocator peak (memory TensorRT and ONNX Runtime allocate "
-            "themselves is not included)"
-        )
-    if any(r.device == "cpu" for r in rows):
-        scope = ""
-        if any(r.peak_scope != "timed runs" for r in rows) and not interleave:
-            scope = " (so far: not resettable here)"
-        where.append(
-            f"CPU rows: the whole process's peak resident memory{scope}, Python, PyTorch and "
-            "the libraries loaded so far included"
-        )
-    compared = any(r.psnr_db is not None for r in rows)
-    after = "; the fp32 reference runs after them" if compared else ""
-    if interleave:
-        return (
-            f"peak MB: --interleave held every engine at once, so each row's peak is the whole "
-            f"run's so far{after}. {'; '.join(where)}."
-        )
-    return f"peak MB: during each row's warm-up and timed runs only{after}. {'; '.join(where)}."
+    return table
