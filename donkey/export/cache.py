@@ -2,8 +2,9 @@
 
 Keys: the checkpoint's sha256 (+ opset, precision) for ONNX; for engines the ONNX hashes,
 TensorRT version, GPU (name and compute capability), precision and batch range. An entry is
-built in a temporary sibling and renamed into place whole, so a folder under its key is
-complete; the runtime still verifies it like any export folder before loading it.
+built by `donkey export`'s own sequence (`onnx_folder.write_export`) in a temporary sibling
+and renamed into place whole, so a folder under its key is complete; the runtime still
+verifies it like any export folder before loading it.
 """
 
 from __future__ import annotations

@@ -60,7 +60,7 @@ def write_onnx_folder(
 
     `int8`: quantize (export/int8.py), calibrated on `calibration` (default: synthetic
     creature clips). Not atomic by itself: callers write into a staged folder (`export_onnx`,
-    the cache).
+    `write_export`).
     """
     if fp16 and int8 is not None:
         raise DonkeyError("choose fp16 or int8, not both")

@@ -2,8 +2,8 @@
 inputs, and for a whole animated clip of real frames (donkey/data/sample_clip.py). Rows report
 max/mean abs error and PSNR per tensor name; `assert_parity` fails on a missed tolerance.
 
-Runtime code: it runs loaded models through the Animator. `donkey export --check` (the CLI)
-calls it on the folder it just wrote."""
+Runtime code: it runs loaded models through the Animator. `donkey export --check`
+(donkey/app/exporting.py) calls it on the folder it just wrote, before renaming it into place."""
 
 from __future__ import annotations
 
