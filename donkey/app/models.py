@@ -9,19 +9,15 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
-from donkey.artifacts.manifest import Manifest, ManifestError
+from donkey.artifacts.manifest import ManifestError
 from donkey.artifacts.settings import BatchRange, EngineSettings
+from donkey.core import engines
+from donkey.core.engines import ONNX, TRT
 from donkey.model.errors import DonkeyError
 from donkey.runtime.backend import LoadOptions
-from donkey.runtime.loader import (
-    LoadedModel,
-    choose_engine,
-    model_kind,
-    openvino_installed,
-    resolve_device,
-    resolve_model,
-)
-from donkey.runtime.loader import load_model as load_built_model
+from donkey.runtime.loader import LoadedModel, ResolvedModel, load_resolved, resolve
+
+Notice = Callable[[str], None]
 
 
 def load_model(
@@ -49,63 +45,66 @@ def load_model(
     def notice(what: str) -> None:
         say("building", f"{what} into the cache, once (later runs reuse it)")
 
-    path = resolve_model(model)
-    kind = model_kind(path)
-    engine = choose_engine(path, kind, engine, precision, device)
-    if engine == "trt" and resolve_device(device).type != "cuda":
-        raise DonkeyError("--engine trt needs --device cuda (TensorRT runs on NVIDIA GPUs only)")
-    if engine == "openvino":
-        device = "cpu" if device == "auto" else device  # OpenVINO runs on the CPU only
-        if resolve_device(device).type != "cpu":
-            raise DonkeyError("--engine openvino runs on the CPU: use --device cpu")
-        if not openvino_installed():  # before a checkpoint's export into the cache, not after
-            from donkey.runtime.openvino_backend import OPENVINO_HINT
-
-            raise DonkeyError(f"--engine openvino: OpenVINO is not installed: {OPENVINO_HINT}")
-    resolve_device(device)  # a missing GPU is refused before anything is exported for it
-    source = path
+    # Every refusal that needs nothing built (engine, precision, a missing GPU) comes first.
+    resolved = resolve(model, engine, device, precision)
+    runs = engines.ENGINES[resolved.engine].runs
+    if runs == ONNX and not engines.installed(resolved.engine):
+        # Before a checkpoint's export into the cache, not after. (TensorRT's own build says
+        # that it is missing.)
+        raise DonkeyError(f"--engine {resolved.engine}: {engines.not_installed(resolved.engine)}")
+    path = resolved.path
     try:
-        path = _cached(path, kind, engine, precision, batch, batch_size, notice)
-        return load_built_model(path, engine, device, precision, options)
+        path = _built(resolved, batch, batch_size, notice)
+        return load_resolved(resolved.at(path), options)
     except ManifestError as exc:
         from donkey.export.cache import discard_entry
 
         # A cache entry that fails its check (a disk error, an edit) is built again, once: the
         # user never made it, so "export the model again" would not tell them what to do.
-        if path == source or not discard_entry(path):
+        if path == resolved.path or not discard_entry(path):
             raise
         say("rebuilding", f"{path} failed its check ({str(exc)[:160]}); building it again")
-        path = _cached(source, kind, engine, precision, batch, batch_size, notice)
-        return load_built_model(path, engine, device, precision, options)
+        path = _built(resolved, batch, batch_size, notice)
+        return load_resolved(resolved.at(path), options)
 
 
-def _cached(path, kind, engine, precision, batch, batch_size, notice) -> Path:
-    """What `engine` runs for `path`: a checkpoint's ONNX export, an ONNX folder's engines
-    (both built into the cache when missing), or `path` itself."""
-    if engine in ("ort", "trt", "openvino") and kind == "checkpoint":
-        from donkey.export.cache import cached_onnx
-
-        variant = {"fp16": "fp16 ", "int8": "int8 "}.get(precision, "")
-        built = cached_onnx(
-            path,
-            fp16=precision == "fp16",
-            int8=precision == "int8",
-            on_build=lambda: notice(f"the {variant}ONNX export of {path}"),
-        )
-        path, kind = built, "onnx"
-    if engine == "trt" and kind == "onnx":
-        from donkey.export.cache import cached_engines
-
-        if batch is None:
-            batch = BatchRange.covering(batch_size or 1)
-        path = cached_engines(
-            path,
-            EngineSettings(batch=batch),
-            on_build=lambda: notice(f"TensorRT engines (batch {batch.min}-{batch.max}) for {path}"),
-        )
-    elif engine == "trt" and kind == "trt" and batch_size is not None:
-        engine_info = Manifest.read(path).engine
+def _built(
+    resolved: ResolvedModel, batch: BatchRange | None, batch_size: int | None, notice: Notice
+) -> Path:
+    """What the engine loads for the model: a checkpoint's ONNX export, an ONNX folder's
+    engines (each built into the cache when missing: core/engines.py `builds`), or the model
+    itself."""
+    path, steps = resolved.path, engines.builds(resolved.engine, resolved.kind)
+    for step in steps:
+        if step == ONNX:
+            path = _onnx_export(path, resolved.precision, notice)
+        elif step == TRT:
+            path = _engines(path, batch or BatchRange.covering(batch_size or 1), notice)
+    if resolved.kind == TRT and resolved.engine == "trt" and batch_size is not None:
+        engine_info = resolved.manifest.engine if resolved.manifest is not None else None
         problem = engine_info.batch.refuses(batch_size) if engine_info is not None else None
         if problem:
             raise DonkeyError(f"{path}: {problem}")
     return path
+
+
+def _onnx_export(checkpoint: Path, precision: str, notice: Notice) -> Path:
+    from donkey.export.cache import cached_onnx
+
+    variant = {"fp16": "fp16 ", "int8": "int8 "}.get(precision, "")
+    return cached_onnx(
+        checkpoint,
+        fp16=precision == "fp16",
+        int8=precision == "int8",
+        on_build=lambda: notice(f"the {variant}ONNX export of {checkpoint}"),
+    )
+
+
+def _engines(onnx_dir: Path, batch: BatchRange, notice: Notice) -> Path:
+    from donkey.export.cache import cached_engines
+
+    return cached_engines(
+        onnx_dir,
+        EngineSettings(batch=batch),
+        on_build=lambda: notice(f"TensorRT engines (batch {batch.min}-{batch.max}) for {onnx_dir}"),
+    )

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from donkey.artifacts.settings import BatchRange
+from donkey.core.engines import FOLDER_KINDS, folder_precisions
 from donkey.core.version import __version__
 from donkey.model.config import ModelConfig, config_to_dict, model_config_from_dict
 from donkey.model.errors import DonkeyError
@@ -31,8 +32,7 @@ MANIFEST_NAME = "manifest.json"
 # Version 2 is still read (it is version 3 without int8): exports made before need no redo.
 MANIFEST_VERSION = 3
 READ_VERSIONS = (2, 3)
-FORMATS = ("onnx", "trt")
-PRECISIONS = ("fp32", "fp16", "int8")
+FORMATS = FOLDER_KINDS  # the folder formats (artifacts/folders.py reads them by this name)
 QUANT_FORMATS = ("qdq", "qoperator")
 CALIBRATION_METHODS = ("minmax", "average", "entropy", "percentile")
 # A manifest is a few KB; anything far larger is not one, and is not read into memory.
@@ -359,7 +359,7 @@ def validate(data: Any, path: Path) -> Manifest:
         keys.add("quantization")
     data = _keys(data, keys, "manifest", path)
     fmt = data["format"]
-    if fmt not in FORMATS:
+    if fmt not in FOLDER_KINDS:
         raise _fail(path, f"format {fmt!r} is neither onnx nor trt")
     try:
         config = model_config_from_dict(data["model_config"])
@@ -371,8 +371,11 @@ def validate(data: Any, path: Path) -> Manifest:
     graphs_data = _typed(data["graphs"], dict, "graphs", path)
     if sorted(graphs_data) != sorted(GRAPH_NAMES):
         raise _fail(path, f"graphs must be exactly {', '.join(GRAPH_NAMES)}")
-    # Version 2 predates int8; engines are built from fp32/fp16 ONNX only.
-    precisions = ("fp32", "fp16") if version == 2 or fmt == "trt" else PRECISIONS
+    # What the engines that load this kind of folder run (core/engines.py); version 2 predates
+    # int8.
+    precisions = folder_precisions(fmt)
+    if version == 2:
+        precisions = tuple(p for p in precisions if p != "int8")
     graphs = {
         name: _graph(name, graphs_data[name], fmt, specs[name], path, precisions)
         for name in GRAPH_NAMES

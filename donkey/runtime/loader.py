@@ -4,36 +4,34 @@
 apart by the folder's manifest.json) and defaults to the bundled model. The engine defaults
 to what the model is: torch for checkpoints, ort for ONNX folders, trt for engine folders;
 int8 on the CPU defaults to OpenVINO where it is installed (`default_engine`).
-A folder is verified (docs/architecture.md, "Artifact formats") before any backend sees it.
+Every choice is made once, in `resolve`: the resulting `ResolvedModel` (path, kind, engine,
+device, manifest) is what `load_resolved` loads. A folder is verified (docs/architecture.md,
+"Artifact formats") before any backend sees it.
 
 This layer loads what exists. Turning a checkpoint into an ONNX folder or engines (the
-build-once cache) is export's job; the CLI composes both (donkey/cli/models.py).
+build-once cache) is export's job; the application layer composes both (donkey/app/models.py).
 """
 
 from __future__ import annotations
 
-import importlib.util
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import torch
 
 from donkey.artifacts.manifest import Manifest
 from donkey.artifacts.verify import verify_folder
+from donkey.core import engines
+from donkey.core.engines import CHECKPOINT, ONNX
 from donkey.model.config import ModelConfig
 from donkey.model.errors import DonkeyError
 
 # Each engine module registers its loader when imported (runtime/backend.py).
 from donkey.runtime import openvino_backend, ort_backend, torch_backend, trt_backend  # noqa: F401
-from donkey.runtime.backend import Backend, LoadOptions, LoadRequest, engine_loader
-from donkey.runtime.variants import ENGINE_PRECISIONS
+from donkey.runtime.backend import Backend, LoadOptions, LoadRequest, load_graphs
+from donkey.runtime.device import device_type, engine_device
 
 DEFAULT_MODEL = Path(__file__).resolve().parent.parent / "assets" / "default.safetensors"
-ENGINES = ("torch", "ort", "trt", "openvino")
-# bf16: torch autocast (CPU or CUDA); int8: ONNX Runtime or OpenVINO on a quantized ONNX folder.
-PRECISIONS = ("fp32", "fp16", "bf16", "int8")
-_PRECISION_ENGINES = {"bf16": ("torch",), "int8": ("ort", "openvino")}
-_KIND_ENGINE = {"checkpoint": "torch", "onnx": "ort", "trt": "trt"}
 
 
 @dataclass
@@ -45,6 +43,44 @@ class LoadedModel:
     path: Path
     precision: dict[str, str] = field(default_factory=dict)  # graph name -> fp32 / fp16
     manifest: Manifest | None = None  # export folders only
+
+    def open(self) -> None:
+        """Opens every graph's backend now rather than at its first inference."""
+        for backend in self.graphs.values():
+            backend.open()
+
+    def close(self) -> None:
+        """Releases every backend's sessions, engines and device memory."""
+        for backend in self.graphs.values():
+            backend.close()
+
+    def __enter__(self) -> LoadedModel:
+        self.open()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+
+@dataclass(frozen=True)
+class ResolvedModel:
+    """What `--model`, `--engine`, `--device` and `--precision` came to, decided once (every
+    refusal that needs nothing loaded is behind it): the model's path and kind, the engine,
+    the device, and an export folder's manifest (read and validated; verified at loading)."""
+
+    path: Path
+    kind: str  # "checkpoint", "onnx" or "trt"
+    engine: str
+    device: torch.device
+    precision: str
+    manifest: Manifest | None = None
+
+    def at(self, path: Path) -> ResolvedModel:
+        """The same choices for the folder built from this model (the build-once cache)."""
+        if path == self.path:
+            return self
+        manifest = Manifest.read(path)
+        return replace(self, path=path, kind=manifest.format, manifest=manifest)
 
 
 def resolve_model(model: str | Path | None) -> Path:
@@ -67,7 +103,7 @@ def model_kind(path: Path) -> str:
     """'checkpoint', 'onnx' or 'trt' (a folder's manifest is read and validated, not verified)."""
     if path.is_dir():
         return Manifest.read(path).format
-    return "checkpoint"
+    return CHECKPOINT
 
 
 def default_engine(
@@ -75,49 +111,29 @@ def default_engine(
 ) -> str:
     """What the model is (torch for checkpoints, ort for ONNX folders, trt for engines); but
     int8 on the CPU (asked for, or `held` by an ONNX folder's graphs) goes to OpenVINO where
-    it is installed: ONNX Runtime runs the export's int8 graphs at about fp32 speed on CPUs
-    without VNNI (benchmarks/README.md)."""
-    int8 = precision == "int8" or (kind == "onnx" and "int8" in held)
-    if int8 and kind in ("checkpoint", "onnx"):
-        on_cpu = device == "cpu" or (device == "auto" and not torch.cuda.is_available())
-        return "openvino" if on_cpu and openvino_installed() else "ort"
-    return _KIND_ENGINE[kind]
+    it is installed (core/engines.py)."""
+    int8 = precision == "int8" or (kind == ONNX and "int8" in held)
+    return engines.default_engine(kind, int8, device_type(device))
 
 
-def choose_engine(path: Path, kind: str, engine: str | None, precision: str, device: str) -> str:
+def choose_engine(
+    path: Path,
+    kind: str,
+    engine: str | None,
+    precision: str,
+    device: str,
+    manifest: Manifest | None,
+) -> str:
     """The engine for `--engine` (None: the default) after every refusal that needs nothing
-    loaded; an export folder's manifest is read once for all of them."""
-    held = frozenset(Manifest.read(path).precision.values()) if kind != "checkpoint" else None
+    loaded."""
+    held = frozenset(manifest.precision.values()) if manifest is not None else None
     if held is not None:
         check_folder_precision(path, held, precision)
-    engine = check_engine(engine or default_engine(kind, precision, device, held or frozenset()))
-    check_precision_name(precision, engine)
+    engine = engine or default_engine(kind, precision, device, held or frozenset())
+    refusal = engines.engine_refusal(engine) or engines.precision_refusal(precision, engine)
+    if refusal:
+        raise DonkeyError(refusal)
     return engine
-
-
-def openvino_installed() -> bool:
-    return importlib.util.find_spec("openvino") is not None
-
-
-def check_engine(engine: str) -> str:
-    if engine not in ENGINES:
-        raise DonkeyError(f"--engine must be one of {', '.join(ENGINES)}, got {engine!r}")
-    return engine
-
-
-def check_precision_name(precision: str, engine: str) -> str:
-    """One of PRECISIONS, and one this engine runs."""
-    if precision not in PRECISIONS:
-        raise DonkeyError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
-    engines = _PRECISION_ENGINES.get(precision)
-    if engines is not None and engine not in engines:
-        raise DonkeyError(
-            f"--precision {precision} runs on --engine {' or '.join(engines)}, not {engine}"
-        )
-    runs = ENGINE_PRECISIONS.get(engine, PRECISIONS)
-    if precision not in runs:  # before anything is exported for it
-        raise DonkeyError(f"--engine {engine} runs {', '.join(runs)}, not --precision {precision}")
-    return precision
 
 
 def check_folder_precision(path: Path, precisions: frozenset[str], precision: str) -> None:
@@ -136,14 +152,46 @@ def check_folder_precision(path: Path, precisions: frozenset[str], precision: st
         )
 
 
-def resolve_device(device: str) -> torch.device:
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if device.startswith("cuda") and not torch.cuda.is_available():
-        raise DonkeyError("--device cuda asked for, but PyTorch sees no CUDA GPU")
-    if device not in ("cpu",) and not device.startswith("cuda"):
-        raise DonkeyError(f"--device must be cpu, cuda or auto, got {device!r}")
-    return torch.device(device)
+def resolve(
+    model: str | Path | None = None,
+    engine: str | None = None,
+    device: str = "auto",
+    precision: str = "fp32",
+) -> ResolvedModel:
+    """The model's path and kind, the engine and the device, each decided here once; an
+    export folder's manifest is read once for all of them."""
+    path = resolve_model(model)
+    manifest = Manifest.read(path) if path.is_dir() else None
+    kind = manifest.format if manifest is not None else CHECKPOINT
+    engine = choose_engine(path, kind, engine, precision, device, manifest)
+    return ResolvedModel(path, kind, engine, engine_device(engine, device), precision, manifest)
+
+
+def load_resolved(resolved: ResolvedModel, options: LoadOptions | None = None) -> LoadedModel:
+    """One backend per graph (not opened) for a resolved model.
+
+    Export folders are verified first: every file the manifest names lies inside the folder
+    and matches its recorded sha256, else a one-line error names the file.
+    """
+    manifest = verify_folder(resolved.path) if resolved.kind != CHECKPOINT else None
+    request = LoadRequest(
+        resolved.path,
+        resolved.kind,
+        resolved.device,
+        resolved.precision,
+        options or LoadOptions(),
+        manifest,
+    )
+    loaded = load_graphs(resolved.engine, request)
+    return LoadedModel(
+        config=loaded.config,
+        graphs=loaded.graphs,
+        engine=resolved.engine,
+        device=resolved.device,
+        path=resolved.path,
+        precision=loaded.precision,
+        manifest=manifest,
+    )
 
 
 def load_model(
@@ -153,26 +201,6 @@ def load_model(
     precision: str = "fp32",
     options: LoadOptions | None = None,
 ) -> LoadedModel:
-    """Resolves the model, picks the engine, and builds one backend per graph (not activated).
-
-    Export folders are verified first: every file the manifest names lies inside the folder
-    and matches its recorded sha256, else a one-line error names the file.
-    """
-    path = resolve_model(model)
-    kind = model_kind(path)
-    engine = choose_engine(path, kind, engine, precision, device)
-    if engine == "openvino" and device == "auto":
-        device = "cpu"  # OpenVINO runs on the CPU only
-    dev = resolve_device(device)
-    manifest = verify_folder(path) if kind != "checkpoint" else None
-    request = LoadRequest(path, kind, dev, precision, options or LoadOptions(), manifest)
-    loaded = engine_loader(engine)(request)
-    return LoadedModel(
-        config=loaded.config,
-        graphs=loaded.graphs,
-        engine=engine,
-        device=dev,
-        path=path,
-        precision=loaded.precision,
-        manifest=manifest,
-    )
+    """Resolves the model, picks the engine, and builds one backend per graph (not opened):
+    what exists only (a checkpoint runs on torch; donkey/app/models.py builds the rest)."""
+    return load_resolved(resolve(model, engine, device, precision), options)

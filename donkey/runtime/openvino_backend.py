@@ -23,19 +23,12 @@ import torch
 from torch import Tensor
 
 from donkey.artifacts.verify import read_verified
+from donkey.core.engines import not_installed
 from donkey.model.errors import DonkeyError
 from donkey.model.spec import GraphSpec, graph_specs
-from donkey.runtime.backend import (
-    BaseBackend,
-    LoadedGraphs,
-    LoadRequest,
-    onnx_manifest,
-    register_engine,
-)
+from donkey.runtime.backend import BaseBackend, LoadedGraphs, LoadRequest, register_engine
 from donkey.runtime.cpu_features import check_precision
 
-OPENVINO_HINT = "pip install openvino (or pip install 'donkey[openvino]')"
-PRECISIONS = ("fp32", "int8")
 COMPILED_SHAPES = 4  # per graph: a clip's full batches and its last short one, with room
 
 
@@ -43,9 +36,7 @@ def import_openvino() -> ModuleType:
     try:
         import openvino
     except ImportError:
-        raise DonkeyError(
-            f"--engine openvino: OpenVINO is not installed: {OPENVINO_HINT}"
-        ) from None
+        raise DonkeyError(f"--engine openvino: {not_installed('openvino')}") from None
     except Exception as exc:  # noqa: BLE001 - a broken install (missing shared library, ...)
         raise DonkeyError(
             f"--engine openvino: OpenVINO cannot be imported ({_first_line(exc)})"
@@ -72,7 +63,7 @@ class OpenVinoBackend(BaseBackend):
         self._model: Any = None  # parsed once; each input shape compiles a reshaped clone
         self._requests: OrderedDict[tuple, Any] = OrderedDict()
 
-    def _activate(self) -> None:
+    def _open(self) -> None:
         ov = import_openvino()
         self._core = ov.Core()
         # The bytes hashed are the bytes run: the file cannot change after the folder's check.
@@ -88,6 +79,11 @@ class OpenVinoBackend(BaseBackend):
             raise DonkeyError(
                 f"{self.path}: OpenVINO cannot read it ({_first_line(exc)})"
             ) from None
+
+    def _close(self) -> None:
+        self._requests.clear()  # compiled models and their requests go with them
+        self._model = None
+        self._core = None
 
     def _config(self) -> dict[str, Any]:
         config: dict[str, Any] = {
@@ -141,16 +137,9 @@ class OpenVinoBackend(BaseBackend):
 
 @register_engine("openvino")
 def load_openvino_graphs(request: LoadRequest) -> LoadedGraphs:
-    """Backends for a verified fp32 or int8 ONNX folder, on the CPU."""
-    manifest = onnx_manifest(request, "openvino")
-    if request.device.type != "cpu":
-        raise DonkeyError("--engine openvino runs on the CPU: use --device cpu")
-    other = sorted({p for p in manifest.precision.values() if p not in PRECISIONS})
-    if other:
-        raise DonkeyError(
-            f"{request.path}: --engine openvino runs fp32 and int8 folders, this one has "
-            f"{', '.join(other)} graphs (use --engine ort)"
-        )
+    """Backends for a verified fp32 or int8 ONNX folder, on the CPU (the device and the
+    graphs' precisions were checked against the engine table: runtime/backend.py)."""
+    manifest = request.folder
     import_openvino()  # now, not at the first frame
     if "int8" in manifest.precision.values():
         check_precision("int8", allow=request.options.allow_slow_precision)

@@ -11,18 +11,12 @@ import torch
 from torch import Tensor
 
 from donkey.artifacts.verify import read_verified
+from donkey.core.engines import not_installed
 from donkey.model.errors import DonkeyError
 from donkey.model.spec import GraphSpec, graph_specs
-from donkey.runtime.backend import (
-    BaseBackend,
-    LoadedGraphs,
-    LoadRequest,
-    onnx_manifest,
-    register_engine,
-)
+from donkey.runtime.backend import BaseBackend, LoadedGraphs, LoadRequest, register_engine
 from donkey.runtime.cpu_features import check_precision
 
-ORT_HINT = "pip install onnxruntime-gpu (or onnxruntime for CPU only)"
 PROVIDER_NAMES = {
     "trt": "TensorrtExecutionProvider",
     "cuda": "CUDAExecutionProvider",
@@ -44,7 +38,7 @@ def import_onnxruntime() -> ModuleType:
     try:
         import onnxruntime
     except ImportError:
-        raise DonkeyError(f"ONNX Runtime is not installed: {ORT_HINT}") from None
+        raise DonkeyError(not_installed("ort")) from None
     return onnxruntime
 
 
@@ -74,8 +68,9 @@ class OrtBackend(BaseBackend):
         self.sha256 = sha256
         self.session = None
         self.providers: list[str] = []
+        self.on_gpu = False
 
-    def _activate(self) -> None:
+    def _open(self) -> None:
         ort = import_onnxruntime()
         options = ort.SessionOptions()
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
@@ -114,6 +109,11 @@ class OrtBackend(BaseBackend):
             )
         self.on_gpu = self.providers[0] in ("CUDAExecutionProvider", "TensorrtExecutionProvider")
 
+    def _close(self) -> None:
+        self.session = None  # ONNX Runtime frees a session (and its device memory) with it
+        self.providers = []
+        self.on_gpu = False
+
     def _infer(self, inputs: dict[str, Tensor]) -> dict[str, Tensor]:
         if self.on_gpu and self.device.type == "cuda":
             return self._infer_bound(inputs)
@@ -149,7 +149,7 @@ class OrtBackend(BaseBackend):
 @register_engine("ort")
 def load_ort_graphs(request: LoadRequest) -> LoadedGraphs:
     """Backends for a verified ONNX folder (checkpoints are exported first, by the caller)."""
-    manifest = onnx_manifest(request, "ort")
+    manifest = request.folder
     specs = graph_specs(manifest.model_config)
     options = request.options
     if "int8" in manifest.precision.values() and request.device.type == "cpu":

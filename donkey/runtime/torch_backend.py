@@ -36,8 +36,14 @@ class TorchBackend(BaseBackend):
         self.device = device
         self.precision = precision
 
-    def _activate(self) -> None:
+    def _open(self) -> None:
         self.module.to(self.device).eval()
+
+    def _close(self) -> None:
+        # The weights are this backend's own (no file to reload them from): a GPU's copy goes
+        # back to the host, freeing the device memory; on the CPU there is nothing to free.
+        if self.device.type != "cpu":
+            self.module.to("cpu")
 
     def _autocast(self) -> contextlib.AbstractContextManager:
         if self.precision == "fp16" and self.device.type == "cuda":
@@ -58,17 +64,11 @@ def load_torch_graphs(request: LoadRequest) -> LoadedGraphs:
     from donkey.model.checkpoint import build_networks, load_checkpoint
     from donkey.model.graphs import build_graphs
 
-    if request.kind != "checkpoint":
-        raise DonkeyError(
-            f"{request.path}: --engine torch needs a checkpoint, not an {request.kind} folder"
-        )
+    # The kind of model, the device and the precision were checked against the engine table
+    # (runtime/backend.py load_graphs); fp16 autocast exists on CUDA only.
     if request.precision == "fp16" and request.device.type != "cuda":
         raise DonkeyError(
             "--precision fp16 with --engine torch needs --device cuda (on a CPU: bf16)"
-        )
-    if request.precision == "int8":
-        raise DonkeyError(
-            "--precision int8 runs on --engine ort (an ONNX folder from `donkey export --int8`)"
         )
     if request.precision == "bf16" and request.device.type == "cpu":
         check_precision("bf16", allow=request.options.allow_slow_precision)

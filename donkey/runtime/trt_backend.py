@@ -92,8 +92,9 @@ class TrtBackend(BaseBackend):
         self.device = device
         self.cuda_graphs = cuda_graphs and device.type == "cuda"
         self._buffers: dict[int, _Buffers] = {}
+        self._engine = self._context = self._runtime = self._stream = None
 
-    def _activate(self) -> None:
+    def _open(self) -> None:
         trt = import_tensorrt()
         self._trt = trt
         self._runtime = trt.Runtime(trt.Logger(trt.Logger.WARNING))
@@ -129,6 +130,16 @@ class TrtBackend(BaseBackend):
             ranges.append((lo[0], hi[0]))
         self.batch_range = (max(r[0] for r in ranges), min(r[1] for r in ranges))
         self._stream = torch.cuda.Stream(self.device) if self.device.type == "cuda" else None
+
+    def _close(self) -> None:
+        if self._stream is not None:
+            self._stream.synchronize()  # nothing queued may still write into the buffers
+        # Graphs and contexts before the engine they came from, the engine before its runtime.
+        self._buffers.clear()
+        self._context = None
+        self._engine = None
+        self._runtime = None
+        self._stream = None
 
     def _set_shapes(self, context, batch: int) -> None:
         for t in self.spec.inputs:
@@ -241,17 +252,11 @@ class TrtBackend(BaseBackend):
 
 @register_engine("trt")
 def load_trt_graphs(request: LoadRequest) -> LoadedGraphs:
-    """Backends for a verified engine folder (a checkpoint or ONNX folder is built into engines
-    by the caller first: donkey/cli/models.py)."""
-    if request.device.type != "cuda":
-        raise DonkeyError("--engine trt needs --device cuda (TensorRT runs on NVIDIA GPUs only)")
+    """Backends for a verified engine folder on a CUDA device (checked against the engine table:
+    runtime/backend.py). A checkpoint or ONNX folder is built into engines by the caller first
+    (donkey/app/models.py)."""
     trt = import_tensorrt()
-    manifest = request.manifest
-    if manifest is None or manifest.format != "trt":
-        raise DonkeyError(
-            f"{request.path}: --engine trt runs an engine folder; build one with "
-            "`donkey export --format trt`"
-        )
+    manifest = request.folder
     path = request.path
     check_engine_identity(manifest, trt.__version__, gpu_identity(request.device.index), path)
     specs = graph_specs(manifest.model_config)

@@ -1,29 +1,25 @@
-"""Which engine runs which precision: the standard library only, so the CLI can refuse a
-combination before PyTorch loads."""
+"""Which engine runs which precision, for `donkey bench`: the standard library only, so the CLI
+can refuse a combination before PyTorch loads. The facts are the engine table's
+(core/engines.py)."""
 
 from __future__ import annotations
 
+from donkey.core.engines import ENGINES
+from donkey.core.vocab import PRECISIONS
 from donkey.model.errors import DonkeyError
-
-# Which precisions each engine runs (runtime/loader.py refuses the others).
-ENGINE_PRECISIONS = {
-    "torch": ("fp32", "fp16", "bf16"),
-    "ort": ("fp32", "fp16", "int8"),
-    "trt": ("fp32", "fp16"),
-    "openvino": ("fp32", "int8"),
-}
 
 
 def bench_variants(engines: list[str], precisions: list[str]) -> list[tuple[str, str]]:
     """(engine, precision) pairs, engine-major, keeping only those an engine runs."""
-    known = {p for values in ENGINE_PRECISIONS.values() for p in values}
-    bad = [p for p in precisions if p not in known]
+    bad = [p for p in precisions if p not in PRECISIONS]
     if bad or not precisions:
         raise DonkeyError(
-            f"--precision takes a comma-separated subset of {', '.join(sorted(known))}, "
+            f"--precision takes a comma-separated subset of {', '.join(sorted(PRECISIONS))}, "
             f"got {','.join(precisions)!r}"
         )
-    variants = [(e, p) for e in engines for p in precisions if p in ENGINE_PRECISIONS.get(e, ())]
+    variants = [
+        (e, p) for e in engines for p in precisions if e in ENGINES and p in ENGINES[e].precisions
+    ]
     if not variants:
         raise DonkeyError(f"no engine of {','.join(engines)} runs {','.join(precisions)}")
     return variants

@@ -177,28 +177,21 @@ def test_export_all_writes_both_folders_whole(fake_trt, tiny_ckpt, tmp_path, mon
 
 @pytest.fixture
 def trt_on_cpu(fake_trt, monkeypatch, private_cache):
-    """`cli.models.load_model` with --engine trt on this CPU machine: the fake GPU passes the
+    """`app.models.load_model` with --engine trt on this CPU machine: the fake GPU passes the
     device checks, and the fake engines then run on CPU tensors."""
-    import dataclasses
-
     from donkey.app import models
-    from donkey.runtime import backend as runtime_backend
 
-    monkeypatch.setattr(models, "resolve_device", lambda device: torch.device("cuda"))
-    real_load, real_trt = models.load_built_model, runtime_backend.engine_loader("trt")
-    monkeypatch.setattr(
-        models,
-        "load_built_model",
-        lambda path, engine, device, *a: real_load(path, engine, "cpu", *a),
-    )
+    monkeypatch.setattr("donkey.runtime.device.cuda_available", lambda: True)
+    real_load = models.load_resolved
 
-    def on_cpu(request):
-        loaded = real_trt(dataclasses.replace(request, device=torch.device("cuda")))
+    def on_cpu(resolved, options=None):
+        loaded = real_load(resolved, options)
+        loaded.device = torch.device("cpu")
         for graph in loaded.graphs.values():
             graph.device = torch.device("cpu")
         return loaded
 
-    monkeypatch.setitem(runtime_backend._LOADERS, "trt", on_cpu)
+    monkeypatch.setattr(models, "load_resolved", on_cpu)
     return fake_trt
 
 

@@ -102,8 +102,9 @@ def test_openvino_refuses_what_it_cannot_run(folders, tiny_ckpt, monkeypatch):
     with pytest.raises(DonkeyError, match="OpenVINO is not installed: pip install openvino"):
         model.graphs["kp_detector"].activate()
     import donkey.app.models as cli_models
+    from donkey.core import engines
 
-    monkeypatch.setattr(cli_models, "openvino_installed", lambda: False)
+    monkeypatch.setattr(engines, "installed", lambda name: name != "openvino")
     with pytest.raises(DonkeyError, match="OpenVINO is not installed"):
         cli_models.load_model(tiny_ckpt, "openvino", "cpu", "int8")  # before any export
 
@@ -141,14 +142,15 @@ def test_cli_animates_and_benches_a_checkpoint_on_openvino(runner, tiny_ckpt, tm
 
 def test_int8_on_the_cpu_defaults_to_openvino_where_installed(folders, tiny_ckpt, monkeypatch):
     import donkey.runtime.loader as loader
+    from donkey.core import engines
 
     assert load_model(folders["int8"], device="cpu", options=ALLOW).engine == "openvino"
     assert load_model(folders["fp32"], device="cpu").engine == "ort"  # fp32: what the folder is
     assert load_model(tiny_ckpt, device="cpu").engine == "torch"
-    monkeypatch.setattr(loader, "openvino_installed", lambda: False)
+    monkeypatch.setattr(engines, "installed", lambda name: name != "openvino")
     assert load_model(folders["int8"], device="cpu", options=ALLOW).engine == "ort"
     assert loader.default_engine("checkpoint", "int8", "cpu") == "ort"
-    monkeypatch.setattr(loader, "openvino_installed", lambda: True)
+    monkeypatch.setattr(engines, "installed", lambda name: True)
     assert loader.default_engine("checkpoint", "int8", "cpu") == "openvino"
     assert loader.default_engine("onnx", "fp32", "cpu", frozenset({"fp32", "int8"})) == "openvino"
     assert loader.default_engine("onnx", "fp32", "cuda", frozenset({"fp32", "int8"})) == "ort"

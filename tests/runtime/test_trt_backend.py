@@ -308,3 +308,18 @@ def test_fake_refuses_engines_from_another_version_or_gpu(fake_trt, engines, ref
     fake_trt.device["name"] = "NVIDIA A30"
     with pytest.raises(DonkeyError, match="TensorRT could not load this engine; rebuild it"):
         _kp_backend(engines, reference).infer({"image": torch.rand(1, 3, 32, 32)})
+
+
+def test_closing_releases_the_engine_and_its_contexts_and_reopening_runs_again(
+    fake_trt, engines, reference
+):
+    backend = _kp_backend(engines, reference)
+    image = torch.rand(2, 3, 32, 32)
+    with backend:
+        first = backend.infer({"image": image})["kp_mean"]
+        assert backend._engine is not None and 2 in backend._buffers
+    assert not backend.is_open
+    assert backend._engine is backend._context is backend._runtime is None
+    assert backend._buffers == {}  # contexts and buffers of every batch size went with it
+    torch.testing.assert_close(backend.infer({"image": image})["kp_mean"], first, atol=0, rtol=0)
+    assert [c[0] for c in fake_trt.calls].count("deserialize_cuda_engine") == 2
