@@ -1,112 +1,71 @@
-"""Every fixed set of choices the commands take, defined once.
+"""Every fixed set of choices the commands take, as Enums built from the vocabulary.
 
 Typer lists an Enum option's values in `--help` and refuses any other value while it parses
-the command line, before a command imports PyTorch or reads a file. The lower layers keep
-their own tuples of accepted strings (runtime.loader.ENGINES, data.frames.FIT_MODES, ...);
-tests/cli/test_choices.py checks that both say the same.
+the command line, before a command imports PyTorch or reads a file. The values are defined
+once, in donkey/core/vocab.py (and the engines in donkey/core/engines.py), where the layers
+below read them too.
 
-This module imports only the standard library: `donkey --help` loads it.
+This module imports only the standard library and Typer: `donkey --help` loads it.
 """
 
 from __future__ import annotations
 
-import re
 from enum import StrEnum
 
 import typer
 
+from donkey.core import vocab
+from donkey.core.engines import ENGINE_NAMES
+from donkey.core.vocab import GAITS
 
-# StrEnum: members are the strings themselves, so they pass unchanged to code that compares
-# or formats them (`engine == "ort"`, f"{engine}").
-class Engine(StrEnum):
-    torch = "torch"
-    ort = "ort"
-    trt = "trt"
-    openvino = "openvino"
 
+def _choices(name: str, values: tuple[str, ...], doc: str = "") -> type[StrEnum]:
+    """An Enum whose members are the strings themselves (StrEnum), so they pass unchanged to
+    code that compares or formats them (`engine == "ort"`, f"{engine}")."""
+    choices = StrEnum(name, [(value, value) for value in values])
+    choices.__doc__ = doc or None
+    return choices
+
+
+Engine = _choices("Engine", ENGINE_NAMES)
+Precision = _choices("Precision", vocab.PRECISIONS)
+Fit = _choices("Fit", vocab.FIT_MODES)
+Motion = _choices("Motion", vocab.MOTION_MODES)
+OutFormat = _choices("OutFormat", vocab.OUTPUT_FORMATS, "Batch output files of `donkey animate`.")
+ExportFormat = _choices("ExportFormat", vocab.EXPORT_FORMATS)
+SynthFormat = _choices("SynthFormat", vocab.SYNTH_FORMATS)
+Split = _choices("Split", vocab.SPLITS)
+KeypointSource = _choices("KeypointSource", vocab.KEYPOINT_SOURCES)
 
 ENGINE_HELP = (
     "Default: what --model is (torch for checkpoints, ort for ONNX folders, trt for engines); "
     "int8 on the CPU: openvino where installed, else ort."
 )
 
-
-class Precision(StrEnum):
-    """One member per line: adding a precision is adding a line here."""
-
-    fp32 = "fp32"
-    fp16 = "fp16"
-    bf16 = "bf16"
-    int8 = "int8"
-
-
-class Fit(StrEnum):
-    pad = "pad"
-    crop = "crop"
-    stretch = "stretch"
-
-
-class Motion(StrEnum):
-    relative = "relative"
-    absolute = "absolute"
-
-
-class OutFormat(StrEnum):
-    """Batch output files of `donkey animate`."""
-
-    gif = "gif"
-    mp4 = "mp4"
-    png = "png"
-
-
-class ExportFormat(StrEnum):
-    onnx = "onnx"
-    trt = "trt"
-    all = "all"
-
-
-class SynthFormat(StrEnum):
-    gif = "gif"
-    png = "png"
-
-
-class Split(StrEnum):
-    all = "all"
-    val = "val"
-    train = "train"
-
-
-class KeypointSource(StrEnum):
-    model = "model"
-    synth = "synth"
-
-
-# Gaits of `donkey synth` (data.synthetic.GAITS, which imports numpy).
-GAITS = ("walk", "gallop", "hop", "flap")
-
 # --device takes a CUDA index too (cuda:1), so it is a checked string, not an Enum.
 DEVICE_METAVAR = "[auto|cpu|cuda|cuda:N]"
-_DEVICE = re.compile(r"auto|cpu|cuda(:\d+)?")
 
 
 def check_device(value: str | None) -> str | None:
     """Typer callback: --device is refused at parse time like the Enum options."""
-    if value is None or _DEVICE.fullmatch(value):
+    if value is None or vocab.is_device(value):
         return value
-    raise typer.BadParameter(f"{value!r} is not one of auto, cpu, cuda, cuda:N")
+    raise typer.BadParameter(f"{value!r} is not one of {vocab.DEVICE_CHOICES}")
+
+
+def _subset(value: str, known: tuple[str, ...]) -> str:
+    """A comma-separated subset of `known`, each name once ("ort,ort" runs ort once)."""
+    names = [n.strip() for n in value.split(",") if n.strip()]
+    if not names or any(n not in known for n in names):
+        raise typer.BadParameter(
+            f"takes a comma-separated subset of {', '.join(known)}, got {value!r}"
+        )
+    return ",".join(dict.fromkeys(names))
 
 
 def check_engines(value: str | None) -> str | None:
     """Typer callback for a comma-separated subset of the engines (`donkey bench`)."""
-    if value is None:
-        return None
-    names = [e.strip() for e in value.split(",") if e.strip()]
-    known = [e.value for e in Engine]
-    if not names or any(e not in known for e in names):
-        raise typer.BadParameter(
-            f"takes a comma-separated subset of {', '.join(known)}, got {value!r}"
-        )
-    return ",".join(dict.fromkeys(names))  # "ort,ort" times ort once
+    return None if value is None else _subset(value, ENGINE_NAMES)
 
 
 def device_option():
@@ -136,22 +95,11 @@ def allow_slow_option():
 
 def check_precisions(value: str) -> str:
     """Typer callback for a comma-separated subset of the precisions (`donkey bench`)."""
-    names = [p.strip() for p in value.split(",") if p.strip()]
-    known = [p.value for p in Precision]
-    if not names or any(p not in known for p in names):
-        raise typer.BadParameter(
-            f"takes a comma-separated subset of {', '.join(known)}, got {value!r}"
-        )
-    return ",".join(dict.fromkeys(names))  # each once
+    return _subset(value, vocab.PRECISIONS)
 
 
 def check_gaits(value: str) -> str:
-    names = [g.strip() for g in value.split(",") if g.strip()]
-    if not names or any(g not in GAITS for g in names):
-        raise typer.BadParameter(
-            f"takes a comma-separated subset of {', '.join(GAITS)}, got {value!r}"
-        )
-    return ",".join(dict.fromkeys(names))  # each once
+    return _subset(value, GAITS)
 
 
 def listed(choices: type[StrEnum]) -> str:

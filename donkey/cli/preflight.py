@@ -7,15 +7,8 @@ import tempfile
 from pathlib import Path
 
 from donkey.cli.common import same_file, tagged
+from donkey.core.vocab import FFMPEG_SUFFIXES, OUTPUT_SUFFIXES
 from donkey.model.errors import DonkeyError
-
-# Suffixes ffmpeg reads or writes for us (data.media.VIDEO_SUFFIXES; that module imports
-# PyTorch, and a test checks the two agree).
-FFMPEG_SUFFIXES = frozenset({".mp4", ".mov", ".avi", ".mkv", ".webm", ".m4v"})
-
-
-# data.writers.OUTPUT_SUFFIXES (a test checks they agree), with the same message.
-OUTPUT_SUFFIXES = (".gif", ".mp4", ".png")
 
 
 def check_paths(source: Path, driving: Path, output: Path | None) -> None:

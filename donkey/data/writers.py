@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 from PIL import GifImagePlugin, Image
 
+from donkey.core.vocab import OUTPUT_SUFFIXES
 from donkey.data.media import MediaError
 from donkey.model.files import atomic_output
 
@@ -63,8 +64,8 @@ def _write_mp4(path: Path, frames: np.ndarray, fps: float) -> None:
     writer.close()
 
 
+# One writer per output suffix of the vocabulary (core/vocab.py OUTPUT_SUFFIXES).
 _WRITERS = {".gif": _write_gif, ".mp4": _write_mp4, ".png": _write_png_strip}
-OUTPUT_SUFFIXES = tuple(_WRITERS)
 
 
 def check_output_suffix(path: str | Path) -> None:
