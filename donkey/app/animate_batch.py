@@ -7,7 +7,7 @@ from pathlib import Path
 
 from donkey.app import preflight
 from donkey.app import ranks as ranked
-from donkey.app.animate import (
+from donkey.app.animate_types import (
     AnimateRequest,
     BatchDone,
     Events,

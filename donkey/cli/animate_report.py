@@ -8,7 +8,7 @@ from typing import Any
 import typer
 from rich.table import Table
 
-from donkey.app.animate import BatchDone, Events, Kept, Written
+from donkey.app.animate_types import BatchDone, Events, Kept, Written
 from donkey.cli.common import out, progress_bar, say, tagged
 
 

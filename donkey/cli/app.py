@@ -76,7 +76,7 @@ app = typer.Typer(
 def _print_version(value: bool) -> None:
     if not value:
         return
-    from donkey.cli.versions import version_lines
+    from donkey.app.versions import version_lines
 
     for line in version_lines():
         print(line)

@@ -7,7 +7,6 @@ import os
 import sys
 import time
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any, TypeVar
 
 import typer
@@ -16,7 +15,6 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.text import Text
 
 from donkey.model.errors import DonkeyError
-from donkey.model.files import CHECKPOINT_SUFFIXES
 
 # Tables stay readable in logs and pipes, where rich would otherwise assume 80 columns.
 _WIDTH = None if sys.stdout.isatty() else 140
@@ -131,15 +129,6 @@ def max_frame_pixels_option():
 THREADS_MAX = 1024
 
 
-def check_checkpoint_suffix(output: Path) -> None:
-    """-o of a command that writes a checkpoint, refused before any work otherwise."""
-    if output.suffix not in CHECKPOINT_SUFFIXES:
-        raise DonkeyError(
-            f"{output}: unsupported output format '{output.suffix or '(none)'}' "
-            "(use .ckpt or .safetensors)"
-        )
-
-
 def check_seed(seed: int, option: str = "--seed") -> int:
     """train.seed's bound: a larger seed was an OverflowError traceback in torch.manual_seed."""
     from donkey.model.config import SEED_MAX
@@ -154,14 +143,6 @@ def check_threads(threads: int | None, option: str = "--threads") -> None:
         raise DonkeyError(
             f"{option} must be in [1, {THREADS_MAX}] (or 0 for PyTorch's default), got {threads}"
         )
-
-
-def same_file(a: Path, b: Path) -> bool:
-    """Whether two paths name one existing file (links and relative spellings included)."""
-    try:
-        return a.exists() and b.exists() and os.path.samefile(a, b)
-    except OSError:
-        return False
 
 
 def parse_int_list(text: str, option: str, most: int | None = None) -> list[int]:
