@@ -10,9 +10,9 @@ import torch
 from PIL import Image
 from torch import Tensor
 
+from donkey.core.vocab import FIT_MODES  # noqa: F401 (read here by the Python API)
 from donkey.data.colours import parse_colour  # noqa: F401  (its old home; callers import it here)
 
-FIT_MODES = ("pad", "crop", "stretch")
 WHITE = (255, 255, 255)
 _BAND_PIXELS = 1 << 20
 # The largest square `fit pad` builds at full resolution (50 MB of RGB) before resizing.

@@ -26,6 +26,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageSequence, UnidentifiedImageError
 
+from donkey.core.vocab import IMAGE_SUFFIXES, MEDIA_SUFFIXES, VIDEO_SUFFIXES  # noqa: F401
 from donkey.data.budget import Budget, MediaError, _mega, parse_count  # noqa: F401 (re-exported)
 from donkey.data.colours import as_rgb
 from donkey.data.frames import (
@@ -37,9 +38,6 @@ from donkey.data.frames import (
 )
 from donkey.model.errors import DonkeyError, brief
 
-VIDEO_SUFFIXES = {".mp4", ".mov", ".avi", ".mkv", ".webm", ".m4v"}
-IMAGE_SUFFIXES = {".gif", ".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff"}
-MEDIA_SUFFIXES = VIDEO_SUFFIXES | IMAGE_SUFFIXES
 DEFAULT_FPS = 10.0
 
 # Reads are held to our own budget (checked from the headers first), which stays below
@@ -379,8 +377,6 @@ def _stack(path: Path, frames: Iterator[np.ndarray], prepare: Callable | None) -
     if not out:
         raise MediaError(path, "contains no frames")
     return out
-
-
 
 
 _NO_REDUCE_MODES = ("I;16", "I;16B", "I;16L", "I", "F")

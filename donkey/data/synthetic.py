@@ -16,6 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
+from donkey.core.vocab import GAITS
 from donkey.data.creature import (
     KEYPOINT_NAMES,
     BodyPlan,
@@ -29,7 +30,6 @@ from donkey.data.manifest import Pair, PairsManifest, save_manifest
 from donkey.data.writers import write_video
 from donkey.model.files import atomic_output
 
-GAITS = ("walk", "gallop", "hop", "flap")
 # Per-leg phase offsets (fractions of a cycle) for legs 0-3: front near/far, back near/far.
 _LEG_PHASES = {
     "walk": (0.0, 0.5, 0.25, 0.75),

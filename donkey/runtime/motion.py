@@ -5,9 +5,8 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
+from donkey.core.vocab import MOTION_MODES  # noqa: F401 (the modes this module computes)
 from donkey.model.geometry import inverse_2x2
-
-MOTION_MODES = ("absolute", "relative")
 
 
 def hull_area(points: Tensor) -> float:

@@ -18,6 +18,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from donkey.data.budget import Budget
 from donkey.data.datasets import Video
 from donkey.data.frames import frames_to_tensor
 from donkey.data.manifest import PairsManifest, check_pair_lengths
@@ -103,13 +104,16 @@ def transfer_l1(
     size: int,
     progress: Progress | None = None,
     eval_size: int | None = None,
+    budget: Budget | None = None,
 ) -> tuple[float, float, int]:
     """(model L1, identity L1, pairs): B posed like A[0] as source, A drives, B[b_for_a] targets.
 
     The model works at `size`; with `eval_size` targets (and the identity source) are read at
     that size and predictions resized to it.
     """
-    return summarize_pairs(transfer_items(animator, manifest, size, progress, eval_size))
+    return summarize_pairs(
+        transfer_items(animator, manifest, size, progress, eval_size, budget=budget)
+    )
 
 
 def transfer_items(
@@ -119,15 +123,16 @@ def transfer_items(
     progress: Progress | None = None,
     eval_size: int | None = None,
     skipped: list[str] | None = None,
+    budget: Budget | None = None,
 ) -> list[tuple[float, float] | None]:
     """(model L1, identity L1) of each pair of the manifest, in its order. Given a `skipped`
     list, a pair with an unreadable file is None and its reason is added there; without one
-    the error propagates."""
+    the error propagates. Files are read within `budget` (None: the environment's)."""
     items: list[tuple[float, float] | None] = []
     for i, pair in enumerate(manifest.pairs):
         try:
-            a = frames_to_tensor(read_video(manifest.path_of(pair.a), size).frames)
-            b = frames_to_tensor(read_video(manifest.path_of(pair.b), size).frames)
+            a = frames_to_tensor(read_video(manifest.path_of(pair.a), size, budget=budget).frames)
+            b = frames_to_tensor(read_video(manifest.path_of(pair.b), size, budget=budget).frames)
         except MediaError as exc:
             if skipped is None:
                 raise
@@ -138,7 +143,9 @@ def transfer_items(
         target = b[pair.b_for_a]
         prediction = _animate(animator, target[:1], a)
         if eval_size is not None and eval_size != size:
-            b = frames_to_tensor(read_video(manifest.path_of(pair.b), eval_size).frames)
+            b = frames_to_tensor(
+                read_video(manifest.path_of(pair.b), eval_size, budget=budget).frames
+            )
             target = b[pair.b_for_a]
             prediction = resize_frames(prediction, eval_size)
         items.append(

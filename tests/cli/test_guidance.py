@@ -14,7 +14,6 @@ from PIL import Image
 
 from donkey.cli.app import app
 from donkey.cli.common import PlainProgress
-from donkey.cli.preflight import FFMPEG_SUFFIXES, OUTPUT_SUFFIXES
 from donkey.data.synthetic import synthesize
 from tests.conftest import ROOT, make_creature_frames, run_cli
 
@@ -34,14 +33,6 @@ def clip(tmp_path):
     drv = folder / "horse.gif"
     frames[0].save(drv, save_all=True, append_images=frames[1:], duration=80, loop=0)
     return src, drv
-
-
-def test_suffixes_agree_with_the_readers_and_writers():
-    from donkey.data.media import VIDEO_SUFFIXES
-    from donkey.data.writers import OUTPUT_SUFFIXES as WRITTEN
-
-    assert FFMPEG_SUFFIXES == VIDEO_SUFFIXES
-    assert OUTPUT_SUFFIXES == WRITTEN
 
 
 def test_missing_inputs_and_bad_suffix_are_refused_before_pytorch_loads(clip, tmp_path):
