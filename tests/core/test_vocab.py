@@ -101,16 +101,3 @@ def test_every_engine_has_a_loader_and_an_install_hint():
         assert spec.precisions and set(spec.precisions) <= set(vocab.PRECISIONS), name
         assert spec.runs in engines.KINDS and set(spec.devices) <= {"cpu", "cuda"}, name
         assert bool(spec.module) == bool(spec.install) == bool(spec.package), name
-
-
-def test_the_layers_below_say_what_the_vocabulary_says():
-    """Until data/frames.py, data/media.py, data/synthetic.py and runtime/motion.py import
-    their tuples from donkey/core/vocab.py, they must at least agree with it."""
-    from donkey.data import frames, media, synthetic
-    from donkey.runtime import motion
-
-    assert frames.FIT_MODES == vocab.FIT_MODES
-    assert media.VIDEO_SUFFIXES == vocab.VIDEO_SUFFIXES
-    assert media.IMAGE_SUFFIXES == vocab.IMAGE_SUFFIXES
-    assert synthetic.GAITS == vocab.GAITS
-    assert set(motion.MOTION_MODES) == set(vocab.MOTION_MODES)
