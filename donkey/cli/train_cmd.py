@@ -166,7 +166,8 @@ def train(
     )
     plan = training.plan_run(request, say=_note)
     bars = _Bars(plan)
-    done = training.train_run(plan, training.TrainEvents(_note, bars.reading, bars.training))
+    events = training.TrainEvents(say=_note, reading=bars.reading, training=bars.training)
+    done = training.train_run(plan, events)
     if plan.main:
         _report(plan, done, time_limit)
 
@@ -212,7 +213,9 @@ class _Bars:
             task = bar.add_task("training", total=total, info="")
             yield lambda step, record: self._step(bar, task, step, record)
 
-    def _step(self, bar, task, step: int, record: dict[str, float]) -> None:  # noqa: ANN001
+    def _step(
+        self, bar: Progress | PlainProgress, task: int, step: int, record: dict[str, float]
+    ) -> None:
         t = self.plan.config.train
         self.steps += 1
         info = f"G {record['g_total']:.3f} rec {record['g_rec']:.3f} D {record['d_loss']:.3f}"
