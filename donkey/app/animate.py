@@ -111,8 +111,7 @@ def _animate_one(request: AnimateRequest, events: Events) -> Written:
         batch_size=request.batch_size,
         say=events.say,
     )
-    for backend in loaded.graphs.values():
-        backend.activate()
+    loaded.open()
     seconds["load"] = time.perf_counter() - started
     animator = Animator(
         loaded, batch_size=request.batch_size, mode=request.mode, adapt_scale=request.adapt_scale

@@ -31,14 +31,19 @@ class BenchResult:
 
 def default_engines(model: str | None) -> list[str]:
     """torch,ort for a checkpoint; for an export folder, the engines that can run it."""
-    if not model or not Path(model).is_dir():
-        return ["torch", "ort"]
-    from donkey.artifacts.manifest import Manifest
-    from donkey.core.engines import installed
+    from donkey.core.engines import CHECKPOINT, ENGINES, installed
 
-    if Manifest.read(Path(model)).format == "trt":
-        return ["trt"]
-    return ["ort", "openvino"] if installed("openvino") else ["ort"]
+    kind = CHECKPOINT
+    if model and Path(model).is_dir():
+        from donkey.artifacts.manifest import Manifest
+
+        kind = Manifest.read(Path(model)).format
+    # A checkpoint: PyTorch, and ONNX Runtime through the cache (the `make bench` pair); a
+    # folder: the first engine that loads its kind, and the others that are installed.
+    if kind == CHECKPOINT:
+        return ["torch", "ort"]
+    names = [name for name, spec in ENGINES.items() if spec.runs == kind]
+    return [name for i, name in enumerate(names) if i == 0 or installed(name)]
 
 
 def bench(

@@ -20,6 +20,7 @@ from donkey.model.errors import DonkeyError
 
 if TYPE_CHECKING:
     from donkey.app.ranks import Ranks
+    from donkey.data.budget import Budget
     from donkey.data.manifest import PairsManifest
     from donkey.runtime.loader import LoadedModel
     from donkey.train.evaluate import EvalResult
@@ -40,6 +41,7 @@ class EvalRequest:
     batch_size: int = 16
     eval_size: int | None = None  # compare at N x N pixels (None: the model's size)
     transfer_mode: str = "relative"
+    budget: Budget | None = None  # the read budget of every file (None: the environment's)
 
     def __post_init__(self) -> None:
         if self.data is None and self.pairs is None:
@@ -226,11 +228,14 @@ def _reconstruct_share(
         loaded.config.image_size,
         progress=lambda i, n: update(i),
         allow_empty=True,  # one rank's share may hold only bad files
+        budget=request.budget,
     )
     targets = None
     if at is not None:
         names = {v.name for v in videos}
-        targets, more = load_videos([f for f in mine if f.name in names], at, allow_empty=True)
+        targets, more = load_videos(
+            [f for f in mine if f.name in names], at, allow_empty=True, budget=request.budget
+        )
         unread += more
         kept = {t.name for t in targets}
         videos = [v for v in videos if v.name in kept]
@@ -285,7 +290,13 @@ def _transfer_share(
     animator = Animator(loaded, batch_size=request.batch_size, mode=request.transfer_mode)
     notes: list[str] = []
     items = transfer_items(
-        animator, mine, loaded.config.image_size, lambda i, n: update(i), at, notes
+        animator,
+        mine,
+        loaded.config.image_size,
+        lambda i, n: update(i),
+        at,
+        notes,
+        budget=request.budget,
     )
     return {
         "items": [[i, list(x)] for i, x in zip(share, items) if x is not None],

@@ -4,16 +4,17 @@ from __future__ import annotations
 
 from types import ModuleType
 
+from donkey.core.engines import ENGINES, not_installed
 from donkey.model.errors import DonkeyError
 
-INSTALL_HINT = "pip install 'donkey[trt]' (TensorRT wheels for your CUDA; needs an NVIDIA GPU)"
+INSTALL_HINT = ENGINES["trt"].install
 
 
 def import_tensorrt() -> ModuleType:
     try:
         import tensorrt
     except ImportError:
-        raise DonkeyError(f"TensorRT is not installed: {INSTALL_HINT}") from None
+        raise DonkeyError(not_installed("trt")) from None
     return tensorrt
 
 

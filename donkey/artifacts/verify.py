@@ -51,10 +51,12 @@ def _hash_mismatch(path: Path) -> ManifestError:
     )
 
 
-def verify_folder(folder: str | Path) -> Manifest:
+def verify_folder(folder: str | Path, manifest: Manifest | None = None) -> Manifest:
     """The folder's manifest, once every file it names is inside the folder and hashes right.
 
     A temporary file beside them means a write was cut short in this folder: refused too.
+    `manifest`: the folder's manifest when the caller read it already (the model is resolved
+    once, manifest included), so it is not read and parsed again.
     """
     folder = Path(folder)
     if not folder.is_dir():
@@ -62,7 +64,8 @@ def verify_folder(folder: str | Path) -> Manifest:
     manifest_path = folder / MANIFEST_NAME
     if manifest_path.exists() and manifest_path.resolve().parent != folder.resolve():
         raise ManifestError(f"{manifest_path}: a link that leads outside the folder; refused")
-    manifest = Manifest.read(folder)
+    if manifest is None:
+        manifest = Manifest.read(folder)
     strays = stray_temporaries(folder)
     if strays:
         raise ManifestError(

@@ -90,15 +90,6 @@ def read_budget(max_pixels: str | None, max_frames: str | None, max_frame_pixels
     return budget
 
 
-def set_read_budget(
-    max_pixels: str | None, max_frames: str | None, max_frame_pixels: str | None
-) -> None:
-    """`read_budget` as the budget of reads that name none (donkey eval's readers)."""
-    from donkey.data.media import set_budget
-
-    set_budget(read_budget(max_pixels, max_frames, max_frame_pixels))
-
-
 def max_pixels_option():
     """The read budget's options, shared by the commands that read media files a user names."""
     return typer.Option(

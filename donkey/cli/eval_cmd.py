@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -20,8 +21,8 @@ from donkey.cli.common import (
     max_pixels_option,
     out,
     progress_bar,
+    read_budget,
     say,
-    set_read_budget,
     tagged,
 )
 
@@ -92,7 +93,7 @@ def evaluate(
         eval_size=eval_size,
         transfer_mode=transfer_mode,
     )
-    set_read_budget(max_pixels, max_frames, max_frame_pixels)
+    request = replace(request, budget=read_budget(max_pixels, max_frames, max_frame_pixels))
     with progress_bar() as bar:
         done = evaluate(request, EvalEvents(say=say, skipped=_skipped, task=_tasks(bar)))
     if as_json:

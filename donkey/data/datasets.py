@@ -18,6 +18,7 @@ from torch import Tensor
 from torch.utils.data import Dataset
 
 from donkey.data.augment import augment_frames
+from donkey.data.budget import Budget
 from donkey.data.frames import frames_to_tensor
 from donkey.data.manifest import PairsManifest, check_pair_lengths
 from donkey.data.media import MEDIA_SUFFIXES, MediaError, read_video
@@ -70,15 +71,17 @@ def load_videos(
     min_frames: int = 2,
     progress: Progress | None = None,
     allow_empty: bool = False,
+    budget: Budget | None = None,
 ) -> tuple[list[Video], list[str]]:
-    """Reads videos at the model size; returns them and one-line notes for skipped files.
+    """Reads videos at the model size (within `budget`; None: the environment's); returns them
+    and one-line notes for skipped files.
 
     When none can be used that is an error, unless `allow_empty` (one shard of a larger set,
     whose caller decides once all shards are in)."""
     videos, skipped = [], []
     for i, path in enumerate(files):
         try:
-            clip = read_video(path, size)
+            clip = read_video(path, size, budget=budget)
         except MediaError as exc:
             skipped.append(str(exc))
         else:

@@ -46,19 +46,6 @@ DEFAULT_FPS = 10.0
 warnings.filterwarnings("ignore", category=Image.DecompressionBombWarning)
 
 
-_budget_override: Budget | None = None
-
-
-def set_budget(budget: Budget | None) -> None:
-    """Sets the budget for reads that name none (the CLI's --max-* options); None: from env."""
-    global _budget_override
-    _budget_override = budget
-
-
-def current_budget() -> Budget:
-    return _budget_override if _budget_override is not None else Budget.from_env()
-
-
 @dataclass
 class Clip:
     frames: np.ndarray  # (T, H, W, 3) uint8
@@ -428,7 +415,7 @@ def read_frames(
     frames when `strip` is true.
     """
     path = Path(path)
-    source, frames = _native_frames(path, background, budget or current_budget(), False)
+    source, frames = _native_frames(path, background, budget or Budget.from_env(), False)
     array = np.stack(_stack(path, frames, None))
     if strip and array.shape[0] == 1 and not path.is_dir():
         array = split_strip(array[0])
@@ -470,7 +457,7 @@ def read_video(
     background = _check_fit(fit, background)
     path = Path(path)
     prepare = _fitter(size, fit, background)
-    source, frames = _native_frames(path, background, budget or current_budget(), False)
+    source, frames = _native_frames(path, background, budget or Budget.from_env(), False)
     source.shrink_to = 3 * size
     first = next(frames, None)
     if first is None:
@@ -503,7 +490,7 @@ def read_image(
     _check_size(size)
     background = _check_fit(fit, background)
     path = Path(path)
-    source, frames = _native_frames(path, background, budget or current_budget(), True)
+    source, frames = _native_frames(path, background, budget or Budget.from_env(), True)
     source.shrink_to = 3 * size
     first = next(frames, None)
     if first is None:

@@ -57,7 +57,9 @@ class Animator:
                 f"model: expected what donkey.load_model returns, got {type(model).__name__}"
             )
         if not isinstance(mode, str) or mode not in MOTION_MODES:
-            raise DonkeyError(f"mode must be one of {', '.join(sorted(MOTION_MODES))}, got {brief(mode)}")
+            raise DonkeyError(
+                f"mode must be one of {', '.join(sorted(MOTION_MODES))}, got {brief(mode)}"
+            )
         if not isinstance(adapt_scale, bool):
             raise DonkeyError(f"adapt_scale must be True or False, got {brief(adapt_scale)}")
         if (

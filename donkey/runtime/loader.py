@@ -173,7 +173,9 @@ def load_resolved(resolved: ResolvedModel, options: LoadOptions | None = None) -
     Export folders are verified first: every file the manifest names lies inside the folder
     and matches its recorded sha256, else a one-line error names the file.
     """
-    manifest = verify_folder(resolved.path) if resolved.kind != CHECKPOINT else None
+    manifest = (
+        verify_folder(resolved.path, resolved.manifest) if resolved.kind != CHECKPOINT else None
+    )
     request = LoadRequest(
         resolved.path,
         resolved.kind,

@@ -82,8 +82,7 @@ def serve(
         request.model, request.engine, request.device, request.precision, options,
         batch_size=request.batch_size, say=say,
     )  # fmt: skip
-    for backend in loaded.graphs.values():
-        backend.activate()
+    loaded.open()
     service = AnimationService(loaded, batch_size=request.batch_size, max_frames=request.max_frames)
     service.warm_up()
     # SIGTERM unwinds like Ctrl-C, so the server closes and its work folder is removed.

@@ -203,7 +203,9 @@ class AnimationService:
     ) -> Result:
         """Animates SOURCE with DRIVING; writes the result and a side-by-side preview GIF."""
         if mode not in MOTION_MODES:
-            raise DonkeyError(f"motion must be one of {', '.join(sorted(MOTION_MODES))}, got {mode!r}")
+            raise DonkeyError(
+                f"motion must be one of {', '.join(sorted(MOTION_MODES))}, got {mode!r}"
+            )
         if out_format not in OUT_FORMATS:
             raise DonkeyError(f"output format must be gif or mp4, got {out_format!r}")
         notify = progress or (lambda phase, done, total: None)

@@ -293,26 +293,20 @@ def test_output_places_under_a_file_are_one_line(runner, tiny_ckpt, tmp_path):
 
 
 def test_animate_budget_options(runner, tiny_ckpt, tmp_path):
-    from donkey.data.media import set_budget
-
     driving = good_gif(tmp_path / "d.gif", frames=3, size=32)
     out = tmp_path / "o.gif"
     base = ["animate", driving, driving, "-o", out, "--model", tiny_ckpt]
-    try:
-        code, text = invoke(runner, *base, "--max-frames", "2")
-        assert code == 1 and "3 frames exceed the 2-frame read budget" in text
-        code, text = invoke(runner, *base, "--max-pixels", "lots")
-        assert code == 1 and "--max-pixels must be a positive number, got 'lots'" in text
-        assert not out.exists()
-        code, text = invoke(runner, *base, "--max-frames", "3")
-        assert code == 0 and read_frames(out).frames.shape[0] == 3
-    finally:
-        set_budget(None)
+    code, text = invoke(runner, *base, "--max-frames", "2")
+    assert code == 1 and "3 frames exceed the 2-frame read budget" in text
+    code, text = invoke(runner, *base, "--max-pixels", "lots")
+    assert code == 1 and "--max-pixels must be a positive number, got 'lots'" in text
+    assert not out.exists()
+    code, text = invoke(runner, *base, "--max-frames", "3")
+    assert code == 0 and read_frames(out).frames.shape[0] == 3
 
 
 def test_eval_refuses_header_bombs_and_takes_the_budget_options(runner, tiny_ckpt, tmp_path):
     """eval reads files a user names, like animate: the same --max-* options and defaults."""
-    from donkey.data.media import set_budget
     from tests.hostile import gif_screen_bomb
 
     data = tmp_path / "data"
@@ -341,23 +335,20 @@ def test_eval_refuses_header_bombs_and_takes_the_budget_options(runner, tiny_ckp
 
     bomb.unlink()
     good_gif(data / "walk.gif", frames=3, size=32)
-    try:
-        for option, value, message in (
-            ("--max-frames", "2", "3 frames exceed the 2-frame read budget"),
-            ("--max-pixels", "3000", "3 frames of 32x32 (3072 pixels) exceed the 3000 pixels read"),
-            ("--max-frame-pixels", "1000", "(1024 pixels) exceed the 1000 pixels per-frame read"),
-            ("--max-frames", "lots", "--max-frames must be a positive number, got 'lots'"),
-        ):
-            code, text = invoke(runner, "eval", "--data", data, *model, option, value)
-            assert code == 1 and len(error_lines(text)) == 1, (option, text)
-            assert message in error_lines(text)[0], (option, text)
-            if value != "lots":
-                assert str(data / "walk.gif") in error_lines(text)[0]
-        code, text = invoke(runner, "eval", "--data", data, *model, "--max-frames", "3", "--json")
-        assert code == 0, text
-        assert json.loads(text[text.index("{") :])["videos"] == 1
-    finally:
-        set_budget(None)
+    for option, value, message in (
+        ("--max-frames", "2", "3 frames exceed the 2-frame read budget"),
+        ("--max-pixels", "3000", "3 frames of 32x32 (3072 pixels) exceed the 3000 pixels read"),
+        ("--max-frame-pixels", "1000", "(1024 pixels) exceed the 1000 pixels per-frame read"),
+        ("--max-frames", "lots", "--max-frames must be a positive number, got 'lots'"),
+    ):
+        code, text = invoke(runner, "eval", "--data", data, *model, option, value)
+        assert code == 1 and len(error_lines(text)) == 1, (option, text)
+        assert message in error_lines(text)[0], (option, text)
+        if value != "lots":
+            assert str(data / "walk.gif") in error_lines(text)[0]
+    code, text = invoke(runner, "eval", "--data", data, *model, "--max-frames", "3", "--json")
+    assert code == 0, text
+    assert json.loads(text[text.index("{") :])["videos"] == 1
 
 
 def test_numbers_no_run_could_use_are_one_line(runner, tmp_path):

@@ -137,14 +137,14 @@ def test_merged_report_is_in_plan_order():
     jobs = [Job(Path(f"s{i}.png"), Path("d.gif"), Path(f"/o/{i}.gif")) for i in range(4)]
     rank0, rank1 = BatchReport(), BatchReport()
     rank0.done, rank0.frames = [jobs[2]], 5
-    rank0.failed = [(jobs[0], "d.gif: truncated")]
+    rank0.failed = [(jobs[0], DonkeyError("d.gif: truncated"))]
     rank1.done, rank1.skipped, rank1.frames = [jobs[3]], [jobs[1]], 7
     rank1.seconds["model"] = 2.0
     index = {j: i for i, j in enumerate(jobs)}
     parts = [report_to_json(rank1, index, 1.0), report_to_json(rank0, index, 1.0)]
     merged = merge_reports(jobs, parts)
     assert merged.done == [jobs[2], jobs[3]] and merged.skipped == [jobs[1]]
-    assert merged.failed == [(jobs[0], "d.gif: truncated")]
+    assert [(job, str(error)) for job, error in merged.failed] == [(jobs[0], "d.gif: truncated")]
     assert merged.frames == 12 and merged.seconds["model"] == 2.0
 
 
