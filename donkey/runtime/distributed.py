@@ -24,6 +24,7 @@ import torch
 import torch.distributed as torch_dist
 
 from donkey.model.errors import DonkeyError
+from donkey.runtime.device import rank_device
 
 T = TypeVar("T")
 
@@ -67,18 +68,6 @@ def ranks_from_env() -> Ranks:
     if not 0 <= rank < world or local < 0:
         raise DonkeyError(f"RANK={rank} / LOCAL_RANK={local} do not fit WORLD_SIZE={world}")
     return Ranks(rank, world, local)
-
-
-def rank_device(device: str, local_rank: int) -> str:
-    """auto/cuda -> this rank's GPU (LOCAL_RANK, wrapped round the GPUs there are, so several
-    ranks may share one); cpu and an explicit cuda:N stay as given."""
-    if device in ("auto", "cuda") and torch.cuda.is_available():
-        index = local_rank % torch.cuda.device_count()
-        torch.cuda.set_device(index)
-        return f"cuda:{index}"
-    if device == "auto":
-        return "cpu"
-    return device  # "cuda" without CUDA is refused, with its message, by the model loader
 
 
 def join(ranks: Ranks, backend: str = "gloo", timeout_s: int | None = None) -> None:

@@ -31,6 +31,7 @@ from donkey.model.config import FREEZABLE, Config, TrainConfig, config_to_dict
 from donkey.model.errors import CheckpointError, DonkeyError, brief
 from donkey.model.fake_quant import enable_fake_quant
 from donkey.model.networks import Networks
+from donkey.runtime.device import pick_device
 from donkey.runtime.distributed import Ranks, join, ranks_from_env
 from donkey.train.ema import WeightAverage
 from donkey.train.losses import build_perceptual
@@ -81,31 +82,6 @@ def _time_is_up(limit: float | None, t_start: float, dist: Ranks, device: torch.
         torch_dist.all_reduce(flag, op=torch_dist.ReduceOp.MAX)
         up = bool(flag.item())
     return up
-
-
-def pick_device(name: str, dist_local_rank: int) -> torch.device:
-    if name == "auto":
-        name = "cuda" if torch.cuda.is_available() else "cpu"
-    if name == "cuda" or name.startswith("cuda:"):
-        if not torch.cuda.is_available():
-            raise DonkeyError(f"--device {name} asked for, but PyTorch sees no CUDA GPU")
-        index = name.partition(":")[2]
-        if index and not (index.isdigit() and int(index) < torch.cuda.device_count()):
-            raise DonkeyError(
-                f"--device {name}: PyTorch sees {torch.cuda.device_count()} GPU(s), cuda:0 to "
-                f"cuda:{torch.cuda.device_count() - 1}"
-            )
-        # Under torchrun each process takes the GPU of its local rank; cuda:N picks one for a
-        # single process.
-        if index and int(os.environ.get("WORLD_SIZE", "1")) > 1:
-            raise DonkeyError(
-                f"--device {name}: under torchrun give --device cuda; each process takes the GPU "
-                "of its LOCAL_RANK"
-            )
-        return torch.device("cuda", int(index) if index else dist_local_rank)
-    if name != "cpu":
-        raise DonkeyError(f"--device must be cpu, cuda, cuda:N or auto, got {brief(name)}")
-    return torch.device("cpu")
 
 
 def rng_state() -> dict:

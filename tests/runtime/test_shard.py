@@ -9,7 +9,8 @@ from donkey.data.probe import frame_count
 from donkey.data.writers import write_image, write_video
 from donkey.model.errors import DonkeyError
 from donkey.runtime.batch import BatchReport, Job
-from donkey.runtime.distributed import Ranks, gather_json, rank_device, ranks_from_env
+from donkey.runtime.device import rank_device
+from donkey.runtime.distributed import Ranks, gather_json, ranks_from_env
 from donkey.runtime.shard import (
     Group,
     merge_reports,

@@ -646,7 +646,7 @@ def test_a_resumed_run_logs_each_step_once(runner, tmp_path, synth_videos):
 
 
 def test_device_cuda_n_is_understood(runner, tmp_path, synth_videos):
-    from donkey.train.trainer import pick_device
+    from donkey.runtime.device import pick_device
 
     if torch.cuda.is_available():
         assert pick_device("cuda:0", 0) == torch.device("cuda", 0)
