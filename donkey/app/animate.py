@@ -118,8 +118,11 @@ def _animate_one(request: AnimateRequest, events: Events) -> Written:
     )
     # Each input is decoded once; the warnings use the decoded frame count rather than probing
     # the file's headers again.
-    image, clip = read_input(job, loaded.config.image_size, options, request.budget, seconds)
-    preflight.warn_swapped(request.source, request.driving, events.warn, len(clip.frames))
+    size = loaded.config.image_size
+    image, source_frames, clip = read_input(job, size, options, request.budget, seconds)
+    preflight.warn_swapped(
+        request.source, request.driving, events.warn, len(clip.frames), source_frames
+    )
     events.begin(None, len(clip.frames))
     remove_stale_temporaries([job])
     started = time.perf_counter()

@@ -93,12 +93,17 @@ def _source_frames(path: Path) -> int | None:
 
 
 def warn_swapped(
-    source: Path, driving: Path, warn: Warn, driving_frames: int | None = None
+    source: Path,
+    driving: Path,
+    warn: Warn,
+    driving_frames: int | None = None,
+    source_frames: int | None = None,
 ) -> int | None:
     """A warning when the inputs look swapped (a still driving and an animated source), or
     when the driving clip has a single frame: the result would be one still frame.
 
-    `driving_frames`: the count when the clip was decoded already; else read from its headers.
+    `driving_frames`, `source_frames`: the counts when the files were read already (the
+    driving's decoded frames, the source's declared ones); else read from their headers.
     Returns the count (None if unknown): the progress bar's total."""
     from donkey.data.probe import all_strips, frame_count
 
@@ -112,7 +117,8 @@ def warn_swapped(
             "height), but a folder of images is one driving video, one image per frame. To "
             "animate each strip on its own, list them in a --pair-list CSV (batch mode)",
         )
-    source_frames = _source_frames(source)
+    if source_frames is None:
+        source_frames = _source_frames(source)
     if driving_frames == 1 and source_frames and source_frames > 1:
         warn(
             f"{driving} has 1 frame and {source} has {source_frames}: the inputs look swapped. "

@@ -22,6 +22,7 @@ import warnings
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO
 
 import numpy as np
 from PIL import Image, ImageSequence, UnidentifiedImageError
@@ -156,14 +157,14 @@ def _png_header(path: Path, data: bytes | mmap.mmap) -> Header:
     return Header(width, height, 0 if frames == 1 else frames, truncated=True)
 
 
-def _read_header(path: Path) -> Header | None:
-    """The GIF or PNG header from the file's bytes; None for other formats."""
-    with open(path, "rb") as handle:
-        magic = handle.read(8)
-        if not (magic.startswith(b"GIF8") or magic == b"\x89PNG\r\n\x1a\n"):
-            return None
-        with mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ) as data:
-            return _gif_header(path, data) if magic.startswith(b"GIF") else _png_header(path, data)
+def _read_header(path: Path, handle: BinaryIO) -> Header | None:
+    """The GIF or PNG header from the open file's bytes; None for other formats."""
+    magic = handle.read(8)
+    handle.seek(0)
+    if not (magic.startswith(b"GIF8") or magic == b"\x89PNG\r\n\x1a\n"):
+        return None
+    with mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ) as data:
+        return _gif_header(path, data) if magic.startswith(b"GIF") else _png_header(path, data)
 
 
 # ---------------------------------------------------------------- frame sources
@@ -177,6 +178,7 @@ class _Frames:
         self.fps = DEFAULT_FPS
         self.count = 0
         self.shrink_to: int | None = None  # large frames may be box-reduced to >= this side
+        self.declared: int | None = None  # frames the file says it has (animated images)
         self._pixels = 0
 
     def _account(self, frame: np.ndarray) -> None:
@@ -194,8 +196,17 @@ class _Frames:
 def _pil_frames(
     path: Path, background: tuple[int, int, int], source: _Frames
 ) -> Iterator[np.ndarray]:
+    # One open for the header checks and the decoding: the file is read once, and cannot be
+    # swapped for another between the two.
+    with open(path, "rb") as handle:
+        yield from _pil_decode(path, handle, background, source)
+
+
+def _pil_decode(
+    path: Path, handle: BinaryIO, background: tuple[int, int, int], source: _Frames
+) -> Iterator[np.ndarray]:
     budget = source.budget
-    header = _read_header(path)
+    header = _read_header(path, handle)
     if header is not None:
         if header.frames == 0:
             cause = (
@@ -212,8 +223,9 @@ def _pil_frames(
             )
         budget.check(path, 1 if source.first_only else header.frames, header.width, header.height)
     try:
-        with Image.open(path) as image:
+        with Image.open(handle) as image:
             n_frames = getattr(image, "n_frames", 1) if header is None else header.frames
+            source.declared = n_frames
             if header is None:
                 budget.check(path, 1 if source.first_only else n_frames, *image.size)
             duration = image.info.get("duration") or 0
@@ -486,6 +498,18 @@ def read_image(
     budget: Budget | None = None,
 ) -> np.ndarray:
     """A source image at the model size: (size, size, 3) uint8 (first frame of an animation)."""
+    return read_source(path, size, fit, background, budget)[0]
+
+
+def read_source(
+    path: str | Path,
+    size: int,
+    fit: str = "pad",
+    background: tuple[int, int, int] = WHITE,
+    budget: Budget | None = None,
+) -> tuple[np.ndarray, int | None]:
+    """`read_image`, and how many frames the file says it has (an animated GIF/APNG/WebP given
+    as a source: only its first is used; None when the format does not say)."""
     _check_path(path)
     _check_size(size)
     background = _check_fit(fit, background)
@@ -495,4 +519,5 @@ def read_image(
     first = next(frames, None)
     if first is None:
         raise MediaError(path, "contains no frames")
-    return _fitter(size, fit, background)(first[None])[0]
+    frames.close()  # the file is closed now, not when the generator is collected
+    return _fitter(size, fit, background)(first[None])[0], source.declared

@@ -23,7 +23,15 @@ import numpy as np
 
 from donkey.data.frames import frames_to_tensor
 from donkey.data.manifest import read_text_file
-from donkey.data.media import MEDIA_SUFFIXES, Budget, Clip, read_frames, read_image, read_video
+from donkey.data.media import (
+    MEDIA_SUFFIXES,
+    Budget,
+    Clip,
+    read_frames,
+    read_image,
+    read_source,
+    read_video,
+)
 from donkey.data.writers import OUTPUT_SUFFIXES, check_output_suffix, write_video
 from donkey.model.errors import DonkeyError
 from donkey.runtime.animate_options import AnimateOptions, side_by_side
@@ -247,15 +255,16 @@ def read_input(
     options: AnimateOptions,
     budget: Budget | None,
     seconds: dict[str, float],
-) -> tuple[np.ndarray, Clip]:
-    """A job's source image (S, S, 3) and driving clip at the model size `size`."""
+) -> tuple[np.ndarray, int | None, Clip]:
+    """A job's source image (S, S, 3) at the model size `size`, the frames its file says it
+    has (None: not said), and the driving clip at that size; each file opened once."""
     fit, background = options.fit, options.background
     with _clock(seconds, "read"):
         with _errors_of(job.source, "read"):
-            image = read_image(job.source, size, fit, background, budget)
+            image, source_frames = read_source(job.source, size, fit, background, budget)
         with _errors_of(job.driving, "read"):
             clip = read_video(job.driving, size, fit, background, budget)
-    return image, clip
+    return image, source_frames, clip
 
 
 def write_result(
