@@ -2,6 +2,11 @@
 
 A creature is drawn at 4x resolution with PIL and downsampled with a Lanczos filter, which
 gives anti-aliased edges. Geometry is in model units: the canvas spans [-1, 1] in x and y.
+
+A transparent rendering draws the same shapes on a transparent canvas and box-filters it
+(premultiplied): its alpha is the creature's exact coverage of each pixel at 4x (a Lanczos
+filter would ring, leaving faint alpha around the creature), and its colours are the covered
+sub-pixels' mean, free of the background.
 """
 
 from __future__ import annotations
@@ -156,10 +161,15 @@ def keypoints(joint_map: dict[str, tuple[float, float]]) -> list[list[float]]:
 
 
 class _Canvas:
-    def __init__(self, size: int, background: tuple[int, int, int]) -> None:
+    def __init__(
+        self, size: int, background: tuple[int, int, int], transparent: bool = False
+    ) -> None:
         self.size = size
         self.big = size * SUPERSAMPLE
-        self.image = Image.new("RGB", (self.big, self.big), background)
+        if transparent:  # every shape is drawn opaque (alpha 255) over alpha 0
+            self.image = Image.new("RGBA", (self.big, self.big), (*background, 0))
+        else:
+            self.image = Image.new("RGB", (self.big, self.big), background)
         self.draw = ImageDraw.Draw(self.image)
 
     def px(self, p: tuple[float, float]) -> tuple[float, float]:
@@ -221,9 +231,11 @@ def _texture_layer(plan: BodyPlan, canvas: _Canvas, pose: Pose) -> Image.Image:
     return layer
 
 
-def render(plan: BodyPlan, pose: Pose, size: int) -> np.ndarray:
-    """(size, size, 3) uint8 image of the creature in this pose."""
-    canvas = _Canvas(size, plan.background)
+def render(plan: BodyPlan, pose: Pose, size: int, transparent: bool = False) -> np.ndarray:
+    """(size, size, 3) uint8 image of the creature in this pose on the plan's background; with
+    `transparent`, (size, size, 4) RGBA whose alpha is the creature's exact mask (coverage of
+    each pixel, 0 on the background)."""
+    canvas = _Canvas(size, plan.background, transparent)
     j = joints(plan, pose)
     leg_colour = _shade(plan.body_colour, 0.7)
     far_colour = _shade(plan.body_colour, 0.5)
@@ -267,5 +279,10 @@ def render(plan: BodyPlan, pose: Pose, size: int) -> np.ndarray:
         root, tip = j["wing_root"], j["wing_tip"]
         back = (root[0] - plan.body_length * 0.5 * pose.facing, root[1])
         canvas.polygon([root, tip, back], _shade(plan.accent_colour, 0.9))
-    small = canvas.image.resize((size, size), Image.Resampling.LANCZOS)
+    if transparent:
+        # Box: each pixel's alpha is the share of its 4x4 sub-pixels the creature covers.
+        # Pillow filters RGBA premultiplied, so the background colour does not leak in.
+        small = canvas.image.resize((size, size), Image.Resampling.BOX)
+    else:
+        small = canvas.image.resize((size, size), Image.Resampling.LANCZOS)
     return np.asarray(small, dtype=np.uint8).copy()

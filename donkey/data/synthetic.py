@@ -100,13 +100,18 @@ def pose_at(motion: Motion, t: int) -> Pose:
     )
 
 
-def render_video(plan: BodyPlan, motion: Motion, size: int) -> tuple[np.ndarray, list[dict]]:
-    """Frames (T, size, size, 3) and per-frame pose records (angles, joints, keypoints)."""
+def render_video(
+    plan: BodyPlan, motion: Motion, size: int, transparent: bool = False
+) -> tuple[np.ndarray, list[dict]]:
+    """Frames (T, size, size, 3) and per-frame pose records (angles, joints, keypoints).
+
+    `transparent`: (T, size, size, 4) RGBA frames, alpha the creature's exact mask (see
+    creature.render)."""
     frames, records = [], []
     for t in range(motion.frames):
         pose = pose_at(motion, t)
         joint_map = joints(plan, pose)
-        frames.append(render(plan, pose, size))
+        frames.append(render(plan, pose, size, transparent))
         records.append(
             {
                 "pose": {
@@ -152,10 +157,13 @@ def synthesize(
     fmt: str = ".gif",
     progress: Callable[[int, int], None] | None = None,
     gaits: tuple[str, ...] = GAITS,
+    transparent: bool = False,
 ) -> list[Path]:
     """Writes `count` videos (or `count` pairs) with pose JSON beside each; returns the videos.
 
-    `gaits` limits the motions drawn (walk, gallop, hop, flap).
+    `gaits` limits the motions drawn (walk, gallop, hop, flap). `transparent`: the creatures
+    on a transparent background (RGBA GIFs or PNG strips, alpha the creature's exact mask);
+    the same seed draws the same creatures and motions either way.
 
     With `pairs`, also writes OUT_DIR/pairs.json (identity frame mappings).
     """
@@ -171,7 +179,7 @@ def synthesize(
         names = []
         for member in members:
             plan = random_plan(rng, motion.legs)
-            video, records = render_video(plan, motion, size)
+            video, records = render_video(plan, motion, size, transparent)
             stem = f"pair_{i:04d}_{member}" if pairs else f"creature_{i:04d}"
             path = write_video(out / f"{stem}{fmt}", video, fps=12.0)
             _write_sidecar(out / f"{stem}.json", plan, motion, records, seed)

@@ -162,3 +162,62 @@ def test_read_only_frames_become_tensors_without_a_warning():
         warnings.simplefilter("error")
         tensor = frames_to_tensor(frames)
     assert tensor.shape == (2, 3, 4, 4) and float(tensor.min()) == 1.0
+
+
+def _reference_gif(path, frames, fps):
+    """The GIF writer before RGBA output, verbatim: RGB files must not change."""
+    from PIL import GifImagePlugin
+
+    picks = np.linspace(0, len(frames) - 1, min(len(frames), 16)).round().astype(int)
+    mosaic = Image.fromarray(np.concatenate(list(frames[picks]), axis=1))
+    palette = mosaic.quantize(256, method=Image.Quantize.FASTOCTREE)
+    images = [
+        Image.fromarray(f).quantize(palette=palette, dither=Image.Dither.NONE) for f in frames
+    ]
+    duration = max(int(round(1000.0 / fps)), 20)
+    header, _ = GifImagePlugin.getheader(images[0], info={"loop": 0, "duration": duration})
+    with open(path, "wb") as handle:
+        for chunk in header:
+            handle.write(chunk)
+        for image in images:
+            for chunk in GifImagePlugin.getdata(image, duration=duration):
+                handle.write(chunk)
+        handle.write(b";")
+
+
+def _reference_mp4(path, frames, fps):
+    import imageio_ffmpeg
+
+    writer = imageio_ffmpeg.write_frames(
+        str(path),
+        (frames.shape[2], frames.shape[1]),
+        fps=fps,
+        codec="libx264",
+        pix_fmt_out="yuv420p",
+        quality=8,
+        macro_block_size=1,
+        output_params=["-f", "mp4"],
+    )
+    writer.send(None)
+    for frame in frames:
+        writer.send(np.ascontiguousarray(frame))
+    writer.close()
+
+
+def test_rgb_files_are_byte_identical_to_the_writers_before_alpha(tmp_path):
+    frames = make_creature_frames(6, 40, seed=3)
+    _reference_gif(tmp_path / "ref.gif", frames, 12.5)
+    assert (
+        write_video(tmp_path / "new.gif", frames, 12.5).read_bytes()
+        == (tmp_path / "ref.gif").read_bytes()
+    )
+    Image.fromarray(np.concatenate(list(frames), axis=1)).save(tmp_path / "ref.png", format="PNG")
+    assert (
+        write_video(tmp_path / "new.png", frames).read_bytes()
+        == (tmp_path / "ref.png").read_bytes()
+    )
+    _reference_mp4(tmp_path / "ref.mp4", frames, 12.5)
+    assert (
+        write_video(tmp_path / "new.mp4", frames, 12.5).read_bytes()
+        == (tmp_path / "ref.mp4").read_bytes()
+    )
