@@ -80,8 +80,8 @@ def run_case(case: dict, batches: list[int], device: str, runs: int) -> list[dic
     """One bench case in this process: random weights of the config, then `donkey bench`'s loop."""
     import torch
 
-    from donkey.artifacts.settings import BatchRange
     from donkey.app.models import load_model
+    from donkey.artifacts.settings import BatchRange
     from donkey.model.checkpoint import save_checkpoint
     from donkey.model.config import load_config
     from donkey.model.networks import Networks

@@ -61,7 +61,7 @@ def _check_options(
         raise DonkeyError(f"{out_dir}: exists and is not a folder")
 
 
-def _videos_of_split(
+def videos_of_split(
     videos: Sequence[Path] | Path | str, split: str, val_fraction: float
 ) -> list[Path]:
     from donkey.data.datasets import list_videos, select_split
@@ -118,11 +118,11 @@ def make_identity_pairs(
     `overwrite` (files of the same names are then replaced, others left alone)."""
     out_dir = Path(out_dir)
     _check_options(out_dir, per_video, seed, strength, val_fraction, size)
-    files = _videos_of_split(videos, split, val_fraction)
+    files = videos_of_split(videos, split, val_fraction)
     if out_dir.is_dir() and any(out_dir.iterdir()):
         if not overwrite:
             raise DonkeyError(
-                f"{out_dir}: folder exists and is not empty (pass overwrite to write into it)"
+                f"{out_dir}: folder exists and is not empty (pass --overwrite to write into it)"
             )
         inside = next((f for f in files if f.resolve().parent == out_dir.resolve()), None)
         if inside is not None:

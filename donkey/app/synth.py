@@ -32,6 +32,7 @@ class SynthOptions:
     fmt: str  # the suffix: ".gif" or ".png"
     gaits: tuple[str, ...]
     overwrite: bool
+    transparent: bool = False  # RGBA creatures on a transparent ground (the exact mask as alpha)
 
 
 def check_options(options: SynthOptions) -> None:
@@ -60,6 +61,7 @@ def make_synth(options: SynthOptions, progress: Callable[[int, int], None]) -> l
         fmt=o.fmt,
         progress=progress,
         gaits=o.gaits,
+        transparent=o.transparent,
     )
 
 

@@ -78,9 +78,27 @@ def pairs(
         "--overwrite",
         help="Replace an existing manifest at -o and the files of an earlier --sheets run.",
     ),
+    identity_change: int = typer.Option(
+        0,
+        "--identity-change",
+        min=0,
+        max=64,
+        help="Exact pairs instead: each video of FOLDER with N copies of itself in another "
+        "shape and colour (same motion frame by frame). -o is then a folder: the copies (PNG "
+        "strips), the originals and pairs.json go there.",
+    ),
+    strength: float = typer.Option(
+        1.0, min=0.0, max=1.0, help="--identity-change: how strong the change is (0: none)."
+    ),
+    seed: int = typer.Option(0, min=0, help="--identity-change: the changes' random seed."),
 ) -> None:
     """Cluster videos by movement, resample each pair's frames to matching poses (least-squares
-    affine fit of keypoints, both directions), filter, and write a pairs manifest."""
+    affine fit of keypoints, both directions), filter, and write a pairs manifest. With
+    --identity-change N, pair each video with N identity-changed copies of itself instead."""
+    if identity_change:
+        changes = (identity_change, strength, seed, split.value, val_fraction)
+        _identity_pairs(folder, output, changes, overwrite)
+        return
     from donkey.app.pairs import PairsOptions, check_options, make_pairs
 
     options = PairsOptions(
@@ -111,6 +129,22 @@ def pairs(
         out.print(f"contact sheets: {result.sheets_index}")
     _summary(result.report, result.directions, result.seconds, output)
     _next_steps(result.report, output, clusters is not None, result.params, result.cluster_options)
+
+
+def _identity_pairs(folder: Path, output: Path, changes: tuple, overwrite: bool) -> None:
+    """--identity-change: the pairs folder, with a bar over the videos."""
+    from donkey.app.identity_pairs import make_identity_pairs, videos_of_split
+
+    per_video, strength, seed, split, val_fraction = changes
+    files = videos_of_split(folder, split, val_fraction)
+    with progress_bar() as bar:
+        task = bar.add_task("identity changes (videos)", total=len(files))
+        manifest = make_identity_pairs(
+            files, output, per_video, seed, strength, split, val_fraction,
+            overwrite=overwrite, progress=lambda done: bar.update(task, completed=done),
+        )  # fmt: skip
+    out.print(f"wrote {manifest}")
+    out.print(f"next: donkey train --pairs {manifest} ...  or  donkey eval --pairs {manifest}")
 
 
 def _stages(bar) -> Callable[[str, int, int | None], None]:

@@ -32,6 +32,12 @@ def synth(
         callback=check_gaits,
         help=f"Comma-separated gaits to draw from: {', '.join(GAITS)}.",
     ),
+    transparent: bool = typer.Option(
+        False,
+        "--transparent",
+        help="Creatures on a transparent ground (RGBA; their exact mask is the alpha): "
+        "sprites for trying transparent sources.",
+    ),
     overwrite: bool = typer.Option(
         False,
         "--overwrite",
@@ -55,6 +61,7 @@ def synth(
         fmt=f".{fmt}",
         gaits=tuple(gaits.split(",")),  # checked while parsing (check_gaits)
         overwrite=overwrite,
+        transparent=transparent,
     )
     check_options(options)
     check_seed(seed)
