@@ -43,7 +43,9 @@ def test_python_api_examples_run(tmp_path, monkeypatch, capsys):
     size = namespace["size"]  # the bundled model's, from the doc's first block
     assert len(printed) == 4, printed
     assert printed[0] == f"torch cpu {size}" and size >= 64
-    assert printed[1].startswith("source: expected uint8 RGB (H, W, 3), got float32 (")
+    assert printed[1].startswith(
+        "source: expected uint8 RGB (H, W, 3) or RGBA (H, W, 4), got float32 ("
+    )
     assert printed[2] == f"2 (6, {size}, {size}, 3)"
     assert int(printed[-1]) <= 8  # ONNX Runtime against PyTorch, levels of 255
     out = namespace["frames"]

@@ -20,6 +20,7 @@ from donkey.app.animate_types import (
     Written,
     animate_options,
     load_options,
+    make_animator,
 )
 from donkey.model.errors import DonkeyError
 
@@ -85,13 +86,14 @@ def _check_before_loading(request: AnimateRequest, batch: bool, events: Events) 
 def _animate_one(request: AnimateRequest, events: Events) -> Written:
     """One pair, read, animated and written in this thread: errors are raised as they happen."""
     from donkey.app.models import load_model
+    from donkey.data.frames import frames_to_tensor
     from donkey.data.writers import check_output_suffix
-    from donkey.runtime.animator import Animator
     from donkey.runtime.batch import (
         Job,
         check_folder_location,
         read_input,
         remove_stale_temporaries,
+        render,
         write_result,
     )
 
@@ -113,23 +115,40 @@ def _animate_one(request: AnimateRequest, events: Events) -> Written:
     )
     loaded.open()
     seconds["load"] = time.perf_counter() - started
-    animator = Animator(
-        loaded, batch_size=request.batch_size, mode=request.mode, adapt_scale=request.adapt_scale
-    )
+    animator = make_animator(loaded, request)
     # Each input is decoded once; the warnings use the decoded frame count rather than probing
     # the file's headers again.
     size = loaded.config.image_size
-    image, source_frames, clip = read_input(job, size, options, request.budget, seconds)
+    source, clip = read_input(job, size, options, request.budget, seconds)
     preflight.warn_swapped(
-        request.source, request.driving, events.warn, len(clip.frames), source_frames
+        request.source, request.driving, events.warn, len(clip.frames), source.frames
     )
     events.begin(None, len(clip.frames))
     remove_stale_temporaries([job])
     started = time.perf_counter()
-    frames = animator.animate_frames(
-        image, clip.frames, progress=lambda n: events.progress("frames", job, n)
+    state = animator.prepare_source(frames_to_tensor(source.image[None]))
+    motion = animator.driving_keypoints(frames_to_tensor(clip.frames))
+    reference = animator.reference_for(state, motion) if request.mode == "relative" else None
+    frames = render(
+        animator,
+        source,
+        state,
+        motion,
+        clip.frames,
+        options,
+        lambda n: events.progress("frames", job, n),
     )
     seconds["model"] = time.perf_counter() - started
-    write_result(job, frames, image, clip, options, seconds)
-    events.progress("done", job, 0)
-    return Written(output, len(frames), loaded.engine, str(loaded.device), seconds)
+    write_result(job, frames, clip, options, seconds)
+    events.progress("done", job, -1 if reference is None else reference)
+    return Written(
+        output,
+        len(frames),
+        loaded.engine,
+        str(loaded.device),
+        seconds,
+        reference=reference,
+        reference_setting=str(animator.reference),
+        shape=frames.shape[1:3],
+        alpha=frames.shape[-1] == 4,
+    )

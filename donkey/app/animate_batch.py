@@ -13,11 +13,11 @@ from donkey.app.animate_types import (
     Events,
     animate_options,
     load_options,
+    make_animator,
 )
 from donkey.app.models import load_model
 from donkey.data.probe import frame_count
 from donkey.model.errors import DonkeyError
-from donkey.runtime.animator import Animator
 from donkey.runtime.batch import check_output_folder, make_output_folder, plan_jobs, run_jobs
 
 
@@ -60,9 +60,7 @@ def animate_batch(request: AnimateRequest, events: Events) -> BatchDone:
             say=events.say,
         ),
     )
-    animator = Animator(
-        loaded, batch_size=request.batch_size, mode=request.mode, adapt_scale=request.adapt_scale
-    )
+    animator = make_animator(loaded, request)
     make_output_folder(out_dir)
     # The frames to render, from the drivings' headers (GIF/PNG exact, videos duration x fps):
     # the frame bar's total and ETA. Unknown when one cannot be probed.

@@ -16,7 +16,11 @@ from donkey.cli.choices import (
     allow_slow_option,
     check_colour,
     device_option,
+    motion_scale_option,
+    output_size_option,
     precision_option,
+    reference_option,
+    smooth_option,
 )
 from donkey.cli.common import (
     MODEL_HELP,
@@ -63,11 +67,17 @@ def animate(
         Fit.pad,
         help="Non-square input: pad (to square, background colour), crop (centre) or stretch.",
     ),
-    background: str = typer.Option(
-        "white",
+    background: str | None = typer.Option(
+        None,
         callback=check_colour,
-        help="Colour behind alpha and padding: a name (white, pink, gray, ...) or hex (#ffc0cb, ffc0cb).",
+        help="Colour behind padding and transparency: a name (white, pink, gray, ...) or hex "
+        "(#ffc0cb, ffc0cb). Default: white, and a transparent source gives a transparent "
+        "result (GIF, PNG strip; MP4 on white); given, everything is on that colour.",
     ),
+    reference: str = reference_option(),
+    smooth: float = smooth_option(),
+    motion_scale: float = motion_scale_option(),
+    output_size: str = output_size_option(),
     side_by_side: bool = typer.Option(
         False, "--side-by-side", help="Write source | driving | result side by side."
     ),
@@ -103,8 +113,8 @@ def animate(
 ) -> None:
     """Animate SOURCE with the motion of DRIVING and write OUTPUT.
 
-    The output has as many frames as the driving video, at its frame rate, at the model's
-    image size. Give folders (of sources and/or of driving videos) and an output folder for
+    The output has as many frames as the driving video, at its frame rate, at the source
+    picture's own size and shape (--output-size), transparent where the source is. Give folders (of sources and/or of driving videos) and an output folder for
     batch mode: every source with every driving (or the --pair-list pairs), one bad file
     reported without stopping the rest. An output that already exists is refused unless
     --overwrite or --skip-existing says what to do with it.
@@ -116,7 +126,8 @@ def animate(
         source, driving, output, model, engine, device, precision, allow_slow_precision,
         mode, adapt_scale, batch_size, fit, background, side_by_side, pair_list,
         skip_existing, overwrite, str(out_format), cuda_graphs,
-        read_budget(max_pixels, max_frames, max_frame_pixels),
+        read_budget(max_pixels, max_frames, max_frame_pixels), reference, smooth,
+        motion_scale, output_size,
     )  # fmt: skip
     with BarEvents() as events:
         result = animate_files(request, events)

@@ -51,7 +51,8 @@ class BarEvents(Events):
             return
         self.bar.advance(self.items)
         if event == "done":
-            tagged("ok", "green", job.output.name)
+            picked = f" (reference frame {count})" if count >= 0 else ""
+            tagged("ok", "green", job.output.name + picked)
         elif event == "skipped":
             tagged("exists", "dim", job.output.name)
             if self.frames_left is not None:  # a finished output is not rendered again
@@ -66,14 +67,26 @@ def print_result(result: Written | Kept | BatchDone) -> None:
     elif isinstance(result, Written):
         t = result.seconds
         total = sum(t.values())
+        height, width = result.shape
+        look = f"{width}x{height}" + (" with transparency" if result.alpha else "")
         out.print(
             f"wrote {result.output} ({result.frames} frame{'' if result.frames == 1 else 's'}, "
-            f"engine {result.engine} on {result.device}; load {t['load']:.2f}s, "
+            f"engine {result.engine} on {result.device}; {look}; load {t['load']:.2f}s, "
             f"read {t['read']:.2f}s, model {t['model']:.2f}s, write {t['write']:.2f}s: "
             f"model {100 * t['model'] / total:.0f}% of {total:.2f}s)"
         )
+        if result.reference is not None:
+            out.print(_reference_line(result.reference, result.reference_setting))
     else:
         _print_batch(result)
+
+
+def _reference_line(frame: int, setting: str) -> str:
+    how = {
+        "auto": "auto: the driving frame whose keypoint layout is most like the source's",
+        "first": "first",
+    }.get(setting, "--reference")
+    return f"reference frame {frame} ({how}); movement is measured from it"
 
 
 def _print_batch(result: BatchDone) -> None:

@@ -106,12 +106,76 @@ def listed(choices: type[StrEnum]) -> str:
     return ", ".join(c.value for c in choices)
 
 
-def check_colour(value: str) -> str:
+def check_colour(value: str | None) -> str | None:
     """Typer callback: a colour name or hex code, refused at parse time otherwise."""
     from donkey.data.colours import parse_colour
 
+    if value is None:
+        return None
     try:
         parse_colour(value)
     except ValueError as exc:
         raise typer.BadParameter(str(exc)) from None
     return value
+
+
+def check_reference(value: str) -> str:
+    """Typer callback: --reference auto, first or a frame number, refused at parse time."""
+    try:
+        return str(vocab.parse_reference(value))
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc)) from None
+
+
+def check_output_size(value: str) -> str:
+    """Typer callback: --output-size model, source or a size, refused at parse time."""
+    try:
+        return str(vocab.parse_output_size(value))
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc)) from None
+
+
+def reference_option():
+    return typer.Option(
+        vocab.DEFAULT_REFERENCE,
+        "--reference",
+        metavar="[auto|first|N]",
+        callback=check_reference,
+        help="Relative mode: the driving frame the movement is measured from. auto: the frame "
+        "whose keypoint layout is most like the source's pose (the chosen frame is printed); "
+        "first: frame 0; N: that frame.",
+    )
+
+
+def smooth_option():
+    return typer.Option(
+        vocab.DEFAULT_SMOOTH,
+        "--smooth",
+        min=0.0,
+        max=vocab.SMOOTH_MAX,
+        help="Steadier motion: std, in frames, of a zero-phase filter over the driving "
+        "keypoints (0: off).",
+    )
+
+
+def motion_scale_option():
+    return typer.Option(
+        1.0,
+        "--motion-scale",
+        min=0.0,
+        max=vocab.MOTION_SCALE_MAX,
+        help="Relative mode: how much of the driving's movement the source makes (1: all; "
+        "less keeps a drawing in one piece).",
+    )
+
+
+def output_size_option():
+    return typer.Option(
+        vocab.DEFAULT_OUTPUT_SIZE,
+        "--output-size",
+        metavar="[model|source|N]",
+        callback=check_output_size,
+        help="source: the result at the source picture's own size and shape (padding cropped "
+        f"off, at most {vocab.OUTPUT_SIDE_CAP} px on the long side); model: the model's square; "
+        "N: the long side in pixels. --side-by-side uses the model's size.",
+    )

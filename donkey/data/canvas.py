@@ -24,15 +24,16 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
+from donkey.core import vocab
 from donkey.core.vocab import FIT_MODES
 from donkey.data.frames import PAD_SIDE_MAX, REDUCE_ABOVE, WHITE
 from donkey.model.errors import DonkeyError, brief
 
 # `--output-size N`: the output's long side, in pixels.
-OUTPUT_SIZE_MIN, OUTPUT_SIZE_MAX = 16, 4096
+OUTPUT_SIZE_MIN, OUTPUT_SIZE_MAX = vocab.OUTPUT_SIDE_RANGE
 # `--output-size source`: the source's own size, its long side capped at this by default.
-SOURCE_CAP = 1024
-OUTPUT_SPECS = ("model", "source")
+SOURCE_CAP = vocab.OUTPUT_SIDE_CAP
+OUTPUT_SPECS = vocab.OUTPUT_SIZES
 
 Rect = tuple[float, float, float, float]  # (top, left, height, width)
 
@@ -152,22 +153,19 @@ def fit_box(height: int, width: int, size: int, fit: str) -> FitBox:
 
 
 def parse_output_size(spec: object) -> str | int:
-    """'model', 'source' or a long side N in [16, 4096] (an int, or a string of digits)."""
-    value: int | None = None
-    if isinstance(spec, str):
-        text = spec.strip().lower()
-        if text in OUTPUT_SPECS:
-            return text
-        if text.isascii() and text.isdigit():
-            value = int(text)
-    elif isinstance(spec, numbers.Integral) and not isinstance(spec, bool):
-        value = int(spec)
-    if value is None or not OUTPUT_SIZE_MIN <= value <= OUTPUT_SIZE_MAX:
-        raise DonkeyError(
-            f"--output-size must be model, source or a size in "
-            f"[{OUTPUT_SIZE_MIN}, {OUTPUT_SIZE_MAX}], got {brief(spec)}"
-        )
-    return value
+    """'model', 'source' or a long side N in [16, 4096] (an int, or a string of digits): the
+    vocabulary's rule (core/vocab.py, which `--help` parses with), as a one-line DonkeyError."""
+    if isinstance(spec, bool) or not isinstance(spec, (str, numbers.Integral)):
+        spec_text = brief(spec)
+    else:
+        try:
+            return vocab.parse_output_size(spec if isinstance(spec, str) else int(spec))
+        except ValueError:
+            spec_text = brief(spec)
+    raise DonkeyError(
+        f"--output-size must be model, source or a size in "
+        f"[{OUTPUT_SIZE_MIN}, {OUTPUT_SIZE_MAX}], got {spec_text}"
+    )
 
 
 def output_shape(

@@ -179,10 +179,13 @@ class _Frames:
         self.count = 0
         self.shrink_to: int | None = None  # large frames may be box-reduced to >= this side
         self.declared: int | None = None  # frames the file says it has (animated images)
+        self.native: tuple[int, int] | None = None  # (height, width) of the first frame
+        self.alpha: np.ndarray | None = None  # a source image's alpha (H, W) uint8, if any
         self._pixels = 0
 
     def _account(self, frame: np.ndarray) -> None:
         h, w = frame.shape[:2]
+        self.native = self.native or (h, w)
         self.count += 1
         self._pixels += h * w
         # A header that understated the file: stop as soon as the real content is over.
@@ -232,7 +235,11 @@ def _pil_decode(
             source.fps = 1000.0 / duration if duration else DEFAULT_FPS
             if source.first_only or n_frames <= 1:
                 image.load()
-                frame = to_rgb8(_shrink(image, source.shrink_to), background)
+                source.native = source.native or (image.height, image.width)
+                shrunk = _shrink(image, source.shrink_to)
+                if source.first_only:
+                    source.alpha = _alpha_plane(shrunk)
+                frame = to_rgb8(shrunk, background)
                 source._account(frame)
                 yield frame
                 return
@@ -498,7 +505,35 @@ def read_image(
     budget: Budget | None = None,
 ) -> np.ndarray:
     """A source image at the model size: (size, size, 3) uint8 (first frame of an animation)."""
-    return read_source(path, size, fit, background, budget)[0]
+    return read_source(path, size, fit, background, budget).image
+
+
+@dataclass
+class SourceImage:
+    """A source picture as the model sees it, and what the result needs of the original."""
+
+    image: np.ndarray  # (S, S, 3) uint8: fitted to the model size, alpha on the background
+    alpha: (
+        np.ndarray | None
+    )  # (S, S) float32 in [0, 1], fitted like `image` (padding 0); None: opaque
+    height: int  # the picture's own size (its first frame's)
+    width: int
+    frames: int | None  # how many frames the file says it has (None: not said)
+    # The picture itself (H', W', 3) uint8, alpha on the background: its detail goes into a
+    # result larger than the model's size. Very large pictures come box-reduced (H' <= H).
+    picture: np.ndarray | None = None
+
+
+def _alpha_plane(image: Image.Image) -> np.ndarray | None:
+    """The alpha channel (H, W) uint8 of a picture with transparency; None when it has none
+    or every pixel is opaque."""
+    has_alpha = image.mode in ("RGBA", "LA", "PA", "RGBa", "La") or (
+        image.mode == "P" and "transparency" in image.info
+    )
+    if not has_alpha:
+        return None
+    alpha = np.asarray(image.convert("RGBA"))[..., 3]
+    return None if alpha.min() == 255 else alpha.copy()
 
 
 def read_source(
@@ -507,9 +542,10 @@ def read_source(
     fit: str = "pad",
     background: tuple[int, int, int] = WHITE,
     budget: Budget | None = None,
-) -> tuple[np.ndarray, int | None]:
-    """`read_image`, and how many frames the file says it has (an animated GIF/APNG/WebP given
-    as a source: only its first is used; None when the format does not say)."""
+) -> SourceImage:
+    """`read_image`, with the picture's alpha fitted the same way (padding transparent), its
+    own size, and how many frames the file says it has (an animated GIF/APNG/WebP given as a
+    source: only its first is used). The file is opened once."""
     _check_path(path)
     _check_size(size)
     background = _check_fit(fit, background)
@@ -520,4 +556,36 @@ def read_source(
     if first is None:
         raise MediaError(path, "contains no frames")
     frames.close()  # the file is closed now, not when the generator is collected
-    return _fitter(size, fit, background)(first[None])[0], source.declared
+    fitter = _fitter(size, fit, background)
+    alpha = None
+    if source.alpha is not None:
+        # The alpha as a gray picture through the same fitter: padding is transparent (black).
+        plane = np.repeat(source.alpha[..., None], 3, axis=2)
+        alpha = _fitter(size, fit, (0, 0, 0))(plane[None])[0, ..., 0].astype(np.float32) / 255.0
+    height, width = source.native or first.shape[:2]
+    return SourceImage(fitter(first[None])[0], alpha, height, width, source.declared, first)
+
+
+def source_from_array(
+    array: np.ndarray,
+    size: int,
+    fit: str = "pad",
+    background: tuple[int, int, int] = WHITE,
+) -> SourceImage:
+    """`read_source` for a picture already in memory: (H, W, 3) RGB or (H, W, 4) RGBA uint8
+    (the Python API)."""
+    _check_size(size)
+    background = _check_fit(fit, background)
+    alpha = None
+    if array.shape[-1] == 4:
+        image = Image.fromarray(np.ascontiguousarray(array), mode="RGBA")
+        alpha = _alpha_plane(image)
+        array = to_rgb8(image, background)
+    fitter = _fitter(size, fit, background)
+    fitted_alpha = None
+    if alpha is not None:
+        plane = np.repeat(alpha[..., None], 3, axis=2)
+        fitted_alpha = _fitter(size, fit, (0, 0, 0))(plane[None])[0, ..., 0]
+        fitted_alpha = fitted_alpha.astype(np.float32) / 255.0
+    height, width = array.shape[:2]
+    return SourceImage(fitter(array[None])[0], fitted_alpha, height, width, 1, array)

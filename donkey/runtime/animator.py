@@ -15,11 +15,21 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from donkey.core.vocab import (
+    DEFAULT_REFERENCE,
+    DEFAULT_SMOOTH,
+    MOTION_SCALE_MAX,
+    SMOOTH_MAX,
+    check_fraction,
+    parse_reference,
+)
+from donkey.data.alpha import warp_alpha
 from donkey.data.frames import frames_to_tensor, tensor_to_frames
 from donkey.model.errors import DonkeyError, brief
 from donkey.model.spec import KP_DRIVING, KP_SOURCE, skip_names
 from donkey.runtime.loader import LoadedModel
-from donkey.runtime.motion import MOTION_MODES, relative_keypoints
+from donkey.runtime.motion import MOTION_MODES
+from donkey.runtime.reference import pick_reference, relative_motion, smooth_track
 
 
 @dataclass
@@ -50,7 +60,15 @@ class Animator:
         batch_size: int = 8,
         mode: str = "relative",
         adapt_scale: bool = False,
+        reference: str | int = DEFAULT_REFERENCE,
+        smooth: float = DEFAULT_SMOOTH,
+        motion_scale: float = 1.0,
     ) -> None:
+        """`reference` (relative mode): the driving frame motion is measured from: "auto" (the
+        frame whose keypoint layout is most like the source's), "first" or a frame number.
+        `smooth`: std in frames of the zero-phase filter over the driving keypoints (0: off).
+        `motion_scale`: the share of the driving's movement the source makes (relative mode).
+        """
         # "relative" by default, as donkey animate, donkey.animate and the web page.
         if not isinstance(model, LoadedModel):
             raise DonkeyError(
@@ -68,6 +86,14 @@ class Animator:
             or batch_size < 1
         ):
             raise DonkeyError(f"batch size must be an integer >= 1, got {brief(batch_size)}")
+        try:
+            self.reference = parse_reference(reference)
+            self.smooth = check_fraction(_number(smooth, "smooth"), "smooth", SMOOTH_MAX)
+            self.motion_scale = check_fraction(
+                _number(motion_scale, "motion scale"), "motion scale", MOTION_SCALE_MAX
+            )
+        except ValueError as exc:
+            raise DonkeyError(str(exc)) from None
         self.model = model
         self.graphs = model.graphs
         self.batch_size = batch_size
@@ -99,22 +125,50 @@ class Animator:
             vars_.append(kp["kp_var"])
         return DrivingState(torch.cat(means), torch.cat(vars_))
 
+    def track(self, driving: DrivingState) -> DrivingState:
+        """The driving keypoints after `smooth` (the same object when smoothing is off)."""
+        if not self.smooth:
+            return driving
+        return DrivingState(*smooth_track(driving.kp_mean, driving.kp_var, self.smooth))
+
+    def reference_for(self, source: SourceState, driving: DrivingState) -> int:
+        """The driving frame relative motion is measured from, for this source (relative mode)."""
+        driving = self.track(driving)
+        if self.reference == "first":
+            return 0
+        if self.reference == "auto":
+            return pick_reference(source.kp_mean, source.kp_var, driving.kp_mean, driving.kp_var)
+        if self.reference >= len(driving):
+            raise DonkeyError(
+                f"reference frame {self.reference}: the driving has {len(driving)} frame"
+                f"{'s' if len(driving) != 1 else ''} (0 to {len(driving) - 1})"
+            )
+        return self.reference
+
     def motion(self, source: SourceState, driving: DrivingState) -> tuple[Tensor, Tensor]:
         """Driving keypoints as the generator should see them for this source."""
+        tracked = self.track(driving)
         if self.mode == "absolute":
-            return driving.kp_mean, driving.kp_var
-        return relative_keypoints(
+            return tracked.kp_mean, tracked.kp_var
+        return relative_motion(
             source.kp_mean,
             source.kp_var,
-            driving.kp_mean,
-            driving.kp_var,
-            driving.kp_mean[:1],
-            driving.kp_var[:1],
+            tracked.kp_mean,
+            tracked.kp_var,
+            reference=self.reference_for(source, driving),
+            motion_scale=self.motion_scale,
             adapt_scale=self.adapt_scale,
         )
 
     def render_batches(self, source: SourceState, driving: DrivingState) -> Iterator[Tensor]:
         """Yields predicted frames (b, 3, H, W) batch by batch, on the device."""
+        for prediction, _grid in self._render(source, driving):
+            yield prediction
+
+    def _render(
+        self, source: SourceState, driving: DrivingState
+    ) -> Iterator[tuple[Tensor, Tensor]]:
+        """(prediction (b, 3, H, W), sampling grid (b, h, w, 2)) batch by batch."""
         drv_mean, drv_var = self.motion(source, driving)
         for part in self._batches(len(driving)):
             n = part.stop - part.start
@@ -130,7 +184,7 @@ class Animator:
             for name in self.skip_names:
                 skip = source.skips[name]
                 feeds[name] = skip.expand(n, *skip.shape[1:])
-            yield self.graphs["generator"].infer(feeds)["prediction"]
+            yield self.graphs["generator"].infer(feeds)["prediction"], grid
 
     def stream(
         self,
@@ -163,17 +217,45 @@ class Animator:
         source: np.ndarray | SourceState,
         driving: np.ndarray | DrivingState,
         progress: Progress | None = None,
+        alpha: np.ndarray | None = None,
+        grids: list[Tensor] | None = None,
     ) -> np.ndarray:
         """`stream` for uint8 frames already fitted to the model's size: source (S, S, 3),
         driving (T, S, S, 3) -> (T, S, S, 3) uint8. Each batch goes to host memory as it is
-        done, so the device holds one batch of output frames at a time."""
+        done, so the device holds one batch of output frames at a time.
+
+        `alpha`: the source's alpha (S, S) in [0, 1], fitted like its colours. It moves with
+        the same motion as the colours (the dense motion's sampling grid), and the result is
+        (T, S, S, 4) RGBA. `grids`: a list that receives each batch's sampling grid (b, h, w,
+        2) on the CPU (for a result larger than the model's, data/canvas.add_source_detail)."""
         if isinstance(source, np.ndarray):
             source = frames_to_tensor(source[None])
         if isinstance(driving, np.ndarray):
             driving = frames_to_tensor(driving)
-        return np.concatenate(
-            [tensor_to_frames(batch) for batch in self.stream(source, driving, progress)]
-        )
+        state = source if isinstance(source, SourceState) else self.prepare_source(source)
+        motion = driving if isinstance(driving, DrivingState) else self.driving_keypoints(driving)
+        plane = None
+        if alpha is not None:
+            plane = torch.from_numpy(np.ascontiguousarray(alpha, dtype=np.float32))
+        parts = []
+        for prediction, grid in self._render(state, motion):
+            rgb = tensor_to_frames(prediction)
+            if plane is not None:
+                moved = warp_alpha(plane, grid.float()).clamp(0, 1)  # (b, S, S)
+                a = (moved * 255.0).round().byte().cpu().numpy()
+                rgb = np.concatenate([rgb, a[..., None]], axis=-1)
+            if grids is not None:
+                grids.append(grid.float().cpu())
+            parts.append(rgb)
+            if progress is not None:
+                progress(prediction.shape[0])
+        return np.concatenate(parts)
 
 
 Progress = Callable[[int], None]  # frames just rendered
+
+
+def _number(value: object, name: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise DonkeyError(f"{name} must be a number, got {brief(value)}")
+    return float(value)

@@ -20,6 +20,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+import torch
+from torch import Tensor
 
 from donkey.data.frames import frames_to_tensor
 from donkey.data.manifest import read_text_file
@@ -27,15 +29,15 @@ from donkey.data.media import (
     MEDIA_SUFFIXES,
     Budget,
     Clip,
+    SourceImage,
     read_frames,
-    read_image,
     read_source,
     read_video,
 )
 from donkey.data.writers import OUTPUT_SUFFIXES, check_output_suffix, write_video
 from donkey.model.errors import DonkeyError
-from donkey.runtime.animate_options import AnimateOptions, side_by_side
-from donkey.runtime.animator import Animator, SourceState
+from donkey.runtime.animate_options import AnimateOptions
+from donkey.runtime.animator import Animator, DrivingState, SourceState
 
 
 @dataclass(frozen=True)
@@ -52,6 +54,7 @@ class BatchReport:
     done: list[Job] = field(default_factory=list)
     skipped: list[Job] = field(default_factory=list)
     failed: list[tuple[Job, DonkeyError]] = field(default_factory=list)
+    references: dict[Job, int] = field(default_factory=dict)  # relative mode's chosen frames
     frames: int = 0
     seconds: dict[str, float] = field(
         default_factory=lambda: {"read": 0.0, "model": 0.0, "write": 0.0}
@@ -74,6 +77,9 @@ _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
 # and cat.jpg (or horse.gif and horse.mp4) never share an output name.
 _PLAIN_SOURCE, _PLAIN_DRIVING = ".png", ".gif"
 MAX_PAIR_LIST_BYTES = 16 << 20
+# A result is held whole before it is written: at --output-size source a long clip of a large
+# picture would take tens of GB (10,000 frames of 1024 x 1024), so it is refused first.
+MAX_RESULT_BYTES = 4 << 30
 
 
 def _part(path: Path, plain_suffix: str) -> str:
@@ -255,31 +261,49 @@ def read_input(
     options: AnimateOptions,
     budget: Budget | None,
     seconds: dict[str, float],
-) -> tuple[np.ndarray, int | None, Clip]:
-    """A job's source image (S, S, 3) at the model size `size`, the frames its file says it
-    has (None: not said), and the driving clip at that size; each file opened once."""
+) -> tuple[SourceImage, Clip]:
+    """A job's source picture (fitted to the model size `size`, with its alpha and own size)
+    and its driving clip at that size; each file opened once."""
     fit, background = options.fit, options.background
     with _clock(seconds, "read"):
         with _errors_of(job.source, "read"):
-            image, source_frames = read_source(job.source, size, fit, background, budget)
+            source = read_source(job.source, size, fit, background, budget)
         with _errors_of(job.driving, "read"):
             clip = read_video(job.driving, size, fit, background, budget)
-    return image, source_frames, clip
+    return source, clip
+
+
+def render(
+    animator: Animator,
+    source: SourceImage,
+    state: SourceState,
+    driving: DrivingState,
+    driving_frames: np.ndarray,
+    options: AnimateOptions,
+    progress: Callable[[int], None] | None = None,
+) -> np.ndarray:
+    """One result's frames as they will be written: animated (with the source's alpha moved
+    along when it is kept), then `options.finish` (side by side, or the output size)."""
+    alpha = source.alpha if options.wants_alpha(source) else None
+    height, width = options.output_hw(source, source.image.shape[0])
+    held = len(driving) * height * width * (4 if alpha is not None else 3)
+    if held > MAX_RESULT_BYTES:
+        raise DonkeyError(
+            f"{len(driving)} frames of {width}x{height} would take {held / 2**30:.1f} GiB; give "
+            "a smaller --output-size (or model) or a shorter driving clip"
+        )
+    grids: list[Tensor] | None = [] if options.wants_grids(source) else None
+    frames = animator.animate_frames(state, driving, progress, alpha=alpha, grids=grids)
+    motion = torch.cat(grids) if grids else None
+    return options.finish(frames, source, driving_frames, motion)
 
 
 def write_result(
-    job: Job,
-    frames: np.ndarray,
-    image: np.ndarray,
-    clip: Clip,
-    options: AnimateOptions,
-    seconds: dict[str, float],
+    job: Job, frames: np.ndarray, clip: Clip, options: AnimateOptions, seconds: dict[str, float]
 ) -> None:
-    """Writes a job's frames (beside its source and driving with --side-by-side), atomically."""
-    if options.side_by_side:
-        frames = side_by_side(image, clip.frames, frames)
+    """Writes a job's frames atomically (RGBA to MP4 is composited on the background)."""
     with _clock(seconds, "write"), _errors_of(job.output, "write"):
-        write_video(job.output, frames, clip.fps)
+        write_video(job.output, frames, clip.fps, background=options.background)
 
 
 def run_jobs(
@@ -334,31 +358,38 @@ def run_jobs(
                 for job in group:
                     fail(job, clip)
                 continue
-            width = size * (3 if options.side_by_side else 1)
             todo = []
             for job in group:
-                if skip_existing and output_complete(job.output, len(clip.frames), size, width):
+                try:
+                    source, state = sources.get(job.source)
+                except DonkeyError as exc:
+                    fail(job, exc)
+                    continue
+                height, width = options.output_hw(source, size)
+                if skip_existing and output_complete(job.output, len(clip.frames), height, width):
                     report.skipped.append(job)
                     notify("skipped", job, counts.get(job.driving) or 0)
                 else:
-                    todo.append(job)
+                    todo.append((job, source, state))
             if not todo:
                 continue
             with _clock(report.seconds, "model"):
                 driving_state = animator.driving_keypoints(frames_to_tensor(clip.frames))
-            for job in todo:
+            for job, source, state in todo:
                 try:
-                    image, state = sources.get(job.source)
-                except DonkeyError as exc:
+                    with _clock(report.seconds, "model"):
+                        relative = animator.mode == "relative"
+                        reference = animator.reference_for(state, driving_state) if relative else -1
+                        frames = render(
+                            animator, source, state, driving_state, clip.frames, options,
+                            lambda n, job=job: notify("frames", job, n),
+                        )  # fmt: skip
+                except DonkeyError as exc:  # a --reference past this clip's end
                     fail(job, exc)
                     continue
-                with _clock(report.seconds, "model"):
-                    frames = animator.animate_frames(
-                        state, driving_state, lambda n, job=job: notify("frames", job, n)
-                    )
-                done = writer.submit(
-                    write_result, job, frames, image, clip, options, report.seconds
-                )
+                if reference >= 0:
+                    report.references[job] = reference
+                done = writer.submit(write_result, job, frames, clip, options, report.seconds)
                 writes.append((job, done))
                 report.frames += len(frames)
             writes = _collect(writes, report, notify, wait=False)
@@ -399,9 +430,9 @@ class _Sources:
     ) -> None:
         self.animator, self.size, self.options, self.budget = animator, size, options, budget
         self.report = report
-        self.cache: dict[Path, tuple[np.ndarray, SourceState] | DonkeyError] = {}
+        self.cache: dict[Path, tuple[SourceImage, SourceState] | DonkeyError] = {}
 
-    def get(self, path: Path) -> tuple[np.ndarray, SourceState]:
+    def get(self, path: Path) -> tuple[SourceImage, SourceState]:
         if path not in self.cache:
             self.cache[path] = self._load(path)
         found = self.cache[path]
@@ -409,16 +440,16 @@ class _Sources:
             raise found
         return found
 
-    def _load(self, path: Path) -> tuple[np.ndarray, SourceState] | DonkeyError:
+    def _load(self, path: Path) -> tuple[SourceImage, SourceState] | DonkeyError:
         options, seconds = self.options, self.report.seconds
         try:
             with _clock(seconds, "read"), _errors_of(path, "read"):
-                image = read_image(path, self.size, options.fit, options.background, self.budget)
+                source = read_source(path, self.size, options.fit, options.background, self.budget)
         except DonkeyError as exc:
             return exc
         with _clock(seconds, "model"):
-            state = self.animator.prepare_source(frames_to_tensor(image[None]))
-        return image, state
+            state = self.animator.prepare_source(frames_to_tensor(source.image[None]))
+        return source, state
 
 
 def _collect(writes, report: BatchReport, notify, wait: bool):
@@ -434,5 +465,6 @@ def _collect(writes, report: BatchReport, notify, wait: bool):
             notify("failed", job, 0)
         else:
             report.done.append(job)
-            notify("done", job, 0)
+            # "done" carries the reference frame relative motion was measured from (-1: none).
+            notify("done", job, report.references.get(job, -1))
     return remaining

@@ -18,6 +18,14 @@ os.environ["HF_HUB_DISABLE_TELEMETRY"] = "1"
 
 import gradio as gr  # noqa: E402
 
+from donkey.core.vocab import (  # noqa: E402
+    DEFAULT_OUTPUT_SIZE,
+    DEFAULT_REFERENCE,
+    DEFAULT_SMOOTH,
+    MOTION_SCALE_MAX,
+    OUTPUT_SIZES,
+    REFERENCES,
+)
 from donkey.data.media import MEDIA_SUFFIXES  # noqa: E402
 from donkey.model.errors import DonkeyError  # noqa: E402
 from donkey.serve.examples import example_drivings, example_label, example_sources  # noqa: E402
@@ -70,7 +78,20 @@ def build_page(service: AnimationService) -> gr.Blocks:
             return None
         return str(_guard(service.preview_driving, Path(path)))
 
-    def animate(source, driving, mode, adapt_scale, out_format, side, progress=gr.Progress()):
+    def animate(
+        source,
+        driving,
+        mode,
+        adapt_scale,
+        out_format,
+        side,
+        reference,
+        smooth,
+        motion_scale,
+        output_size,
+        keep_alpha,
+        progress=gr.Progress(),
+    ):
         if not source:
             raise _fail("no source image: upload one or pick an example")
         if not driving:
@@ -89,6 +110,11 @@ def build_page(service: AnimationService) -> gr.Blocks:
             out_format,
             bool(side),
             report,
+            reference,
+            float(smooth),
+            float(motion_scale),
+            output_size,
+            bool(keep_alpha),
         )
         t = result.seconds
         log.info(
@@ -102,8 +128,10 @@ def build_page(service: AnimationService) -> gr.Blocks:
             t["model"],
             t["write"],
         )
+        height, width = result.shape
+        picked = "" if result.reference is None else f", reference frame {result.reference}"
         status = (
-            f"{result.frames} frames at {result.size}x{result.size} px in "
+            f"{result.frames} frames at {width}x{height} px{picked} in "
             f"{sum(t.values()):.1f} s (model {t['model']:.1f} s): `{result.output.name}`"
         )
         return str(result.preview), str(result.output), status
@@ -168,6 +196,33 @@ def build_page(service: AnimationService) -> gr.Blocks:
                 adapt_scale = gr.Checkbox(
                     label="Adapt scale (relative: scale movement by the size ratio)"
                 )
+                reference = gr.Radio(
+                    list(REFERENCES),
+                    value=DEFAULT_REFERENCE,
+                    label="Reference frame (relative)",
+                    info="auto: measure the movement from the driving frame posed most like "
+                    "the source; first: from frame 0",
+                )
+                motion_scale = gr.Slider(
+                    0.0,
+                    MOTION_SCALE_MAX,
+                    value=1.0,
+                    step=0.05,
+                    label="Motion strength (relative)",
+                    info="less movement keeps a drawing in one piece",
+                )
+                smooth = gr.Slider(
+                    0.0, 3.0, value=DEFAULT_SMOOTH, step=0.5, label="Smoothing (frames)"
+                )
+                output_size = gr.Radio(
+                    list(OUTPUT_SIZES),
+                    value=DEFAULT_OUTPUT_SIZE,
+                    label="Result size",
+                    info="source: the picture's own size and shape; model: the model's square",
+                )
+                keep_alpha = gr.Checkbox(
+                    value=True, label="Keep a transparent source transparent (GIF)"
+                )
                 out_format = gr.Radio(list(OUT_FORMATS), value="gif", label="Download format")
                 side = gr.Checkbox(label="Download source | driving | result side by side")
                 button = gr.Button("Animate", variant="primary", elem_id="animate")
@@ -195,7 +250,19 @@ def build_page(service: AnimationService) -> gr.Blocks:
         )
         button.click(
             animate,
-            [source, driving, mode, adapt_scale, out_format, side],
+            [
+                source,
+                driving,
+                mode,
+                adapt_scale,
+                out_format,
+                side,
+                reference,
+                smooth,
+                motion_scale,
+                output_size,
+                keep_alpha,
+            ],
             [result_view, result_file, status],
             concurrency_limit=1,
             concurrency_id="model",

@@ -19,11 +19,23 @@ import numpy as np
 import torch
 from PIL import Image
 
+from donkey.core.vocab import (
+    DEFAULT_REFERENCE,
+    DEFAULT_SMOOTH,
+    parse_output_size,
+)
 from donkey.data.frames import WHITE, frames_to_tensor
-from donkey.data.media import VIDEO_SUFFIXES, Clip, MediaError, read_image, read_video
+from donkey.data.media import (
+    VIDEO_SUFFIXES,
+    Clip,
+    MediaError,
+    SourceImage,
+    read_source,
+    read_video,
+)
 from donkey.data.writers import write_image, write_video
 from donkey.model.errors import DonkeyError
-from donkey.runtime.animate_options import side_by_side
+from donkey.runtime.animate_options import AnimateOptions, side_by_side
 from donkey.runtime.animator import Animator, DrivingState
 from donkey.runtime.batch import output_name
 from donkey.runtime.loader import LoadedModel
@@ -43,8 +55,10 @@ class Result:
     output: Path  # the result in the chosen format (side by side when asked)
     preview: Path  # source | driving | result as a GIF, for the page
     frames: int
-    size: int  # frame side in pixels
+    size: int  # the model's frame side in pixels
     seconds: dict[str, float]
+    shape: tuple[int, int] = (0, 0)  # (height, width) of the downloaded result's frames
+    reference: int | None = None  # the driving frame relative motion was measured from
 
 
 def _peek(path: Path) -> tuple[int, int, int] | None:
@@ -150,11 +164,11 @@ class AnimationService:
                 f"{self.decode_budget / 2**30:.1f} GiB per file)"
             )
 
-    def read_source(self, path: Path) -> np.ndarray:
-        """(size, size, 3) uint8: the source as the model will see it."""
+    def read_source(self, path: Path) -> SourceImage:
+        """The source as the model will see it ((size, size, 3) uint8), with its alpha."""
         self._check_size(path, None)
         try:
-            return read_image(path, self.size, "pad", WHITE)
+            return read_source(path, self.size, "pad", WHITE)
         except DonkeyError as exc:
             raise DonkeyError(_named(exc, path)) from None
 
@@ -172,7 +186,7 @@ class AnimationService:
         return clip
 
     def preview_source(self, path: Path) -> Path:
-        image = self.read_source(path)
+        image = self.read_source(path).image
         return write_image(self._request_dir() / "source.png", image)
 
     def preview_driving(self, path: Path) -> Path:
@@ -200,8 +214,15 @@ class AnimationService:
         out_format: str = "gif",
         side: bool = False,
         progress: Progress | None = None,
+        reference: str | int = DEFAULT_REFERENCE,
+        smooth: float = DEFAULT_SMOOTH,
+        motion_scale: float = 1.0,
+        output_size: str | int = "model",
+        keep_alpha: bool = True,
     ) -> Result:
-        """Animates SOURCE with DRIVING; writes the result and a side-by-side preview GIF."""
+        """Animates SOURCE with DRIVING; writes the result (at `output_size`, transparent where
+        the source is when `keep_alpha`) and a side-by-side preview GIF at the model size.
+        The page passes every setting; called directly, the result is the model's square."""
         if mode not in MOTION_MODES:
             raise DonkeyError(
                 f"motion must be one of {', '.join(sorted(MOTION_MODES))}, got {mode!r}"
@@ -211,14 +232,25 @@ class AnimationService:
         notify = progress or (lambda phase, done, total: None)
         seconds = {"read": 0.0, "wait": 0.0, "model": 0.0, "write": 0.0}
         started = time.perf_counter()
-        image = self.read_source(source)
+        try:
+            size_spec = parse_output_size(output_size)
+        except ValueError as exc:
+            raise DonkeyError(str(exc)) from None
+        options = AnimateOptions(output_size=size_spec, keep_alpha=keep_alpha)
+        animator = Animator(
+            self.model,
+            batch_size=self.batch_size,
+            mode=mode,
+            adapt_scale=adapt_scale,
+            reference=reference,
+            smooth=smooth,
+            motion_scale=motion_scale,
+        )
+        picture = self.read_source(source)
         clip = self.read_driving(driving)
         seconds["read"] = time.perf_counter() - started
         total = len(clip.frames)
         notify("keypoints", 0, total)
-        animator = Animator(
-            self.model, batch_size=self.batch_size, mode=mode, adapt_scale=adapt_scale
-        )
         started = time.perf_counter()
         with self._device:
             seconds["wait"] = time.perf_counter() - started
@@ -227,19 +259,35 @@ class AnimationService:
             torch.set_flush_denormal(True)
             with torch.inference_mode():
                 motion = self._keypoints(animator, clip.frames, notify)
+                state = animator.prepare_source(frames_to_tensor(picture.image[None]))
+                relative = mode == "relative"
+                reference_frame = animator.reference_for(state, motion) if relative else None
                 done = [0]
 
                 def rendered(count: int) -> None:
                     done[0] += count
                     notify("animating", done[0], total)
 
-                result = animator.animate_frames(image, motion, rendered)
+                alpha = picture.alpha if options.wants_alpha(picture) else None
+                square = animator.animate_frames(state, motion, rendered, alpha=alpha)
             seconds["model"] = time.perf_counter() - started
-        both = side_by_side(image, clip.frames, result)
+        # The page's preview: opaque panels at the model size.
+        both = side_by_side(picture.image, clip.frames, _on_white(square))
+        result = both if side else options.finish(square, picture, clip.frames)
         started = time.perf_counter()
         folder = self._request_dir()
         output = folder / output_name(source, driving, f".{out_format}")
-        write_video(output, both if side else result, clip.fps)
+        write_video(output, result, clip.fps)
         preview = write_video(folder / "preview.gif", both, clip.fps)
         seconds["write"] = time.perf_counter() - started
-        return Result(output, preview, len(result), self.size, seconds)
+        shape = (int(result.shape[1]), int(result.shape[2]))
+        return Result(output, preview, len(result), self.size, seconds, shape, reference_frame)
+
+
+def _on_white(frames: np.ndarray) -> np.ndarray:
+    """RGBA frames composited on white (RGB frames as they are)."""
+    if frames.shape[-1] == 3:
+        return frames
+    alpha = frames[..., 3:4].astype(np.float32) / 255.0
+    mixed = frames[..., :3].astype(np.float32) * alpha + 255.0 * (1.0 - alpha)
+    return np.clip(np.round(mixed), 0, 255).astype(np.uint8)

@@ -82,7 +82,8 @@ def test_overwrite_replaces_a_single_output(runner, tiny_ckpt, single):
     code, text = invoke(runner, *args, "--overwrite")
     assert code == 0, text
     assert f"wrote {output} (5 frames" in text
-    assert read_frames(output).frames.shape == (5, 32, 32, 3)
+    # The source's own 40 x 40, not the tiny model's 32 (--output-size source, the default).
+    assert read_frames(output).frames.shape == (5, 40, 40, 3)
     assert sorted(p.name for p in output.parent.iterdir()) == ["cat.png", "keep.gif", "trot.gif"]
     # Now it is a finished result, and still refused without an option.
     finished = output.read_bytes()
@@ -146,7 +147,7 @@ def test_batch_overwrite_replaces_existing_outputs(runner, tiny_ckpt, batch):
     assert "written          │     2" in text and "skipped (exists) │     0" in text
     assert sorted(p.name for p in out.iterdir()) == ["cat__trot.gif", "dog__trot.gif"]
     for name in ("cat__trot.gif", "dog__trot.gif"):
-        assert read_frames(out / name).frames.shape == (4, 32, 32, 3)
+        assert read_frames(out / name).frames.shape == (4, 40, 40, 3)  # the sources' size
     # A second run without an option names the first of the two it would replace.
     before = {p.name: p.read_bytes() for p in out.iterdir()}
     code, text = invoke(runner, *args)

@@ -85,7 +85,7 @@ def test_animate_end_to_end_writes_one_frame_per_driving_frame(runner, tiny_ckpt
     )
     assert result.exit_code == 0, result.output
     clip = read_frames(out)
-    assert clip.frames.shape == (7, 32, 32, 3)
+    assert clip.frames.shape == (7, 40, 40, 3)  # the source's own 40 x 40 (--output-size source)
     assert "wrote" in result.output
 
 
@@ -181,4 +181,5 @@ def test_grayscale_odd_sized_real_gif_animates(runner, tiny_ckpt, tmp_path):
     )
     assert result.exit_code == 0, result.output
     frames = read_frames(out).frames
-    assert frames.shape == (15, 32, 32, 3) and np.isfinite(frames).all()
+    # The sample's own 30 x 20 (--output-size source), one frame per driving frame.
+    assert frames.shape == (15, 20, 30, 3) and np.isfinite(frames).all()

@@ -47,7 +47,7 @@ def test_bad_files_never_stop_a_batch(runner, tiny_ckpt, batch_inputs, tmp_path)
     assert code == 1
     # 4 sources x 4 drivings: the 2 good sources x 1 good driving are written.
     assert sorted(p.name for p in out.iterdir()) == ["animal0__walk.gif", "animal1__walk.gif"]
-    assert read_frames(out / "animal0__walk.gif").frames.shape == (4, 32, 32, 3)
+    assert read_frames(out / "animal0__walk.gif").frames.shape == (4, 40, 40, 3)  # its own size
     for reason in ("per-frame read budget", "1.92 gigapixels", "empty file", "truncated"):
         assert reason in text, text
 
@@ -129,8 +129,11 @@ def test_hostile_files_through_single_animate_are_one_line(runner, tiny_ckpt, tm
             out = tmp_path / "out.gif"
             code, text = invoke(runner, "animate", source, driving, "-o", out, "--model", tiny_ckpt)
             if source == path and name in ("frame_bomb.gif", "truncated.gif"):
-                # As a source only the first frame is read, and it is whole: a correct result.
-                assert code == 0 and read_frames(out).frames.shape == (3, 32, 32, 3), text
+                # As a source only the first frame is read, and it is whole: a correct result
+                # (at the source's own size: --output-size source).
+                with Image.open(path) as picture:
+                    own = picture.size[::-1]
+                assert code == 0 and read_frames(out).frames.shape == (3, *own, 3), text
                 out.unlink()
                 continue
             assert code == 1 and len(error_lines(text)) == 1, (name, text)

@@ -212,9 +212,10 @@ def test_page_animates_through_gradio_client(client, media):
         False,
         api_name="/animate",
     )
-    assert read_frames(output).frames.shape == (7, SIZE, SIZE, 3)
+    # The page's default result size is the source's own (40 x 40); its preview the model's.
+    assert read_frames(output).frames.shape == (7, 40, 40, 3)
     assert read_frames(preview).frames.shape == (7, SIZE, 3 * SIZE, 3)
-    assert status.startswith(f"7 frames at {SIZE}x{SIZE} px")
+    assert status.startswith("7 frames at 40x40 px, reference frame ")
 
 
 def test_page_shows_a_bad_upload_as_one_line(client, media):
@@ -355,5 +356,5 @@ def test_page_runs_one_request_at_a_time(client, service, media, monkeypatch):
     ]
     for job in jobs:
         _, output, _ = job.result(timeout=300)
-        assert read_frames(output).frames.shape == (7, SIZE, SIZE, 3)
+        assert read_frames(output).frames.shape == (7, 40, 40, 3)  # the source's own size
     assert most[0] == 1
