@@ -108,8 +108,8 @@ def animate(
     `output_size`: "model" (default here: S x S), "source" (the source's own size and shape,
     at most 1024 on the long side) or the long side in pixels.
 
-    `mode` "relative" (default) or "absolute", `adapt_scale` False, `reference` "auto" (or
-    "first", or a driving frame number), `smooth` 0, `motion_scale` 1, `batch_size` 8 unless
+    `mode` "relative" (default) or "absolute", `adapt_scale` False, `reference` "first" (or
+    "auto", or a driving frame number), `smooth` 1, `motion_scale` 1, `batch_size` 8 unless
     given (see Animator). Given an Animator, its own settings are used: passing any of these
     too is an error rather than silently ignored."""
     # Only what the caller gave: the defaults live in Animator alone.

@@ -240,7 +240,8 @@ def _reconstruct_share(
         kept = {t.name for t in targets}
         videos = [v for v in videos if v.name in kept]
     update = events.task("reconstruction", len(videos))
-    animator = Animator(loaded, batch_size=request.batch_size, mode="absolute")
+    # The model's own motion: no smoothing of the driving keypoints (animate's --smooth).
+    animator = Animator(loaded, batch_size=request.batch_size, mode="absolute", smooth=0.0)
     part = reconstruction_l1(animator, videos, lambda i, n: update(i), targets)
     index = {files[i].name: i for i in share}
     return {"per_video": [[index[v["video"]], v] for v in part.per_video], "skipped": unread}
@@ -287,7 +288,9 @@ def _transfer_share(
     mine = copy.copy(manifest)
     mine.pairs = [manifest.pairs[i] for i in share]
     update = events.task("transfer", len(mine.pairs))
-    animator = Animator(loaded, batch_size=request.batch_size, mode=request.transfer_mode)
+    animator = Animator(
+        loaded, batch_size=request.batch_size, mode=request.transfer_mode, smooth=0.0
+    )
     notes: list[str] = []
     items = transfer_items(
         animator,

@@ -132,8 +132,9 @@ class Animator:
         return DrivingState(*smooth_track(driving.kp_mean, driving.kp_var, self.smooth))
 
     def reference_for(self, source: SourceState, driving: DrivingState) -> int:
-        """The driving frame relative motion is measured from, for this source (relative mode)."""
-        driving = self.track(driving)
+        """The driving frame relative motion is measured from, for this source (relative mode).
+        auto compares the source with the driving's own keypoints, not the smoothed track: the
+        source is posed like a frame, not like an average of frames."""
         if self.reference == "first":
             return 0
         if self.reference == "auto":

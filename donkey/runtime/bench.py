@@ -91,7 +91,7 @@ def bench_outputs(model: LoadedModel, batch: int) -> tuple[torch.Tensor, torch.T
     """The frames and driving keypoint means one timed unit produces, on the CPU."""
     size = model.config.image_size
     source, driving = rendered_clip(size, frames=batch)
-    animator = Animator(model, batch_size=batch, mode="absolute")
+    animator = Animator(model, batch_size=batch, mode="absolute", smooth=0.0)
     kp = animator.driving_keypoints(frames_to_tensor(driving).to(model.device))
     frames = animator.animate(frames_to_tensor(source[None]), kp)
     return frames.float().cpu(), kp.kp_mean.float().cpu()
@@ -110,7 +110,7 @@ def _timed_unit(model: LoadedModel, batch: int) -> Callable[[], None]:
     batch, the source encoded beforehand."""
     size = model.config.image_size
     source, driving = rendered_clip(size, frames=batch)
-    animator = Animator(model, batch_size=batch, mode="absolute")
+    animator = Animator(model, batch_size=batch, mode="absolute", smooth=0.0)
     state = animator.prepare_source(frames_to_tensor(source[None]))
     frames = frames_to_tensor(driving).to(model.device)
 

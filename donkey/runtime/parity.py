@@ -97,7 +97,7 @@ def clip_parity(
     drv = frames_to_tensor(driving)
     outputs = []
     for model in (reference, other):
-        animator = Animator(model, batch_size=batch_size, mode="relative")
+        animator = Animator(model, batch_size=batch_size, mode="relative", smooth=0.0)
         outputs.append(animator.animate(src, drv).cpu())
     precision = "fp16" if "fp16" in other.precision.values() else "fp32"
     return [compare("animate", "clip", outputs[0], outputs[1], precision)]

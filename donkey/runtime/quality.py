@@ -54,7 +54,9 @@ def measure_quality(
     """`other` against `reference` on every clip of `clips` (at least two clips)."""
     if len(clips.clips) < 2:
         raise DonkeyError("the quality check needs at least two clips")
-    animators = [Animator(m, batch_size=batch_size, mode="relative") for m in (reference, other)]
+    animators = [
+        Animator(m, batch_size=batch_size, mode="relative", smooth=0.0) for m in (reference, other)
+    ]
     squared, count, worst = 0.0, 0, math.inf
     kp_max, kp_sum, kp_count = 0.0, 0.0, 0
     tensors = [frames_to_tensor(c) for c in clips.clips]

@@ -109,12 +109,12 @@ def test_reference_auto_picks_the_frame_posed_like_the_source(runner, tiny_ckpt,
     write_video(driving, frames)
     source = tmp_path / "pose4.png"
     Image.fromarray(frames[4]).save(source)
-    code, text = _animate(runner, tiny_ckpt, source, driving, "-o", tmp_path / "o.gif")
-    assert code == 0 and "reference frame 4 (auto" in text, text
     code, text = _animate(
-        runner, tiny_ckpt, source, driving, "-o", tmp_path / "f.gif", "--reference", "first"
+        runner, tiny_ckpt, source, driving, "-o", tmp_path / "o.gif", "--reference", "auto"
     )
-    assert code == 0 and "reference frame 0 (first)" in text, text
+    assert code == 0 and "reference frame 4 (auto" in text, text
+    code, text = _animate(runner, tiny_ckpt, source, driving, "-o", tmp_path / "f.gif")
+    assert code == 0 and "reference frame 0 (first)" in text, text  # the default
 
 
 def test_python_api_takes_the_same_options(tiny_ckpt, sprite):
