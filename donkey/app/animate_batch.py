@@ -15,7 +15,6 @@ from donkey.app.animate_types import (
     load_options,
     make_animator,
 )
-from donkey.app.models import load_model
 from donkey.data.probe import frame_count
 from donkey.model.errors import DonkeyError
 from donkey.runtime.batch import check_output_folder, make_output_folder, plan_jobs, run_jobs
@@ -47,18 +46,15 @@ def animate_batch(request: AnimateRequest, events: Events) -> BatchDone:
             pairs, request.source, request.driving, request.pair_list, events.warn
         )
     mine = [jobs[i] for i in share]
-    engine_options = ranked.engine_options(ranks, load_options(request))
-    loaded = ranked.in_turn(
+    loaded = ranked.load_in_turn(
         ranks,
-        lambda: load_model(
-            request.model,
-            request.engine,
-            device,
-            request.precision,
-            engine_options,
-            batch_size=request.batch_size,
-            say=events.say,
-        ),
+        request.model,
+        request.engine,
+        device,
+        request.precision,
+        load_options(request),
+        batch_size=request.batch_size,
+        say=events.say,
     )
     animator = make_animator(loaded, request)
     make_output_folder(out_dir)

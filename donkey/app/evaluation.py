@@ -134,23 +134,18 @@ def evaluate(request: EvalRequest, events: EvalEvents | None = None) -> Evaluati
 
     start_torch()
     from donkey.app import ranks as ranked
-    from donkey.app.models import load_model
     from donkey.train.evaluate import EvalResult
 
     events = events or EvalEvents()
     ranks, device = ranked.start(request.device)
     try:
-        options = ranked.engine_options(ranks, None)  # ORT: this rank's share of the cores
-        loaded = ranked.in_turn(
+        loaded = ranked.load_in_turn(
             ranks,
-            lambda: load_model(
-                request.model,
-                request.engine,
-                device,
-                options=options,
-                batch_size=request.batch_size,
-                say=events.say,
-            ),
+            request.model,
+            request.engine,
+            device,
+            batch_size=request.batch_size,
+            say=events.say,
         )
         size = loaded.config.image_size
         at = (

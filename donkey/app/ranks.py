@@ -19,6 +19,7 @@ from donkey.runtime import distributed, shard
 from donkey.runtime.backend import LoadOptions
 from donkey.runtime.batch import BatchReport, Job
 from donkey.runtime.distributed import Ranks, gather_json, run_guarded
+from donkey.runtime.loader import LoadedModel
 from donkey.runtime.shard import merge_reports, report_to_json
 
 __all__ = [
@@ -157,3 +158,27 @@ def batch_report(
     ]
     say(f"{ranks.world} ranks; " + "; ".join(cells))
     return merged
+
+
+def load_in_turn(
+    ranks: Ranks,
+    model: str | None,
+    engine: str | None,
+    device: str,
+    precision: str = "fp32",
+    options: LoadOptions | None = None,
+    batch_size: int | None = None,
+    say: Callable[[str, str], None] | None = None,
+) -> LoadedModel:
+    """`app.models.load_model` for this rank: on each machine's first rank, then the others
+    (a cache build happens once), with ONNX Runtime's CPU sessions sized to this rank's share
+    of the cores; without torchrun, a plain load."""
+    from donkey.app.models import load_model
+
+    options = engine_options(ranks, options)
+    return in_turn(
+        ranks,
+        lambda: load_model(
+            model, engine, device, precision, options, batch_size=batch_size, say=say
+        ),
+    )
