@@ -128,7 +128,6 @@ def _animate_one(request: AnimateRequest, events: Events) -> Written:
     started = time.perf_counter()
     state = animator.prepare_source(frames_to_tensor(source.image[None]))
     motion = animator.driving_keypoints(frames_to_tensor(clip.frames))
-    reference = animator.reference_for(state, motion) if request.mode == "relative" else None
     frames = render(
         animator,
         source,
@@ -137,7 +136,9 @@ def _animate_one(request: AnimateRequest, events: Events) -> Written:
         clip.frames,
         options,
         lambda n: events.progress("frames", job, n),
+        request.driving,
     )
+    reference = animator.reference_for(state, motion) if request.mode == "relative" else None
     seconds["model"] = time.perf_counter() - started
     write_result(job, frames, clip, options, seconds)
     events.progress("done", job, -1 if reference is None else reference)
@@ -150,5 +151,5 @@ def _animate_one(request: AnimateRequest, events: Events) -> Written:
         reference=reference,
         reference_setting=str(animator.reference),
         shape=frames.shape[1:3],
-        alpha=frames.shape[-1] == 4,
+        alpha=frames.shape[-1] == 4 and output.suffix.lower() != ".mp4",  # MP4 has none
     )

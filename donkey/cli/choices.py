@@ -147,12 +147,21 @@ def reference_option():
     )
 
 
+def _in_range(name: str, high: float):  # noqa: ANN202 - a Typer callback
+    def check(value: float) -> float:
+        try:
+            return vocab.check_fraction(value, name, high)
+        except ValueError as exc:  # NaN and infinities included
+            raise typer.BadParameter(str(exc)) from None
+
+    return check
+
+
 def smooth_option():
     return typer.Option(
         vocab.DEFAULT_SMOOTH,
         "--smooth",
-        min=0.0,
-        max=vocab.SMOOTH_MAX,
+        callback=_in_range("smooth", vocab.SMOOTH_MAX),
         help="Steadier motion: std, in frames, of a zero-phase filter over the driving "
         "keypoints (0: off).",
     )
@@ -162,8 +171,7 @@ def motion_scale_option():
     return typer.Option(
         1.0,
         "--motion-scale",
-        min=0.0,
-        max=vocab.MOTION_SCALE_MAX,
+        callback=_in_range("motion scale", vocab.MOTION_SCALE_MAX),
         help="Relative mode: how much of the driving's movement the source makes (1: all; "
         "less keeps a drawing in one piece).",
     )

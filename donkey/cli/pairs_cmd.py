@@ -18,6 +18,7 @@ from donkey.cli.common import (
     say,
     tagged,
 )
+from donkey.model.errors import DonkeyError
 
 
 @handles_errors
@@ -95,6 +96,8 @@ def pairs(
     """Cluster videos by movement, resample each pair's frames to matching poses (least-squares
     affine fit of keypoints, both directions), filter, and write a pairs manifest. With
     --identity-change N, pair each video with N identity-changed copies of itself instead."""
+    if not identity_change and (strength != 1.0 or seed != 0):
+        raise DonkeyError("--strength and --seed set the changes of --identity-change N; give it")
     if identity_change:
         changes = (identity_change, strength, seed, split.value, val_fraction)
         _identity_pairs(folder, output, changes, overwrite)

@@ -281,9 +281,18 @@ def render(
     driving_frames: np.ndarray,
     options: AnimateOptions,
     progress: Callable[[int], None] | None = None,
+    driving_path: Path | str = "driving",
 ) -> np.ndarray:
     """One result's frames as they will be written: animated (with the source's alpha moved
-    along when it is kept), then `options.finish` (side by side, or the output size)."""
+    along when it is kept), then `options.finish` (side by side, or the output size).
+    `driving_path` names the clip in the error for a --reference past its end."""
+    if animator.mode == "relative" and isinstance(animator.reference, int):
+        if animator.reference >= len(driving):
+            count = len(driving)
+            raise DonkeyError(
+                f"{driving_path}: reference frame {animator.reference}: the clip has {count} "
+                f"frame{'s' if count != 1 else ''} (0 to {count - 1})"
+            )
     alpha = source.alpha if options.wants_alpha(source) else None
     height, width = options.output_hw(source, source.image.shape[0])
     held = len(driving) * height * width * (4 if alpha is not None else 3)
@@ -379,11 +388,11 @@ def run_jobs(
                 try:
                     with _clock(report.seconds, "model"):
                         relative = animator.mode == "relative"
-                        reference = animator.reference_for(state, driving_state) if relative else -1
                         frames = render(
                             animator, source, state, driving_state, clip.frames, options,
-                            lambda n, job=job: notify("frames", job, n),
+                            lambda n, job=job: notify("frames", job, n), job.driving,
                         )  # fmt: skip
+                        reference = animator.reference_for(state, driving_state) if relative else -1
                 except DonkeyError as exc:  # a --reference past this clip's end
                     fail(job, exc)
                     continue
@@ -398,11 +407,23 @@ def run_jobs(
 
 
 def output_complete(path: Path, frames: int, height: int, width: int) -> bool:
-    """Whether an existing output decodes to `frames` frames of height x width."""
+    """Whether an existing output decodes to `frames` frames of height x width (an MP4's
+    odd sides padded to even, as the writer pads them for yuv420p)."""
     if not path.is_file() or path.stat().st_size == 0:
         return False
+    if path.suffix.lower() == ".mp4":
+        height, width = height + height % 2, width + width % 2
+    # Read within what this run would write (a large strip is over the default budget per
+    # frame), never more than that.
+    own = frames * height * width
+    defaults = Budget.from_env()
+    budget = Budget(
+        max_pixels=max(defaults.max_pixels, own),
+        max_frames=max(defaults.max_frames, frames),
+        max_frame_pixels=max(defaults.max_frame_pixels, own),
+    )
     try:
-        clip = read_frames(path, strip=False)
+        clip = read_frames(path, strip=False, budget=budget)
     except DonkeyError:
         return False
     data = clip.frames

@@ -79,8 +79,9 @@ def test_output_size_model_and_n_and_a_given_background(runner, tiny_ckpt, sprit
         (["--reference", "-2"], "reference frame numbers start at 0, got -2"),
         (["--output-size", "huge"], "output size must be model, source or a size in [16, 4096]"),
         (["--output-size", "8"], "output size must be model, source or a size in [16, 4096]"),
-        (["--smooth", "11"], "--smooth"),
-        (["--motion-scale", "-0.5"], "--motion-scale"),
+        (["--smooth", "11"], "smooth must be in [0, 10], got 11"),
+        (["--smooth", "nan"], "smooth must be in [0, 10], got nan"),
+        (["--motion-scale", "-0.5"], "motion scale must be in [0, 2], got -0.5"),
     ],
 )
 def test_bad_values_are_refused_in_one_line(runner, tiny_ckpt, sprite, tmp_path, args, message):
@@ -96,7 +97,7 @@ def test_a_reference_past_the_clip_is_one_line(runner, tiny_ckpt, sprite, tmp_pa
     out = tmp_path / "o.gif"
     code, text = _animate(runner, tiny_ckpt, source, driving, "-o", out, "--reference", "6")
     assert code == 1 and error_lines(text) == [
-        "error: reference frame 6: the driving has 6 frames (0 to 5)"
+        f"error: {driving}: reference frame 6: the clip has 6 frames (0 to 5)"
     ]
     assert not out.exists()
 
