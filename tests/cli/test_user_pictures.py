@@ -133,3 +133,29 @@ def test_python_api_takes_the_same_options(tiny_ckpt, sprite):
         donkey.animate(model, rgba, driving, motion_scale=5)
     with pytest.raises(donkey.DonkeyError, match="set it on the Animator"):
         donkey.animate(donkey.Animator(model), rgba, driving, smooth=1.0)
+
+
+def test_skip_existing_keeps_an_odd_sized_mp4_batch_result(runner, tiny_ckpt, tmp_path):
+    """The MP4 writer pads odd sides by a pixel (yuv420p): a finished 51 x 33 result decodes
+    as 52 x 34 and is still the one this run would write, so it is kept, not redone."""
+    sources, drivings, out = tmp_path / "s", tmp_path / "d", tmp_path / "out"
+    sources.mkdir()
+    drivings.mkdir()
+    Image.fromarray(make_creature_frames(1, 51, seed=3)[0][:33]).save(sources / "odd.png")
+    write_video(drivings / "walk.gif", make_creature_frames(4, 32, seed=4))
+    args = ["animate", sources, drivings, "-o", out, "--model", tiny_ckpt, "--out-format", "mp4"]
+    code, text = invoke(runner, *args)
+    assert code == 0, text
+    result = out / "odd__walk.mp4"
+    assert read_frames(result).frames.shape == (4, 34, 52, 3)
+    before = result.stat().st_mtime_ns
+    code, text = invoke(runner, *args, "--skip-existing")
+    assert code == 0 and "skipped (exists) │     1" in text, text
+    assert result.stat().st_mtime_ns == before
+
+
+def test_identity_options_need_identity_change(runner, tmp_path):
+    code, text = invoke(runner, "pairs", tmp_path, "-o", tmp_path / "p.json", "--strength", "0.5")
+    assert code == 1 and error_lines(text) == [
+        "error: --strength and --seed set the changes of --identity-change N; give it"
+    ]
