@@ -119,20 +119,20 @@ def check_colour(value: str | None) -> str | None:
     return value
 
 
-def check_reference(value: str) -> str:
-    """Typer callback: --reference auto, first or a frame number, refused at parse time."""
-    try:
-        return str(vocab.parse_reference(value))
-    except ValueError as exc:
-        raise typer.BadParameter(str(exc)) from None
+def _parsed(parse):  # noqa: ANN001, ANN202 - a vocabulary parser -> a Typer callback
+    """A Typer callback that refuses at parse time what `parse` refuses (its ValueError)."""
+
+    def check(value: str) -> str:
+        try:
+            return str(parse(value))
+        except ValueError as exc:
+            raise typer.BadParameter(str(exc)) from None
+
+    return check
 
 
-def check_output_size(value: str) -> str:
-    """Typer callback: --output-size model, source or a size, refused at parse time."""
-    try:
-        return str(vocab.parse_output_size(value))
-    except ValueError as exc:
-        raise typer.BadParameter(str(exc)) from None
+check_reference = _parsed(vocab.parse_reference)  # --reference auto, first or a frame number
+check_output_size = _parsed(vocab.parse_output_size)  # --output-size model, source or a size
 
 
 def reference_option():

@@ -556,14 +556,10 @@ def read_source(
     if first is None:
         raise MediaError(path, "contains no frames")
     frames.close()  # the file is closed now, not when the generator is collected
-    fitter = _fitter(size, fit, background)
-    alpha = None
-    if source.alpha is not None:
-        # The alpha as a gray picture through the same fitter: padding is transparent (black).
-        plane = np.repeat(source.alpha[..., None], 3, axis=2)
-        alpha = _fitter(size, fit, (0, 0, 0))(plane[None])[0, ..., 0].astype(np.float32) / 255.0
     height, width = source.native or first.shape[:2]
-    return SourceImage(fitter(first[None])[0], alpha, height, width, source.declared, first)
+    return _source_image(
+        first, source.alpha, size, fit, background, source.declared, (height, width)
+    )
 
 
 def source_from_array(
@@ -581,11 +577,24 @@ def source_from_array(
         image = Image.fromarray(np.ascontiguousarray(array), mode="RGBA")
         alpha = _alpha_plane(image)
         array = to_rgb8(image, background)
-    fitter = _fitter(size, fit, background)
-    fitted_alpha = None
+    return _source_image(array, alpha, size, fit, background, 1, array.shape[:2])
+
+
+def _source_image(
+    picture: np.ndarray,
+    alpha: np.ndarray | None,
+    size: int,
+    fit: str,
+    background: tuple[int, int, int],
+    frames: int | None,
+    own: tuple[int, int],
+) -> SourceImage:
+    """The picture and its alpha (uint8 or None) fitted to the model size; the alpha goes as a
+    gray picture through the same fitter, so padding is transparent (black) and it lines up
+    with the colours exactly."""
+    fitted = None
     if alpha is not None:
         plane = np.repeat(alpha[..., None], 3, axis=2)
-        fitted_alpha = _fitter(size, fit, (0, 0, 0))(plane[None])[0, ..., 0]
-        fitted_alpha = fitted_alpha.astype(np.float32) / 255.0
-    height, width = array.shape[:2]
-    return SourceImage(fitter(array[None])[0], fitted_alpha, height, width, 1, array)
+        fitted = _fitter(size, fit, (0, 0, 0))(plane[None])[0, ..., 0].astype(np.float32) / 255.0
+    image = _fitter(size, fit, background)(picture[None])[0]
+    return SourceImage(image, fitted, own[0], own[1], frames, picture)

@@ -250,19 +250,8 @@ def build_page(service: AnimationService) -> gr.Blocks:
         )
         button.click(
             animate,
-            [
-                source,
-                driving,
-                mode,
-                adapt_scale,
-                out_format,
-                side,
-                reference,
-                smooth,
-                motion_scale,
-                output_size,
-                keep_alpha,
-            ],
+            [source, driving, mode, adapt_scale, out_format, side]
+            + [reference, smooth, motion_scale, output_size, keep_alpha],
             [result_view, result_file, status],
             concurrency_limit=1,
             concurrency_id="model",
