@@ -153,8 +153,11 @@ def _write_webp(path: Path, frames: np.ndarray, fps: float) -> None:
         handle.write(b"RIFF" + struct.pack("<I", len(content)) + content)
 
 
-def _composite(frames: np.ndarray, background: tuple[int, int, int]) -> np.ndarray:
-    """(T, H, W, 4) -> (T, H, W, 3) on `background`, as the readers composite (to_rgb8)."""
+def composite(frames: np.ndarray, background: tuple[int, int, int] = WHITE) -> np.ndarray:
+    """(T, H, W, 4) -> (T, H, W, 3) on `background`, as the readers composite (to_rgb8);
+    RGB frames as they are."""
+    if frames.shape[-1] == 3:
+        return frames
     return np.stack([to_rgb8(Image.fromarray(f, mode="RGBA"), background) for f in frames])
 
 
@@ -227,7 +230,7 @@ def write_video(
             background = as_rgb(background)
         except ValueError as exc:
             raise MediaError(path, f"background: {exc}") from None
-        frames = _composite(frames, background)
+        frames = composite(frames, background)
     try:
         with atomic_output(path) as tmp:
             writer(tmp, frames, fps)

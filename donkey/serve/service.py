@@ -33,7 +33,7 @@ from donkey.data.media import (
     read_source,
     read_video,
 )
-from donkey.data.writers import write_image, write_video
+from donkey.data.writers import composite, write_image, write_video
 from donkey.model.errors import DonkeyError
 from donkey.runtime.animate_options import AnimateOptions, side_by_side
 from donkey.runtime.animator import Animator, DrivingState
@@ -272,7 +272,7 @@ class AnimationService:
                 square = animator.animate_frames(state, motion, rendered, alpha=alpha)
             seconds["model"] = time.perf_counter() - started
         # The page's preview: opaque panels at the model size.
-        both = side_by_side(picture.image, clip.frames, _on_white(square))
+        both = side_by_side(picture.image, clip.frames, composite(square))
         result = both if side else options.finish(square, picture, clip.frames)
         started = time.perf_counter()
         folder = self._request_dir()
@@ -282,12 +282,3 @@ class AnimationService:
         seconds["write"] = time.perf_counter() - started
         shape = (int(result.shape[1]), int(result.shape[2]))
         return Result(output, preview, len(result), self.size, seconds, shape, reference_frame)
-
-
-def _on_white(frames: np.ndarray) -> np.ndarray:
-    """RGBA frames composited on white (RGB frames as they are)."""
-    if frames.shape[-1] == 3:
-        return frames
-    alpha = frames[..., 3:4].astype(np.float32) / 255.0
-    mixed = frames[..., :3].astype(np.float32) * alpha + 255.0 * (1.0 - alpha)
-    return np.clip(np.round(mixed), 0, 255).astype(np.uint8)
